@@ -1,0 +1,91 @@
+//! Command-line types only (clap derive); doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// wsgate: a WebSocket gateway. Bridges WebSocket to TCP (a websockify drop-in), serves files.
+#[derive(Debug, Parser)]
+#[command(name = "wsgate", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (on the embedded default config when no file is given).
+    Serve(ServeArgs),
+    /// Run a websockify-compatible bridge: `[source_addr:]source_port [target_addr:target_port]`.
+    Websockify(Box<WebsockifyArgs>),
+    /// Validate a config file and print its route table.
+    Check(CheckArgs),
+}
+
+/// `wsgate serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Config file (TOML).
+    #[arg(short, long, env = "WSGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `wsgate check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Config file (TOML).
+    #[arg(short, long)]
+    pub config: PathBuf,
+}
+
+/// `wsgate websockify`: websockify's options, same names and meaning.
+#[derive(Debug, Args)]
+pub struct WebsockifyArgs {
+    /// Serve files from DIR on plain HTTP requests (noVNC's vnc.html).
+    #[arg(long, value_name = "DIR")]
+    pub web: Option<PathBuf>,
+    /// SSL certificate file (may also hold the key); used when it exists [default: self.pem].
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// SSL key file, if separate from the certificate.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Refuse plain (non-TLS) connections.
+    #[arg(long)]
+    pub ssl_only: bool,
+    /// Token plugin: TokenFile or ReadOnlyTokenFile.
+    #[arg(long, value_name = "CLASS")]
+    pub token_plugin: Option<String>,
+    /// Token file or directory for the token plugin (lines `token: host:port`).
+    #[arg(long, value_name = "ARG")]
+    pub token_source: Option<String>,
+    /// Same as --token-plugin TokenFile --token-source FILE (deprecated in websockify).
+    #[arg(long, value_name = "FILE")]
+    pub target_config: Option<PathBuf>,
+    /// Exit after this many seconds with no active connection.
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+    /// Stop accepting after this many seconds, then exit when the open connections end.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Ping clients every INTERVAL seconds; drop those that stop answering.
+    #[arg(long, value_name = "INTERVAL")]
+    pub heartbeat: Option<u64>,
+    /// Connect to this Unix socket instead of a TCP target.
+    #[arg(long, value_name = "FILE")]
+    pub unix_target: Option<PathBuf>,
+    /// Directory listings are never served; accepted for compatibility.
+    #[arg(long)]
+    pub file_only: bool,
+    /// Log every connection's details (debug level).
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// `[source_addr:]source_port`.
+    #[arg(value_name = "[SOURCE_ADDR:]SOURCE_PORT")]
+    pub listen: String,
+    /// `target_addr:target_port` (optional with --token-plugin or --unix-target).
+    #[arg(value_name = "TARGET_ADDR:TARGET_PORT")]
+    pub target: Option<String>,
+}

@@ -1,0 +1,148 @@
+//! Configuration: the runtime types, and loading them from TOML or from websockify's argv.
+//!
+//! Loading never binds a port: errors surface before anything listens (STYLE rule 2).
+
+pub mod file;
+pub mod units;
+pub mod validate;
+pub mod websockify;
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use crate::router::Route;
+
+/// The config `wsgate serve` runs on when no file is given: loopback only, a web terminal and
+/// a VNC bridge to the usual local ports, so a fresh install has something to try.
+pub const EMBEDDED_DEFAULT: &str = include_str!("config/default.toml");
+
+/// A validated gateway configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where the config came from, for the banner.
+    pub source: String,
+    /// Addresses to listen on.
+    pub listen: Vec<SocketAddr>,
+    /// TLS on every listener.
+    pub tls: Option<TlsSettings>,
+    /// How long shutdown waits for open connections.
+    pub shutdown_grace: Duration,
+    /// Exit after this long with no open connection (websockify `--idle-timeout`).
+    pub exit_when_idle: Option<Duration>,
+    /// Exit once this long has passed since start and no connection is open (websockify
+    /// `--timeout`).
+    pub exit_after: Option<Duration>,
+    /// The routes.
+    pub routes: Vec<Route>,
+}
+
+/// TLS certificate and key files.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key (may be the same file).
+    pub key: PathBuf,
+    /// Accept plain HTTP on the same port too.
+    pub allow_plain: bool,
+}
+
+/// A config error, located in its file when it comes from one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `file:line:col` and the offending line, when known.
+    pub location: Option<Location>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Where in a file an error is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// File name as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// The text of that line, to show under the message.
+    pub text: String,
+}
+
+impl Location {
+    /// The location of byte offset `at` in `source`.
+    pub fn of(file: &str, source: &str, at: usize) -> Self {
+        let at = at.min(source.len());
+        let line_start = source[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = source[at..].find('\n').map_or(source.len(), |i| at + i);
+        Location {
+            file: file.to_string(),
+            line: source[..at].matches('\n').count() + 1,
+            column: source[line_start..at].chars().count() + 1,
+            text: source[line_start..line_end]
+                .trim_end_matches('\r')
+                .to_string(),
+        }
+    }
+}
+
+impl ConfigError {
+    /// An error with no place in a file (command-line arguments).
+    pub fn usage(message: impl Into<String>) -> Self {
+        ConfigError {
+            location: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            None => f.write_str(&self.message),
+            Some(at) => {
+                writeln!(f, "{}:{}:{}: {}", at.file, at.line, at.column, self.message)?;
+                writeln!(f, "  | {}", at.text)?;
+                write!(f, "  | {}^", " ".repeat(at.column.saturating_sub(1)))
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Loads and validates a gateway config file.
+pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|error| {
+        ConfigError::usage(format!("{}: cannot read config: {error}", path.display()))
+    })?;
+    let base = path.parent().map(PathBuf::from).unwrap_or_default();
+    validate::gateway(&path.display().to_string(), &source, &base)
+}
+
+/// The embedded default config.
+pub fn embedded_default() -> Config {
+    validate::gateway(
+        "<embedded default>",
+        EMBEDDED_DEFAULT,
+        std::path::Path::new("."),
+    )
+    .expect("the embedded default config is valid: a unit test checks it")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let config = embedded_default();
+        assert_eq!(config.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+        assert!(!config.routes.is_empty());
+    }
+
+    #[test]
+    fn location_counts_lines_and_columns() {
+        let at = Location::of("f.toml", "a = 1\nbb = \"x\"\n", 11);
+        assert_eq!((at.line, at.column, at.text.as_str()), (2, 6, "bb = \"x\""));
+    }
+}

@@ -1,0 +1,72 @@
+//! The TOML file as written: serde structs that mirror it and reject unknown keys.
+//!
+//! Nothing here is checked beyond its TOML type; `validate.rs` turns these into runtime types
+//! and keeps the spans so that every error can name file:line:col.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A value together with where it was written.
+pub type Sp<T> = Spanned<T>;
+
+/// The gateway config file (`wsgate serve -c FILE`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    /// Addresses to listen on, `"127.0.0.1:8080"`, `"[::1]:8080"`.
+    pub listen: Option<Sp<Vec<Sp<String>>>>,
+    /// TLS on every listener.
+    pub tls: Option<Sp<TlsFile>>,
+    /// How long shutdown waits for open connections to finish.
+    pub shutdown_grace: Option<Sp<String>>,
+    /// Exit when no connection has been open for this long (websockify `--idle-timeout`).
+    pub exit_when_idle: Option<Sp<String>>,
+    /// Exit this long after start once no connection is open (websockify `--timeout`).
+    pub exit_after: Option<Sp<String>>,
+    /// The routes, in any order: matching picks the most specific.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Sp<RouteFile>>,
+}
+
+/// `[tls]`: a PEM certificate chain and its private key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// PEM file with the certificate chain (it may also hold the key).
+    pub cert: Sp<String>,
+    /// PEM file with the private key; defaults to `cert`.
+    pub key: Option<Sp<String>>,
+    /// Also accept plain HTTP on the TLS listeners (websockify without `--ssl-only`).
+    pub allow_plain: Option<bool>,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    /// A name for logs; defaults to the path.
+    pub name: Option<Sp<String>>,
+    /// Path prefix, matched on segment boundaries.
+    pub path: Option<Sp<String>>,
+    /// Host name, exact or `*.example.com`.
+    pub host: Option<Sp<String>>,
+    /// Bridge handler target: `tcp://host:port` or `unix:/path`.
+    pub bridge: Option<Sp<String>>,
+    /// Bridge handler: a websockify token file or directory (`token: host:port` lines).
+    pub bridge_tokens: Option<Sp<String>>,
+    /// Static files handler: the directory to serve.
+    #[serde(rename = "static")]
+    pub static_dir: Option<Sp<String>>,
+    /// How long dialling the target may take before the client gets 504.
+    pub connect_timeout: Option<Sp<String>>,
+    /// Close a bridged connection after this long without a byte either way.
+    pub idle_timeout: Option<Sp<String>>,
+    /// Send a ping this often; a client that does not answer is dropped.
+    pub heartbeat: Option<Sp<String>>,
+    /// How long to wait for any frame after a heartbeat ping; defaults to `heartbeat`.
+    pub pong_timeout: Option<Sp<String>>,
+    /// Send a PROXY protocol header (`"v1"` or `"v2"`) to the target.
+    pub proxy_protocol: Option<Sp<String>>,
+    /// Largest WebSocket message accepted from the client (close 1009 beyond it).
+    pub max_message_size: Option<Sp<String>>,
+}

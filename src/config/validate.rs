@@ -1,0 +1,271 @@
+//! File structs → runtime [`Config`]; every error carries file:line:col.
+
+use std::{
+    net::SocketAddr,
+    ops::Range,
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
+
+use super::{
+    Config, ConfigError, Location, TlsSettings,
+    file::{GatewayFile, RouteFile, Sp},
+    units::{ByteSize, HumanDuration},
+};
+use crate::{
+    connector::{DialOptions, ProxyProtocol, Target},
+    handler::{
+        BridgeRoute, FilesRoute, Handler, bridge::tokens::TokenSource, bridge::watchdog::Heartbeat,
+    },
+    router::{HostPattern, Route, normalize_prefix},
+};
+
+/// 16 MiB: larger than any sane VNC or terminal message, small enough that a hostile client
+/// cannot make one connection hold much memory.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 << 20;
+
+/// Default drain time on shutdown.
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Validation context: the file's name and text (for locations) and its directory (relative
+/// paths in the file are relative to it).
+struct Ctx<'a> {
+    file: &'a str,
+    source: &'a str,
+    base: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            location: Some(Location::of(self.file, self.source, span.start)),
+            message: message.into(),
+        }
+    }
+
+    fn parse<T: FromStr>(&self, value: &Sp<String>) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        value
+            .get_ref()
+            .parse::<T>()
+            .map_err(|e| self.error(value.span(), e.to_string()))
+    }
+
+    fn duration(&self, value: &Option<Sp<String>>) -> Result<Option<Duration>, ConfigError> {
+        value
+            .as_ref()
+            .map(|v| self.parse::<HumanDuration>(v).map(|d| d.0))
+            .transpose()
+    }
+
+    fn path(&self, value: &Sp<String>) -> PathBuf {
+        self.base.join(value.get_ref())
+    }
+
+    fn existing_path(&self, value: &Sp<String>, what: &str) -> Result<PathBuf, ConfigError> {
+        let path = self.path(value);
+        if path.exists() {
+            Ok(path)
+        } else {
+            Err(self.error(
+                value.span(),
+                format!("{what} {} does not exist", path.display()),
+            ))
+        }
+    }
+}
+
+/// Parses and validates a gateway config; `base` resolves relative paths.
+pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigError> {
+    let ctx = Ctx { file, source, base };
+    let parsed: GatewayFile = toml::from_str(source).map_err(|e| {
+        let at = e.span().map_or(0, |s| s.start);
+        ConfigError {
+            location: Some(Location::of(file, source, at)),
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    let listen = match &parsed.listen {
+        None => vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+        Some(list) if list.get_ref().is_empty() => {
+            return Err(ctx.error(list.span(), "expected at least one address to listen on"));
+        }
+        Some(list) => list
+            .get_ref()
+            .iter()
+            .map(|a| listen_addr(&ctx, a))
+            .collect::<Result<_, _>>()?,
+    };
+    let tls = parsed.tls.as_ref().map(|t| tls(&ctx, t)).transpose()?;
+    let routes = routes(&ctx, &parsed.routes)?;
+    Ok(Config {
+        source: file.to_string(),
+        listen,
+        tls,
+        shutdown_grace: ctx
+            .duration(&parsed.shutdown_grace)?
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+        exit_when_idle: ctx.duration(&parsed.exit_when_idle)?,
+        exit_after: ctx.duration(&parsed.exit_after)?,
+        routes,
+    })
+}
+
+fn listen_addr(ctx: &Ctx<'_>, value: &Sp<String>) -> Result<SocketAddr, ConfigError> {
+    value.get_ref().parse().map_err(|_| {
+        ctx.error(
+            value.span(),
+            format!(
+                "expected an address such as \"127.0.0.1:8080\" or \"[::1]:8080\", found {:?}",
+                value.get_ref()
+            ),
+        )
+    })
+}
+
+fn tls(ctx: &Ctx<'_>, value: &Sp<super::file::TlsFile>) -> Result<TlsSettings, ConfigError> {
+    let tls = value.get_ref();
+    let cert = ctx.existing_path(&tls.cert, "certificate file")?;
+    let key = match &tls.key {
+        Some(key) => ctx.existing_path(key, "key file")?,
+        None => cert.clone(),
+    };
+    Ok(TlsSettings {
+        cert,
+        key,
+        allow_plain: tls.allow_plain.unwrap_or(false),
+    })
+}
+
+fn routes(ctx: &Ctx<'_>, files: &[Sp<RouteFile>]) -> Result<Vec<Route>, ConfigError> {
+    let mut routes: Vec<Route> = Vec::with_capacity(files.len());
+    for file in files {
+        let route = route(ctx, file)?;
+        if let Some(earlier) = routes.iter().find(|r| {
+            r.same_match(&route) && r.handler.speaks_websocket() == route.handler.speaks_websocket()
+        }) {
+            return Err(ctx.error(
+                file.span(),
+                format!(
+                    "this route can never match: route {:?} has the same host and path",
+                    earlier.name
+                ),
+            ));
+        }
+        routes.push(route);
+    }
+    Ok(routes)
+}
+
+fn route(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<Route, ConfigError> {
+    let file = value.get_ref();
+    let path = match &file.path {
+        Some(path) => normalize_prefix(path.get_ref()).map_err(|e| ctx.error(path.span(), e))?,
+        None => "/".to_string(),
+    };
+    let host = file
+        .host
+        .as_ref()
+        .map(|h| HostPattern::parse(h.get_ref()).map_err(|e| ctx.error(h.span(), e)))
+        .transpose()?;
+    let handler = handler(ctx, value)?;
+    let name = match (&file.name, &host) {
+        (Some(name), _) => name.get_ref().clone(),
+        (None, Some(host)) => format!("{host}{path}"),
+        (None, None) => path.clone(),
+    };
+    Ok(Route {
+        name,
+        host,
+        path,
+        handler,
+    })
+}
+
+fn handler(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<Handler, ConfigError> {
+    let file = value.get_ref();
+    match (&file.bridge, &file.bridge_tokens, &file.static_dir) {
+        (None, None, Some(dir)) => {
+            reject_bridge_keys(ctx, file)?;
+            let root = ctx.existing_path(dir, "static directory")?;
+            if !root.is_dir() {
+                return Err(ctx.error(dir.span(), format!("static directory {} is not a directory", root.display())));
+            }
+            Ok(Handler::Files(FilesRoute::new(root)))
+        }
+        (bridge, tokens, None) if bridge.is_some() || tokens.is_some() => bridge_route(ctx, file).map(Handler::Bridge),
+        (_, _, Some(dir)) => Err(ctx.error(dir.span(), "a route has one handler: `static` cannot be combined with `bridge`")),
+        _ => Err(ctx.error(value.span(), "expected a handler in this route: `bridge = \"tcp://host:port\"`, `bridge_tokens = \"FILE\"` or `static = \"DIR\"`")),
+    }
+}
+
+fn reject_bridge_keys(ctx: &Ctx<'_>, file: &RouteFile) -> Result<(), ConfigError> {
+    let bridge_only = [
+        ("connect_timeout", &file.connect_timeout),
+        ("idle_timeout", &file.idle_timeout),
+        ("heartbeat", &file.heartbeat),
+        ("pong_timeout", &file.pong_timeout),
+        ("proxy_protocol", &file.proxy_protocol),
+        ("max_message_size", &file.max_message_size),
+    ];
+    match bridge_only
+        .iter()
+        .find_map(|(key, value)| value.as_ref().map(|v| (key, v)))
+    {
+        Some((key, value)) => Err(ctx.error(
+            value.span(),
+            format!("`{key}` applies to bridge routes only"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn bridge_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<BridgeRoute, ConfigError> {
+    let target = file
+        .bridge
+        .as_ref()
+        .map(|t| ctx.parse::<Target>(t))
+        .transpose()?;
+    let tokens = file
+        .bridge_tokens
+        .as_ref()
+        .map(|t| {
+            ctx.existing_path(t, "token source")
+                .map(|p| TokenSource::new(p, true))
+        })
+        .transpose()?;
+    let heartbeat = ctx.duration(&file.heartbeat)?;
+    let pong_timeout = ctx.duration(&file.pong_timeout)?;
+    if let (None, Some(pong)) = (heartbeat, &file.pong_timeout) {
+        return Err(ctx.error(pong.span(), "`pong_timeout` needs `heartbeat`"));
+    }
+    let max_message = match &file.max_message_size {
+        Some(size) => ctx.parse::<ByteSize>(size)?.0,
+        None => DEFAULT_MAX_MESSAGE_BYTES,
+    };
+    let mut dial = DialOptions::default();
+    if let Some(timeout) = ctx.duration(&file.connect_timeout)? {
+        dial.connect_timeout = timeout;
+    }
+    dial.proxy_protocol = file
+        .proxy_protocol
+        .as_ref()
+        .map(|p| ctx.parse::<ProxyProtocol>(p))
+        .transpose()?;
+    Ok(BridgeRoute {
+        target,
+        tokens,
+        dial,
+        idle_timeout: ctx.duration(&file.idle_timeout)?.filter(|d| !d.is_zero()),
+        heartbeat: heartbeat
+            .filter(|d| !d.is_zero())
+            .map(|interval| Heartbeat {
+                interval,
+                pong_timeout: pong_timeout.unwrap_or(interval),
+            }),
+        max_message_bytes: usize::try_from(max_message).unwrap_or(usize::MAX),
+    })
+}

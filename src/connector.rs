@@ -1,0 +1,176 @@
+//! Connectors say *where* bytes go: a [`Target`] is dialled and yields an [`Upstream`] stream.
+//!
+//! Handlers never know which connector they were given (DESIGN.md): today the only way to reach
+//! a target is a direct dial; the agent connector joins [`Connector`] with the tunnel.
+
+pub mod direct;
+pub mod proxy_protocol;
+pub mod upstream;
+
+use std::{fmt, io, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use http::StatusCode;
+
+pub use direct::DirectConnector;
+pub use proxy_protocol::ProxyProtocol;
+pub use upstream::Upstream;
+
+/// Where a byte stream goes: a TCP `host:port` or a Unix socket path.
+///
+/// ```
+/// use wsgate::connector::Target;
+/// let t: Target = "tcp://127.0.0.1:5900".parse().unwrap();
+/// assert_eq!(t.to_string(), "tcp://127.0.0.1:5900");
+/// let u: Target = "unix:/run/vnc.sock".parse().unwrap();
+/// assert_eq!(u.to_string(), "unix:/run/vnc.sock");
+/// assert!("tcp://nohost".parse::<Target>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A TCP service; `host` is a name or an IP literal (IPv6 without brackets).
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
+    /// A Unix stream socket.
+    Unix(PathBuf),
+}
+
+impl Target {
+    /// Parses `host:port` (IPv6 in brackets), the form websockify and token files use.
+    pub fn parse_host_port(text: &str) -> Result<Self, String> {
+        let expected = || format!("expected host:port, found {text:?}");
+        let (host, port) = text.rsplit_once(':').ok_or_else(expected)?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let port = port.trim().parse::<u16>().map_err(|_| expected())?;
+        if host.is_empty() || port == 0 {
+            return Err(expected());
+        }
+        Ok(Target::Tcp {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            let path = path.trim_start_matches("//");
+            if path.is_empty() {
+                return Err("expected unix:/path/to/socket".into());
+            }
+            return Ok(Target::Unix(PathBuf::from(path)));
+        }
+        let rest = text.strip_prefix("tcp://").ok_or_else(|| {
+            format!("expected \"tcp://host:port\" or \"unix:/path\", found {text:?}")
+        })?;
+        Target::parse_host_port(rest.trim_end_matches('/'))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
+            Target::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Target::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// How a dial behaves, per route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialOptions {
+    /// Past this the client gets 504; 10 s is long enough for a slow LAN host and short
+    /// enough that a browser has not given up yet.
+    pub connect_timeout: Duration,
+    /// Announce the client's address to the target with a PROXY protocol header.
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+impl Default for DialOptions {
+    fn default() -> Self {
+        DialOptions {
+            connect_timeout: Duration::from_secs(10),
+            proxy_protocol: None,
+        }
+    }
+}
+
+/// The two ends of the client's connection, for PROXY headers and logs.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddrs {
+    /// The client's address as the gateway sees it.
+    pub peer: SocketAddr,
+    /// The gateway address the client connected to.
+    pub local: SocketAddr,
+}
+
+/// The closed set of ways to reach a target.
+#[derive(Debug, Clone)]
+pub enum Connector {
+    /// Dial the target from the gateway itself.
+    Direct(DirectConnector),
+}
+
+impl Connector {
+    /// Opens a byte stream to the target, ready for the handler's bytes.
+    pub async fn connect(&self, client: ClientAddrs) -> Result<Upstream, ConnectError> {
+        match self {
+            Connector::Direct(direct) => direct.connect(client).await,
+        }
+    }
+
+    /// The target, for logs.
+    pub fn target(&self) -> &Target {
+        match self {
+            Connector::Direct(direct) => &direct.target,
+        }
+    }
+}
+
+/// Why a target could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The host name did not resolve.
+    #[error("resolve {target}: {source}")]
+    Resolve {
+        /// What was dialled.
+        target: Target,
+        /// The resolver's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The target refused or could not be reached.
+    #[error("connect {target}: {source}")]
+    Refused {
+        /// What was dialled.
+        target: Target,
+        /// The socket error.
+        #[source]
+        source: io::Error,
+    },
+    /// The target did not answer in time.
+    #[error("connect {target}: timed out after {after:?}")]
+    Timeout {
+        /// What was dialled.
+        target: Target,
+        /// The configured connect timeout.
+        after: Duration,
+    },
+}
+
+impl ConnectError {
+    /// The status a client sees before its upgrade: 504 for a timeout, else 502.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            ConnectError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ConnectError::Resolve { .. } | ConnectError::Refused { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+}

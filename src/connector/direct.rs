@@ -1,0 +1,84 @@
+//! The direct connector: dial TCP or a Unix socket from the gateway, under a connect timeout.
+
+use std::io;
+
+use tokio::{
+    io::AsyncWriteExt,
+    net::{TcpStream, UnixStream, lookup_host},
+    time::timeout,
+};
+
+use super::{ClientAddrs, ConnectError, DialOptions, Target, Upstream};
+
+/// Dials one fixed target.
+#[derive(Debug, Clone)]
+pub struct DirectConnector {
+    /// Where to dial.
+    pub target: Target,
+    /// Timeout and PROXY header.
+    pub options: DialOptions,
+}
+
+impl DirectConnector {
+    /// Dials the target and, if configured, writes the PROXY header first.
+    pub async fn connect(&self, client: ClientAddrs) -> Result<Upstream, ConnectError> {
+        let after = self.options.connect_timeout;
+        let mut upstream =
+            timeout(after, self.dial())
+                .await
+                .map_err(|_| ConnectError::Timeout {
+                    target: self.target.clone(),
+                    after,
+                })??;
+        if let Some(version) = self.options.proxy_protocol {
+            let header = version.header(client.peer, client.local);
+            let (_, mut writer) = upstream.split();
+            writer
+                .write_all(&header)
+                .await
+                .map_err(|source| self.refused(source))?;
+        }
+        Ok(upstream)
+    }
+
+    async fn dial(&self) -> Result<Upstream, ConnectError> {
+        match &self.target {
+            Target::Tcp { host, port } => self.dial_tcp(host, *port).await,
+            Target::Unix(path) => UnixStream::connect(path)
+                .await
+                .map(Upstream::Unix)
+                .map_err(|source| self.refused(source)),
+        }
+    }
+
+    /// Tries each resolved address in turn, as browsers and curl do, keeping the last error.
+    async fn dial_tcp(&self, host: &str, port: u16) -> Result<Upstream, ConnectError> {
+        let addrs = lookup_host((host, port))
+            .await
+            .map_err(|source| ConnectError::Resolve {
+                target: self.target.clone(),
+                source,
+            })?;
+        let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no addresses");
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(stream) => {
+                    // Interactive traffic (VNC, SSH keystrokes) must not wait for Nagle.
+                    stream
+                        .set_nodelay(true)
+                        .map_err(|source| self.refused(source))?;
+                    return Ok(Upstream::Tcp(stream));
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        Err(self.refused(last_error))
+    }
+
+    fn refused(&self, source: io::Error) -> ConnectError {
+        ConnectError::Refused {
+            target: self.target.clone(),
+            source,
+        }
+    }
+}

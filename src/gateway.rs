@@ -1,0 +1,162 @@
+//! The gateway: bind every listener from a [`Config`], then serve until shutdown.
+
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{net::TcpListener, task::JoinSet, time::Instant};
+use tokio_rustls::TlsAcceptor;
+
+use crate::{
+    config::Config,
+    http::Service,
+    listener::{self, TlsMode},
+    router::{Route, Router},
+    shutdown::Shutdown,
+    tls::{self, TlsError},
+};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// A listen address could not be bound.
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: io::Error,
+    },
+    /// The certificate or key is unusable.
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
+}
+
+/// How [`Bound::serve`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ServeEnd {
+    /// The shutdown signal was given: drain with the grace period.
+    Shutdown,
+    /// A lifetime limit (`exit_after`, `exit_when_idle`) was reached: open connections may
+    /// finish on their own.
+    Lifetime,
+}
+
+/// A gateway whose listeners are bound: addresses are known, nothing is accepted yet.
+pub struct Bound {
+    listeners: Vec<TcpListener>,
+    service: Arc<Service>,
+    tls: Option<TlsMode>,
+    shutdown: Shutdown,
+    /// Exit after this long with no open connection.
+    exit_when_idle: Option<Duration>,
+    /// Stop accepting after this long.
+    exit_after: Option<Duration>,
+    /// How long shutdown waits for connections.
+    pub shutdown_grace: Duration,
+}
+
+/// Binds every listener (TLS config is loaded first, so a bad certificate fails before any
+/// port is taken).
+pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
+    let tls = match &config.tls {
+        Some(settings) => Some(TlsMode {
+            acceptor: TlsAcceptor::from(tls::server_config(&settings.cert, &settings.key)?),
+            allow_plain: settings.allow_plain,
+        }),
+        None => None,
+    };
+    let listeners = config
+        .listen
+        .iter()
+        .map(|&addr| listener::bind(addr).map_err(|source| BindError::Listen { addr, source }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let service = Arc::new(Service {
+        router: Router::new(config.routes),
+        shutdown: shutdown.token.clone(),
+        tracker: shutdown.tracker.clone(),
+    });
+    Ok(Bound {
+        listeners,
+        service,
+        tls,
+        shutdown: shutdown.clone(),
+        exit_when_idle: config.exit_when_idle,
+        exit_after: config.exit_after,
+        shutdown_grace: config.shutdown_grace,
+    })
+}
+
+impl Bound {
+    /// The bound addresses (with the real ports when `:0` was asked for).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The routes in precedence order.
+    pub fn routes(&self) -> &[Route] {
+        self.service.router.routes()
+    }
+
+    /// Whether the listeners speak TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Accepts on every listener until shutdown or a lifetime limit.
+    pub async fn serve(self) -> ServeEnd {
+        let stop_accepting = self.shutdown.token.child_token();
+        let mut loops = JoinSet::new();
+        for listener in self.listeners {
+            let accept = listener::accept_loop(
+                listener,
+                self.service.clone(),
+                self.tls.clone(),
+                self.shutdown.clone(),
+                stop_accepting.clone(),
+            );
+            loops.spawn(accept);
+        }
+        let lifetime = watch_lifetime(self.exit_when_idle, self.exit_after, &self.shutdown);
+        let end = tokio::select! {
+            () = lifetime => ServeEnd::Lifetime,
+            () = self.shutdown.token.cancelled() => ServeEnd::Shutdown,
+        };
+        stop_accepting.cancel();
+        while loops.join_next().await.is_some() {}
+        end
+    }
+}
+
+/// Resolves when a lifetime limit is reached; never without limits.
+async fn watch_lifetime(
+    exit_when_idle: Option<Duration>,
+    exit_after: Option<Duration>,
+    shutdown: &Shutdown,
+) {
+    if exit_when_idle.is_none() && exit_after.is_none() {
+        return std::future::pending().await;
+    }
+    // A quarter second: these limits are in whole seconds, so checking four times a second
+    // is precise enough and costs nothing.
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let started = Instant::now();
+    let mut idle_since = started;
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        if !shutdown.tracker.is_empty() {
+            idle_since = now;
+        }
+        if exit_after.is_some_and(|limit| now - started >= limit) {
+            tracing::info!("lifetime limit reached: no longer accepting");
+            return;
+        }
+        if exit_when_idle.is_some_and(|limit| now - idle_since >= limit) {
+            tracing::info!("idle limit reached: exiting");
+            return;
+        }
+    }
+}

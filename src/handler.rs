@@ -1,0 +1,105 @@
+//! Handlers say *how* bytes are spoken to the client: the closed set a route can have.
+
+pub mod bridge;
+pub mod files;
+pub mod upgrade;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::{
+    connector::ConnectError,
+    http::{Body, RequestContext, text_response},
+};
+
+pub use bridge::BridgeRoute;
+pub use files::FilesRoute;
+
+/// What a route does with a matching request.
+#[derive(Debug)]
+pub enum Handler {
+    /// WebSocket ↔ raw byte stream.
+    Bridge(BridgeRoute),
+    /// Files from a directory.
+    Files(FilesRoute),
+}
+
+impl Handler {
+    /// Whether this handler expects WebSocket upgrades (used to pick between routes that share
+    /// a match, e.g. a bridge and a static directory both on `/`).
+    pub fn speaks_websocket(&self) -> bool {
+        matches!(self, Handler::Bridge(_))
+    }
+
+    /// A short description for the banner and `wsgate check`.
+    pub fn describe(&self) -> String {
+        match self {
+            Handler::Bridge(bridge) => format!("bridge {}", bridge.describe()),
+            Handler::Files(files) => format!("static {}", files.root().display()),
+        }
+    }
+
+    /// Answers one request; `rest` is the path after the route's prefix.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        rest: &str,
+        ctx: RequestContext,
+    ) -> Response<Body> {
+        let result = match self {
+            Handler::Bridge(bridge) => bridge.handle(req, ctx).await,
+            Handler::Files(files) => Ok(files.serve(&req, rest).await),
+        };
+        result.unwrap_or_else(|error| error.response())
+    }
+}
+
+/// Why a handler refused a request before it was upgraded; each maps to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The request is not a valid WebSocket handshake.
+    #[error(transparent)]
+    Handshake(#[from] upgrade::HandshakeError),
+    /// The token in the request is missing or unknown.
+    #[error(transparent)]
+    Token(#[from] bridge::tokens::TokenError),
+    /// The upstream could not be reached.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The gateway is shutting down.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+impl HandlerError {
+    /// The status the client sees.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            HandlerError::Handshake(error) => error.http_status(),
+            HandlerError::Token(error) => error.http_status(),
+            HandlerError::Connect(error) => error.http_status(),
+            HandlerError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A short plain-text response naming the reason; upstream details stay in the log.
+    pub fn response(&self) -> Response<Body> {
+        let status = self.http_status();
+        let reason = match self {
+            HandlerError::Connect(ConnectError::Timeout { .. }) => {
+                "upstream connect timed out".to_string()
+            }
+            HandlerError::Connect(_) => "upstream unreachable".to_string(),
+            other => other.to_string(),
+        };
+        match self {
+            HandlerError::Connect(error) => tracing::warn!(%error, "upstream failed"),
+            other => tracing::debug!(error = %other, "request refused"),
+        }
+        let mut response = text_response(status, &reason);
+        if let HandlerError::Handshake(error) = self {
+            error.add_headers(response.headers_mut());
+        }
+        response
+    }
+}

@@ -1,0 +1,140 @@
+//! The bridge handler: a WebSocket client ↔ a raw byte stream (VNC, SSH, any TCP service).
+//!
+//! Life of one connection: check the handshake → pick the target (fixed or by token) → dial it
+//! (502/504 if that fails, before anything is upgraded) → answer 101 → pump bytes → access log.
+
+pub mod encoding;
+pub mod pump;
+pub mod tokens;
+pub mod watchdog;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
+use tokio_websockets::{Limits, ServerBuilder};
+use tracing::Instrument;
+
+use crate::{
+    access_log::AccessRecord,
+    connector::{Connector, DialOptions, DirectConnector, Target, Upstream},
+    handler::{HandlerError, upgrade},
+    http::{Body, RequestContext},
+};
+use encoding::Encoding;
+use pump::PumpSettings;
+use tokens::{TokenError, TokenSource, token_from_request};
+use watchdog::Heartbeat;
+
+/// A bridge route's settings.
+#[derive(Debug)]
+pub struct BridgeRoute {
+    /// The fixed target; with a token source it is used for requests that carry no token.
+    pub target: Option<Target>,
+    /// websockify token files: the target is looked up per request.
+    pub tokens: Option<TokenSource>,
+    /// Connect timeout and PROXY header.
+    pub dial: DialOptions,
+    /// Close after this long without data either way.
+    pub idle_timeout: Option<std::time::Duration>,
+    /// Ping the client and drop it when pings go unanswered.
+    pub heartbeat: Option<Heartbeat>,
+    /// Largest message accepted from the client; beyond it the client gets close 1009.
+    pub max_message_bytes: usize,
+}
+
+impl BridgeRoute {
+    /// For the banner: the target or the token source.
+    pub fn describe(&self) -> String {
+        match (&self.target, &self.tokens) {
+            (Some(target), None) => target.to_string(),
+            (None, Some(tokens)) => format!("tokens from {}", tokens.path().display()),
+            (Some(target), Some(tokens)) => {
+                format!("tokens from {} (else {target})", tokens.path().display())
+            }
+            (None, None) => "nothing".into(),
+        }
+    }
+
+    /// Handles one request: refuses it with a status, or answers 101 and spawns the pump.
+    pub async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        ctx: RequestContext,
+    ) -> Result<Response<Body>, HandlerError> {
+        let handshake = upgrade::check(&req)?;
+        let (encoding, protocol) = Encoding::negotiate(&handshake.protocols)?;
+        let connector = self.connector_for(&req).await?;
+        if ctx.shutdown.is_cancelled() {
+            return Err(HandlerError::ShuttingDown);
+        }
+        let upstream = connector.connect(ctx.client).await?;
+        tracing::Span::current()
+            .record("upstream.addr", tracing::field::display(connector.target()));
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let session = Session {
+            settings: PumpSettings {
+                encoding,
+                idle_timeout: self.idle_timeout,
+                heartbeat: self.heartbeat,
+            },
+            max_message_bytes: self.max_message_bytes,
+            record: AccessRecord::new(
+                ctx.route.clone(),
+                ctx.client.peer,
+                connector.target().to_string(),
+            ),
+            upstream,
+        };
+        let shutdown = ctx.shutdown.clone();
+        ctx.tracker.spawn(
+            async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => session.run(TokioIo::new(upgraded), &shutdown).await,
+                    Err(error) => tracing::debug!(%error, "upgrade failed"),
+                }
+            }
+            .in_current_span(),
+        );
+        Ok(handshake.switching_protocols(protocol))
+    }
+
+    /// The connector for this request: by token if a token source is set, else the fixed target.
+    async fn connector_for<B>(&self, req: &Request<B>) -> Result<Connector, TokenError> {
+        let token = self
+            .tokens
+            .as_ref()
+            .and_then(|_| token_from_request(req.uri().path(), req.uri().query()));
+        let target = match (&self.tokens, token, &self.target) {
+            (Some(tokens), Some(token), _) => tokens.lookup(&token).await?,
+            (_, None, Some(target)) => target.clone(),
+            _ => return Err(TokenError::Missing),
+        };
+        Ok(Connector::Direct(DirectConnector {
+            target,
+            options: self.dial.clone(),
+        }))
+    }
+}
+
+/// One upgraded connection waiting to be pumped.
+struct Session {
+    settings: PumpSettings,
+    max_message_bytes: usize,
+    record: AccessRecord,
+    upstream: Upstream,
+}
+
+impl Session {
+    async fn run(
+        self,
+        io: TokioIo<hyper::upgrade::Upgraded>,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) {
+        let limits = Limits::default().max_payload_len(Some(self.max_message_bytes));
+        let ws = ServerBuilder::new().limits(limits).serve(io);
+        let started = Instant::now();
+        let outcome = pump::run(ws, self.upstream, &self.settings, shutdown).await;
+        self.record.finish_websocket(started, &outcome);
+    }
+}

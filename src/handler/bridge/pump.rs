@@ -1,0 +1,386 @@
+//! The bridge's copy loop: WebSocket messages ↔ raw bytes, both directions at once, with
+//! half-close, close codes, heartbeat, idle timeout and bounded buffers.
+//!
+//! Both directions run in the connection's one task. Backpressure is by construction: each
+//! direction awaits its write before it reads again, so at most one read chunk plus
+//! tokio-websockets' 8 KiB flush threshold is in flight per direction.
+
+use std::{
+    io,
+    pin::pin,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::Duration,
+};
+
+use bytes::BytesMut;
+use futures_util::{
+    SinkExt, StreamExt,
+    stream::{SplitSink, SplitStream},
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
+    time::{Instant, sleep_until},
+};
+use tokio_util::sync::CancellationToken;
+use tokio_websockets::{CloseCode, Error as WsError, Message, WebSocketStream};
+
+use super::{
+    encoding::Encoding,
+    watchdog::{Activity, Heartbeat, Verdict, Watchdog},
+};
+use crate::connector::{
+    Upstream,
+    upstream::{UpstreamReader, UpstreamWriter},
+};
+
+/// Bytes read from the target per message. 64 KiB: large enough that a bulk transfer costs few
+/// frames and syscalls, and it is allocated only when data is waiting, never while idle.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// How long one side may take to finish after the other has: the client to answer our close,
+/// or the target to send its last bytes after our FIN.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// Per-route settings of the pump.
+#[derive(Debug, Clone)]
+pub struct PumpSettings {
+    /// How bytes ride in messages.
+    pub encoding: Encoding,
+    /// Close after this long without data either way.
+    pub idle_timeout: Option<Duration>,
+    /// Ping the client and drop it if it stops answering.
+    pub heartbeat: Option<Heartbeat>,
+}
+
+/// How a bridged connection ended, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The client sent a close frame.
+    ClientClosed,
+    /// The client's connection ended without a close frame.
+    ClientGone,
+    /// The client broke the protocol or sent too large a message (closed 1002/1007/1009).
+    ClientProtocol,
+    /// The target closed its side (closed 1000).
+    TargetEof,
+    /// Reading or writing the target failed (closed 1011).
+    TargetError,
+    /// No data for the idle timeout (closed 1000).
+    Idle,
+    /// Heartbeat pings went unanswered.
+    HeartbeatLost,
+    /// The gateway is shutting down (closed 1001).
+    Shutdown,
+}
+
+impl End {
+    /// A short lowercase label for logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            End::ClientClosed => "client closed",
+            End::ClientGone => "client gone",
+            End::ClientProtocol => "client protocol error",
+            End::TargetEof => "target closed",
+            End::TargetError => "target error",
+            End::Idle => "idle timeout",
+            End::HeartbeatLost => "heartbeat lost",
+            End::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// What the access log reports about one bridged connection.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Bytes from the client to the target.
+    pub bytes_up: u64,
+    /// Bytes from the target to the client.
+    pub bytes_down: u64,
+    /// The first close code sent or received.
+    pub close_code: Option<u16>,
+    /// Why it ended.
+    pub end: End,
+}
+
+/// State shared by the two directions.
+#[derive(Debug, Default)]
+struct Shared {
+    activity: Activity,
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+    /// First close code seen either way; 0 for none.
+    close_code: AtomicU64,
+    /// The client has closed: nothing more may be sent to it.
+    client_closed: AtomicBool,
+}
+
+impl Shared {
+    fn record_close(&self, code: u16) {
+        let _ = self.close_code.compare_exchange(
+            0,
+            u64::from(code),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
+type Source<S> = SplitStream<WebSocketStream<S>>;
+
+/// Runs one bridged connection to its end.
+pub async fn run<S>(
+    ws: WebSocketStream<S>,
+    mut upstream: Upstream,
+    settings: &PumpSettings,
+    shutdown: &CancellationToken,
+) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let shared = Shared::default();
+    let (mut sink, mut source) = ws.split();
+    let (reader, mut writer) = upstream.split();
+    let mut up = pin!(client_to_target(
+        &mut source,
+        &mut writer,
+        settings.encoding,
+        &shared
+    ));
+    let mut down = pin!(target_to_client(
+        &mut sink, &reader, settings, &shared, shutdown
+    ));
+    let end = tokio::select! {
+        end = &mut up => {
+            if matches!(end, End::ClientClosed | End::ClientGone) {
+                // Let the target see our FIN and flush its last bytes (discarded) before we drop it,
+                // so it reads everything we sent instead of a reset.
+                let _ = tokio::time::timeout(CLOSE_LINGER, &mut down).await;
+            }
+            end
+        }
+        end = &mut down => {
+            if matches!(end, End::TargetEof | End::Idle | End::Shutdown) {
+                // Wait for the client's close answer, still forwarding what it sends until then.
+                let _ = tokio::time::timeout(CLOSE_LINGER, &mut up).await;
+            }
+            end
+        }
+    };
+    let close_code = match shared.close_code.load(Ordering::Relaxed) {
+        0 => None,
+        code => Some(code as u16),
+    };
+    Outcome {
+        bytes_up: shared.bytes_up.load(Ordering::Relaxed),
+        bytes_down: shared.bytes_down.load(Ordering::Relaxed),
+        close_code,
+        end,
+    }
+}
+
+/// Client → target: decode each data message and write it; FIN on the client's close.
+async fn client_to_target<S>(
+    source: &mut Source<S>,
+    writer: &mut UpstreamWriter<'_>,
+    encoding: Encoding,
+    shared: &Shared,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let end = loop {
+        let message = match source.next().await {
+            None => {
+                break if shared.client_closed.load(Ordering::Relaxed) {
+                    End::ClientClosed
+                } else {
+                    End::ClientGone
+                };
+            }
+            Some(Err(error)) => break client_error(source, error, shared).await,
+            Some(Ok(message)) => message,
+        };
+        shared.activity.client_frame();
+        if let Some((code, _reason)) = message.as_close() {
+            shared.record_close(code.into());
+            shared.client_closed.store(true, Ordering::Relaxed);
+            continue; // the next poll flushes the close echo and ends the stream
+        }
+        if message.is_ping() || message.is_pong() {
+            continue;
+        }
+        let Ok(bytes) = encoding.decode(message) else {
+            shared.record_close(CloseCode::INVALID_FRAME_PAYLOAD_DATA.into());
+            shared.client_closed.store(true, Ordering::Relaxed);
+            break End::ClientProtocol;
+        };
+        if writer.write_all(&bytes).await.is_err() {
+            return End::TargetError;
+        }
+        shared
+            .bytes_up
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        shared.activity.data();
+    };
+    shared.client_closed.store(true, Ordering::Relaxed);
+    let _ = writer.shutdown().await;
+    end
+}
+
+/// A read error from the client. For protocol errors tokio-websockets has queued the right
+/// close frame (1002, 1007, 1009); one more poll flushes it.
+async fn client_error<S>(source: &mut Source<S>, error: WsError, shared: &Shared) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let code = match &error {
+        WsError::Io(_) | WsError::AlreadyClosed => return End::ClientGone,
+        WsError::PayloadTooLong { .. } => CloseCode::MESSAGE_TOO_BIG,
+        _ => CloseCode::PROTOCOL_ERROR,
+    };
+    tracing::debug!(%error, "client protocol error");
+    shared.record_close(code.into());
+    let _ = tokio::time::timeout(CLOSE_LINGER, source.next()).await;
+    End::ClientProtocol
+}
+
+/// Target → client: read what is there, send it as one message; close when the target ends.
+async fn target_to_client<S>(
+    sink: &mut Sink<S>,
+    reader: &UpstreamReader<'_>,
+    settings: &PumpSettings,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let watchdog = Watchdog::new(settings.idle_timeout, settings.heartbeat);
+    let timer = Box::pin(sleep_until(watchdog.deadline(&shared.activity)));
+    let mut down = Downstream {
+        sink,
+        watchdog,
+        timer,
+        shared,
+        shutdown,
+    };
+    loop {
+        let outcome = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => Err(End::Shutdown),
+            () = down.timer.as_mut(), if down.watchdog.enabled() => down.on_timer().await,
+            ready = reader.readable() => match ready {
+                Ok(()) => down.forward(reader, settings.encoding).await,
+                Err(_) => Err(End::TargetError),
+            },
+        };
+        if let Err(end) = outcome {
+            return down.finish(end).await;
+        }
+    }
+}
+
+/// The sending side toward the client, with its watchdog and timer.
+struct Downstream<'a, S> {
+    sink: &'a mut Sink<S>,
+    watchdog: Watchdog,
+    /// One resettable timer for every deadline, not a timer per read.
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    shared: &'a Shared,
+    shutdown: &'a CancellationToken,
+}
+
+impl<S> Downstream<'_, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Reads what the target has and sends it; `Err` when the connection should end.
+    async fn forward(
+        &mut self,
+        reader: &UpstreamReader<'_>,
+        encoding: Encoding,
+    ) -> Result<(), End> {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        match reader.try_read_buf(&mut buf) {
+            Ok(0) => Err(End::TargetEof),
+            Ok(n) => {
+                self.send(encoding.encode(buf.freeze())).await?;
+                self.shared.activity.data();
+                self.shared
+                    .bytes_down
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(_) => Err(End::TargetError),
+        }
+    }
+
+    /// The watchdog's timer fired.
+    async fn on_timer(&mut self) -> Result<(), End> {
+        match self
+            .watchdog
+            .check(Instant::now(), &self.shared.activity, false)
+        {
+            Verdict::Wait => {}
+            Verdict::Ping => {
+                self.watchdog.ping_sent(Instant::now());
+                self.send(Message::ping(&b"wsgate"[..])).await?;
+            }
+            Verdict::Idle => return Err(End::Idle),
+            Verdict::Dead => return Err(End::HeartbeatLost),
+        }
+        self.rearm();
+        Ok(())
+    }
+
+    fn rearm(&mut self) {
+        let deadline = self.watchdog.deadline(&self.shared.activity);
+        self.timer.as_mut().reset(deadline);
+    }
+
+    /// Sends one message while still watching the heartbeat and shutdown, so a client that
+    /// stops reading cannot pin this direction forever. After the client closed, data is
+    /// dropped: the target is only being drained.
+    async fn send(&mut self, message: Message) -> Result<(), End> {
+        if self.shared.client_closed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut sending = pin!(self.sink.send(message));
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut sending => return result.map_err(|_| End::ClientGone),
+                () = self.shutdown.cancelled() => return Err(End::Shutdown),
+                () = self.timer.as_mut(), if self.watchdog.enabled() => {
+                    if self.watchdog.check(Instant::now(), &self.shared.activity, true) == Verdict::Dead {
+                        return Err(End::HeartbeatLost);
+                    }
+                    let deadline = self.watchdog.deadline(&self.shared.activity);
+                    self.timer.as_mut().reset(deadline);
+                }
+            }
+        }
+    }
+
+    /// Ends this direction: the close frame that goes with `end`, if the client can still get
+    /// one (a client that closed or went silent cannot).
+    async fn finish(self, end: End) -> End {
+        let (code, reason) = match end {
+            End::TargetEof => (CloseCode::NORMAL_CLOSURE, ""),
+            End::Idle => (CloseCode::NORMAL_CLOSURE, "idle timeout"),
+            End::Shutdown => (CloseCode::GOING_AWAY, "gateway shutting down"),
+            End::TargetError => (CloseCode::INTERNAL_SERVER_ERROR, "target connection failed"),
+            End::ClientClosed | End::ClientGone | End::ClientProtocol | End::HeartbeatLost => {
+                return end;
+            }
+        };
+        if !self.shared.client_closed.load(Ordering::Relaxed) {
+            self.shared.record_close(code.into());
+            let close = self.sink.send(Message::close(Some(code), reason));
+            let _ = tokio::time::timeout(CLOSE_LINGER, close).await;
+        }
+        end
+    }
+}

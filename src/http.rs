@@ -1,0 +1,134 @@
+//! The HTTP/1.1 service: each request is routed and handed to its route's handler.
+
+use std::{convert::Infallible, io, sync::Arc};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{access_log::AccessRecord, connector::ClientAddrs, handler::upgrade, router::Router};
+
+/// Every response body: streamed, sendable, failing only with I/O errors.
+pub type Body = BoxBody<Bytes, io::Error>;
+
+/// What a handler may need besides the request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// Both ends of the client's connection.
+    pub client: ClientAddrs,
+    /// The matched route's name.
+    pub route: String,
+    /// Cancelled when the gateway shuts down.
+    pub shutdown: CancellationToken,
+    /// Where long-lived work (an upgraded connection) is spawned, so shutdown waits for it.
+    pub tracker: TaskTracker,
+}
+
+/// Gateway-wide state shared by every connection.
+#[derive(Debug)]
+pub struct Service {
+    /// The route table.
+    pub router: Router,
+    /// Shutdown signal.
+    pub shutdown: CancellationToken,
+    /// Tracks connections and upgraded sessions.
+    pub tracker: TaskTracker,
+}
+
+/// A short `text/plain` response.
+pub fn text_response(status: StatusCode, reason: &str) -> Response<Body> {
+    let mut response = Response::new(full(format!("{reason}\n")));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A body from bytes in memory.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Decodes `%xx` escapes; malformed escapes are kept as written. (`+` stays `+`: it means a
+/// space only in form bodies.)
+///
+/// ```
+/// use wsgate::http::percent_decode;
+/// assert_eq!(percent_decode("a%20b%2e%2E"), "a b..");
+/// assert_eq!(percent_decode("a%2"), "a%2");
+/// ```
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| Some(hex(bytes[i + 1])? * 16 + hex(bytes[i + 2])?))
+            .flatten();
+        match escaped {
+            Some(byte) => {
+                out.push(byte as u8);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The request's host: the `Host` header, or the authority of an absolute URI.
+fn request_host<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .map(str::to_string)
+}
+
+impl Service {
+    /// Answers one request. Never fails: every error becomes a response.
+    pub async fn handle(
+        self: Arc<Self>,
+        client: ClientAddrs,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
+        let started = Instant::now();
+        let websocket = upgrade::is_upgrade(&req);
+        let host = request_host(&req);
+        let path = req.uri().path().to_string();
+        let Some(matched) = self.router.find(host.as_deref(), &path, websocket) else {
+            let response = text_response(StatusCode::NOT_FOUND, "no route for this path");
+            AccessRecord::new("-".into(), client.peer, "-".into()).finish_http(started, 404, None);
+            return Ok(response);
+        };
+        let route = matched.route;
+        tracing::Span::current().record("route", route.name.as_str());
+        let ctx = RequestContext {
+            client,
+            route: route.name.clone(),
+            shutdown: self.shutdown.clone(),
+            tracker: self.tracker.clone(),
+        };
+        let response = route.handler.handle(req, matched.rest, ctx).await;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let length = hyper::body::Body::size_hint(response.body()).exact();
+            AccessRecord::new(route.name.clone(), client.peer, "-".into()).finish_http(
+                started,
+                response.status().as_u16(),
+                length,
+            );
+        }
+        Ok(response)
+    }
+}

@@ -1,0 +1,27 @@
+//! wsgate: a WebSocket gateway in one binary — a WebSocket→TCP bridge (a websockify drop-in),
+//! static files, and the skeleton the proxy and tunnel grow on.
+//!
+//! # Layout
+//!
+//! In the order a connection meets them:
+//!
+//! - [`config`]: TOML or websockify's argv → validated runtime [`config::Config`].
+//! - [`gateway`]: binds the listeners, then serves until shutdown.
+//! - [`listener`]: accept loop, one task per connection, TLS and HTTP/1.1 handshakes.
+//! - [`http`]: the hyper service; routes each request.
+//! - [`router`]: host and path-prefix matching with a fixed precedence.
+//! - [`handler`]: *how* bytes are spoken — bridge (WebSocket ↔ bytes) and static files.
+//! - [`connector`]: *where* bytes go — a direct TCP or Unix dial, optional PROXY header.
+//! - [`access_log`], [`shutdown`], [`tls`]: cross-cutting pieces.
+
+pub mod access_log;
+pub mod cli;
+pub mod config;
+pub mod connector;
+pub mod gateway;
+pub mod handler;
+pub mod http;
+pub mod listener;
+pub mod router;
+pub mod shutdown;
+pub mod tls;

@@ -1,0 +1,137 @@
+//! Listeners: bind, a short accept loop, and one task per connection that runs the TLS and
+//! HTTP handshakes under a timeout.
+
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+
+use hyper::{server::conn::http1, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use socket2::{Domain, Socket, Type};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{connector::ClientAddrs, http::Service, shutdown::Shutdown};
+
+/// A TLS handshake or request head slower than this is dropped: long enough for a slow mobile
+/// link, short enough that idle half-open sockets cannot pile up (slowloris).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after an accept error (EMFILE and the like) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// TLS on a listener.
+#[derive(Clone)]
+pub struct TlsMode {
+    /// The rustls acceptor.
+    pub acceptor: TlsAcceptor,
+    /// Also accept plain HTTP, told apart by the first byte (websockify without `--ssl-only`).
+    pub allow_plain: bool,
+}
+
+/// Binds a listener. IPv6 sockets are v6-only so `0.0.0.0:P` and `[::]:P` can both be bound.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    // 1024: the usual somaxconn; bursts of browser reconnects must not be refused.
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Accepts until shutdown; each connection runs in its own tracked task.
+/// `stop` ends the loop without touching open connections (a child of the shutdown token).
+pub async fn accept_loop(
+    listener: TcpListener,
+    service: Arc<Service>,
+    tls: Option<TlsMode>,
+    shutdown: Shutdown,
+    stop: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let span = tracing::info_span!("conn", client.addr = %peer, route = tracing::field::Empty, upstream.addr = tracing::field::Empty);
+                let task =
+                    serve_connection(stream, peer, service.clone(), tls.clone(), shutdown.clone());
+                shutdown.tracker.spawn(task.instrument(span));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// One client connection: optional TLS, then HTTP/1.1 with upgrades.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: Arc<Service>,
+    tls: Option<TlsMode>,
+    shutdown: Shutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let client = ClientAddrs { peer, local };
+    let Some(tls) = tls else {
+        return serve_http(stream, client, service, shutdown).await;
+    };
+    if tls.allow_plain && !starts_with_tls(&stream).await {
+        return serve_http(stream, client, service, shutdown).await;
+    }
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => serve_http(stream, client, service, shutdown).await,
+        Ok(Err(error)) => tracing::debug!(%error, "tls handshake failed"),
+        Err(_) => tracing::debug!("tls handshake timed out"),
+    }
+}
+
+/// Whether the first byte is a TLS handshake record (0x16), waiting at most the handshake
+/// timeout for it.
+async fn starts_with_tls(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == 0x16
+    )
+}
+
+/// HTTP/1.1 on an established (maybe TLS) stream, until it ends or shutdown stops keep-alive.
+async fn serve_http<I>(io: I, client: ClientAddrs, service: Arc<Service>, shutdown: Shutdown)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let handler = service_fn(move |req| service.clone().handle(client, req).in_current_span());
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .serve_connection(TokioIo::new(io), handler)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.token.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "http connection ended with an error");
+    }
+}

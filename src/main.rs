@@ -1,0 +1,108 @@
+//! The `wsgate` binary: parse the command line, set up logs, run, map errors to exit codes.
+#![allow(clippy::print_stderr)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use wsgate::{
+    cli::{Cli, Command},
+    config::{self, Config, ConfigError},
+    gateway::{self, ServeEnd},
+    router,
+    shutdown::{self, Shutdown},
+};
+
+/// `EX_USAGE` from sysexits.h: bad config or command line.
+const EX_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().collect();
+    let websockify = raw.get(1).map(String::as_str) == Some("websockify");
+    if let Err(error) = raw
+        .get(2..)
+        .filter(|_| websockify)
+        .map_or(Ok(()), config::websockify::reject_unsupported)
+    {
+        return usage_error(&error);
+    }
+    let cli = Cli::parse();
+    let verbose = matches!(&cli.command, Command::Websockify(args) if args.verbose);
+    init_tracing(verbose);
+    let loaded = match &cli.command {
+        Command::Serve(args) => args
+            .config
+            .as_deref()
+            .map_or_else(|| Ok(config::embedded_default()), config::load),
+        Command::Check(args) => config::load(&args.config),
+        Command::Websockify(args) => config::websockify::config(args),
+    };
+    let config = match loaded {
+        Ok(config) => config,
+        Err(error) => return usage_error(&error),
+    };
+    if let Command::Check(_) = cli.command {
+        eprintln!("{}: ok\n{}", config.source, router::table(&config.routes));
+        return ExitCode::SUCCESS;
+    }
+    let runtime =
+        tokio::runtime::Runtime::new().expect("a tokio runtime starts on any supported OS");
+    runtime.block_on(serve(config))
+}
+
+fn usage_error(error: &ConfigError) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(EX_USAGE)
+}
+
+fn init_tracing(verbose: bool) {
+    let default = if verbose { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let shutdown = Shutdown::new();
+    let source = config.source.clone();
+    let bound = match gateway::bind(config, &shutdown) {
+        Ok(bound) => bound,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let scheme = if bound.is_tls() { "https" } else { "http" };
+    eprintln!("wsgate {} ({source})", env!("CARGO_PKG_VERSION"));
+    for addr in bound.local_addrs() {
+        tracing::info!(%addr, "listening on {scheme}://{addr}");
+    }
+    eprintln!("{}", router::table(bound.routes()));
+    let grace = bound.shutdown_grace;
+    let end = tokio::select! {
+        end = bound.serve() => end,
+        _ = shutdown::signal() => ServeEnd::Shutdown,
+    };
+    match end {
+        ServeEnd::Shutdown => {
+            tracing::info!(grace = ?grace, "shutdown started");
+            shutdown.trigger();
+            if shutdown.drain(grace).await {
+                tracing::info!("shutdown finished");
+            } else {
+                tracing::warn!("grace period over: closing the remaining connections");
+            }
+        }
+        ServeEnd::Lifetime => {
+            shutdown.tracker.close();
+            tokio::select! {
+                () = shutdown.tracker.wait() => {}
+                _ = shutdown::signal() => {}
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,278 @@
+//! Routes and how a request picks one: host pattern, path prefix on segment boundaries.
+//!
+//! Precedence, the same for every request:
+//! 1. a route whose `host` matches beats a route without `host` (exact host beats `*.` wildcard,
+//!    longer wildcard beats shorter);
+//! 2. then the longest path prefix wins;
+//! 3. a WebSocket upgrade prefers a route that speaks WebSocket, a plain request one that does
+//!    not, so `/` can be both a bridge and a static directory, as with `websockify --web`.
+
+use std::fmt;
+
+use crate::handler::Handler;
+
+/// A host pattern: exact (`vnc.example.com`) or a wildcard (`*.example.com`), case-insensitive.
+///
+/// ```
+/// use wsgate::router::HostPattern;
+/// let wild = HostPattern::parse("*.Example.com").unwrap();
+/// assert!(wild.matches("a.example.com"));
+/// assert!(!wild.matches("example.com"));
+/// assert!(HostPattern::parse("vnc.example.com").unwrap().matches("VNC.example.com"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// The whole host name, lowercase.
+    Exact(String),
+    /// The suffix after `*`, lowercase, starting with a dot.
+    Wildcard(String),
+}
+
+impl HostPattern {
+    /// Parses a pattern from the config.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let lower = text.to_ascii_lowercase();
+        let valid = |name: &str| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        };
+        match lower.strip_prefix('*') {
+            Some(suffix) if suffix.starts_with('.') && valid(&suffix[1..]) => {
+                Ok(HostPattern::Wildcard(suffix.to_string()))
+            }
+            None if valid(&lower) => Ok(HostPattern::Exact(lower)),
+            _ => Err(format!(
+                "expected a host name such as \"vnc.example.com\" or \"*.example.com\", found {text:?}"
+            )),
+        }
+    }
+
+    /// Whether a request's host (port already removed) matches.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(name) => host.eq_ignore_ascii_case(name),
+            HostPattern::Wildcard(suffix) => {
+                host.len() > suffix.len()
+                    && host.is_char_boundary(host.len() - suffix.len())
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            }
+        }
+    }
+
+    /// Higher is more specific: exact beats any wildcard, a longer wildcard a shorter one.
+    fn specificity(&self) -> usize {
+        match self {
+            HostPattern::Exact(_) => usize::MAX,
+            HostPattern::Wildcard(suffix) => suffix.len(),
+        }
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Exact(name) => f.write_str(name),
+            HostPattern::Wildcard(suffix) => write!(f, "*{suffix}"),
+        }
+    }
+}
+
+/// Normalises a configured path prefix: leading `/`, no trailing `/` (except the root).
+pub fn normalize_prefix(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') || path.contains(['?', '#']) {
+        return Err(format!(
+            "expected a path starting with \"/\" and no query, found {path:?}"
+        ));
+    }
+    let trimmed = path.trim_end_matches('/');
+    Ok(if trimmed.is_empty() {
+        "/".into()
+    } else {
+        trimmed.into()
+    })
+}
+
+/// The rest of `path` after `prefix` if the prefix matches on a segment boundary.
+///
+/// ```
+/// use wsgate::router::strip_prefix;
+/// assert_eq!(strip_prefix("/chat", "/chat/x"), Some("/x"));
+/// assert_eq!(strip_prefix("/chat", "/chat"), Some(""));
+/// assert_eq!(strip_prefix("/chat", "/chatter"), None);
+/// assert_eq!(strip_prefix("/", "/any/thing"), Some("/any/thing"));
+/// ```
+pub fn strip_prefix<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
+    if prefix == "/" {
+        return Some(path);
+    }
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// One route: a match (host, path) and a handler.
+#[derive(Debug)]
+pub struct Route {
+    /// Name for logs and the banner.
+    pub name: String,
+    /// Host the request must carry, if any.
+    pub host: Option<HostPattern>,
+    /// Path prefix, normalised by [`normalize_prefix`].
+    pub path: String,
+    /// What to do with a matching request.
+    pub handler: Handler,
+}
+
+impl Route {
+    /// Sort key: most specific first.
+    fn rank(&self) -> (usize, usize, bool) {
+        let host = self
+            .host
+            .as_ref()
+            .map_or(0, |h| h.specificity().saturating_add(1));
+        (host, self.path.len(), self.handler.speaks_websocket())
+    }
+
+    /// Whether this route and `other` match exactly the same requests.
+    pub fn same_match(&self, other: &Route) -> bool {
+        self.host == other.host && self.path == other.path
+    }
+}
+
+/// A request's route and the path left after its prefix.
+#[derive(Debug)]
+pub struct Matched<'r, 'p> {
+    /// The chosen route.
+    pub route: &'r Route,
+    /// The request path after the route's prefix (`""` or starting with `/`).
+    pub rest: &'p str,
+}
+
+/// The route table, sorted by precedence once so lookups are a linear scan that stops early.
+#[derive(Debug, Default)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+impl Router {
+    /// Builds the table; routes keep their relative order among equals.
+    pub fn new(mut routes: Vec<Route>) -> Self {
+        routes.sort_by_key(|route| std::cmp::Reverse(route.rank()));
+        Router { routes }
+    }
+
+    /// Routes in precedence order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Finds the route for a request. `host` may carry a port; it is ignored.
+    pub fn find<'r, 'p>(
+        &'r self,
+        host: Option<&str>,
+        path: &'p str,
+        websocket: bool,
+    ) -> Option<Matched<'r, 'p>> {
+        let host = host.map(strip_port);
+        let mut fallback = None;
+        for route in &self.routes {
+            let host_ok = match (&route.host, host) {
+                (None, _) => true,
+                (Some(pattern), Some(host)) => pattern.matches(host),
+                (Some(_), None) => false,
+            };
+            let Some(rest) = host_ok.then(|| strip_prefix(&route.path, path)).flatten() else {
+                continue;
+            };
+            let matched = Matched { route, rest };
+            if route.handler.speaks_websocket() == websocket {
+                return Some(matched);
+            }
+            fallback = fallback.or(Some(matched));
+        }
+        fallback
+    }
+}
+
+/// The route table as text, one route a line in precedence order (banner and `wsgate check`).
+pub fn table(routes: &[Route]) -> String {
+    let mut sorted: Vec<&Route> = routes.iter().collect();
+    sorted.sort_by_key(|route| std::cmp::Reverse(route.rank()));
+    let mut out = String::from("routes, first match wins:");
+    for (index, route) in sorted.iter().enumerate() {
+        let host = route
+            .host
+            .as_ref()
+            .map_or_else(|| "*".to_string(), ToString::to_string);
+        out.push_str(&format!(
+            "\n  {:>2}. {host} {:<20} {:<12} {}",
+            index + 1,
+            route.path,
+            route.name,
+            route.handler.describe()
+        ));
+    }
+    out
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+fn strip_port(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(colon) if !host[colon..].contains(']') => &host[..colon],
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::files::FilesRoute;
+
+    fn route(name: &str, host: Option<&str>, path: &str) -> Route {
+        Route {
+            name: name.into(),
+            host: host.map(|h| HostPattern::parse(h).unwrap()),
+            path: normalize_prefix(path).unwrap(),
+            handler: Handler::Files(FilesRoute::new("/nonexistent".into())),
+        }
+    }
+
+    fn find<'r>(router: &'r Router, host: &str, path: &str) -> Option<&'r str> {
+        router
+            .find(Some(host), path, false)
+            .map(|m| m.route.name.as_str())
+    }
+
+    #[test]
+    fn longest_prefix_and_host_win() {
+        let router = Router::new(vec![
+            route("root", None, "/"),
+            route("chat", None, "/chat"),
+            route("chat-room", None, "/chat/room/"),
+            route("wild", Some("*.example.com"), "/"),
+            route("exact", Some("vnc.example.com"), "/"),
+        ]);
+        assert_eq!(find(&router, "a", "/chat/x"), Some("chat"));
+        assert_eq!(find(&router, "a", "/chatter"), Some("root"));
+        assert_eq!(find(&router, "a", "/chat/room/1"), Some("chat-room"));
+        assert_eq!(find(&router, "x.example.com:8080", "/chat"), Some("wild"));
+        assert_eq!(find(&router, "VNC.example.com", "/chat"), Some("exact"));
+        assert_eq!(find(&router, "example.com", "/chat"), Some("chat"));
+    }
+
+    #[test]
+    fn no_route_without_root() {
+        let router = Router::new(vec![route("chat", None, "/chat")]);
+        assert_eq!(find(&router, "a", "/other"), None);
+    }
+
+    #[test]
+    fn prefixes_normalise() {
+        assert_eq!(normalize_prefix("/a/").unwrap(), "/a");
+        assert_eq!(normalize_prefix("///").unwrap(), "/");
+        assert!(normalize_prefix("a").is_err());
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+}
