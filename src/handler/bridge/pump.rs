@@ -325,7 +325,7 @@ where
         {
             Verdict::Wait => {}
             Verdict::Ping => {
-                self.watchdog.ping_sent(Instant::now());
+                self.watchdog.ping_sent(self.shared.activity.now());
                 self.send(Message::ping(&b"wsgate"[..])).await?;
             }
             Verdict::Idle => return Err(End::Idle),

@@ -53,6 +53,12 @@ impl Activity {
         self.data_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
+    /// Now, at the millisecond precision the other times are kept in, so that "a frame came
+    /// after the ping" compares like with like even within one millisecond.
+    pub fn now(&self) -> Instant {
+        self.start + Duration::from_millis(self.now_ms())
+    }
+
     fn at(&self, ms: &AtomicU64) -> Instant {
         self.start + Duration::from_millis(ms.load(Ordering::Relaxed))
     }

@@ -1,0 +1,130 @@
+//! The real `wsgate` binary as a child process: started with arguments, ready when it logs its
+//! bound address, stopped by PID.
+
+use std::{net::SocketAddr, process::Stdio};
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    sync::mpsc,
+};
+
+use super::STEP;
+
+/// Path of the binary cargo built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_wsgate");
+
+/// A running `wsgate` process.
+pub struct Wsgate {
+    /// The child; killed on drop.
+    pub child: Child,
+    /// The address from its "listening on" line.
+    pub addr: SocketAddr,
+    /// The rest of its stderr, line by line, drained continuously so the child never blocks
+    /// on a full pipe.
+    pub stderr: mpsc::UnboundedReceiver<String>,
+    /// Lines read before readiness (the banner).
+    pub banner: Vec<String>,
+}
+
+/// Starts `wsgate ARGS` and waits for its first "listening on" log line.
+pub async fn spawn(args: &[&str]) -> Wsgate {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn wsgate");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    let addr = tokio::time::timeout(STEP, async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            banner.push(line.clone());
+            if let Some(addr) = line.split("listening on http").nth(1) {
+                let addr = addr.trim_start_matches('s').trim_start_matches("://");
+                return addr
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<SocketAddr>()
+                    .unwrap();
+            }
+        }
+        panic!("wsgate exited before listening: {banner:#?}");
+    })
+    .await
+    .expect("wsgate did not start listening");
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            let _ = tx.send(line);
+        }
+    });
+    Wsgate {
+        child,
+        addr,
+        stderr: rx,
+        banner,
+    }
+}
+
+/// Runs `wsgate ARGS` to completion: exit code and stderr.
+pub async fn run(args: &[&str]) -> (i32, String) {
+    let output = tokio::time::timeout(
+        STEP,
+        Command::new(BIN).args(args).stdin(Stdio::null()).output(),
+    )
+    .await
+    .expect("wsgate did not exit")
+    .expect("run wsgate");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Resident set size of a process in KiB, from /proc.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+impl Wsgate {
+    /// Sends SIGTERM (via `kill`, the binary) and waits for the exit code.
+    pub async fn terminate(mut self) -> i32 {
+        let pid = self.child.id().unwrap().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+        let status = tokio::time::timeout(STEP, self.child.wait())
+            .await
+            .expect("no exit after SIGTERM")
+            .unwrap();
+        status.code().unwrap_or(-1)
+    }
+
+    /// Reads stderr lines until one contains `needle`; returns it.
+    pub async fn wait_for_log(&mut self, needle: &str) -> String {
+        tokio::time::timeout(STEP, async {
+            while let Some(line) = self.stderr.recv().await {
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            panic!("stderr ended before {needle:?}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no log line with {needle:?}"))
+    }
+}
