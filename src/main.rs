@@ -77,10 +77,10 @@ async fn serve(config: Config) -> ExitCode {
     };
     let scheme = if bound.is_tls() { "https" } else { "http" };
     eprintln!("wsgate {} ({source})", env!("CARGO_PKG_VERSION"));
+    eprintln!("{}", router::table(bound.routes()));
     for addr in bound.local_addrs() {
         tracing::info!(%addr, "listening on {scheme}://{addr}");
     }
-    eprintln!("{}", router::table(bound.routes()));
     let grace = bound.shutdown_grace;
     let end = tokio::select! {
         end = bound.serve() => end,

@@ -502,11 +502,3 @@ async fn listens_on_several_addresses_including_ipv6() {
         assert_eq!(read_bytes(&mut client, 2).await, b"hi", "via {addr}");
     }
 }
-
-/// A fresh directory under the system temp dir, unique per test.
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("wsgate-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}

@@ -3,6 +3,7 @@
 //! readiness signal.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod net;
 pub mod process;
 
@@ -175,4 +176,14 @@ pub fn local_port(client: &Client) -> u16 {
         panic!("plain TCP client expected");
     };
     stream.local_addr().unwrap().port()
+}
+
+/// A fresh directory under the system temp dir, unique per call (tests run in parallel).
+pub fn tempdir(name: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("wsgate-test-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -1,0 +1,140 @@
+//! Config errors: each names file:line:col and what was expected (golden strings), and the
+//! binary exits with 64 before it listens.
+
+mod support;
+
+use std::path::Path;
+
+use support::{process, tempdir};
+use wsgate::config::validate;
+
+fn error_of(toml: &str) -> String {
+    validate::gateway("gw.toml", toml, Path::new("."))
+        .expect_err("config must be rejected")
+        .to_string()
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap()
+}
+
+#[test]
+fn errors_name_file_line_and_column() {
+    let cases = [
+        (
+            "listen = [\"127.0.0.1:0\"]\n[[route]]\npath = \"/\"\nbrige = \"tcp://127.0.0.1:1\"\n",
+            "gw.toml:4:1: unknown field `brige`, expected one of",
+        ),
+        (
+            "[[route]]\npath = \"/vnc\"\nbridge = \"http://127.0.0.1:5900\"\n",
+            "gw.toml:3:10: expected \"tcp://host:port\" or \"unix:/path\", found \"http://127.0.0.1:5900\"",
+        ),
+        (
+            "[[route]]\nbridge = \"tcp://127.0.0.1:5900\"\nheartbeat = \"10\"\n",
+            "gw.toml:3:13: expected a duration such as \"10s\", \"250ms\", \"5m\" or \"1h\", found \"10\"",
+        ),
+        (
+            "listen = [\"127.0.0.1:0\", \"nope\"]\n",
+            "gw.toml:1:26: expected an address such as \"127.0.0.1:8080\" or \"[::1]:8080\", found \"nope\"",
+        ),
+        (
+            "[[route]]\npath = \"/x\"\n",
+            "gw.toml:1:1: expected a handler in this route",
+        ),
+        (
+            "[[route]]\npath = \"x\"\nbridge = \"tcp://a:1\"\n",
+            "gw.toml:2:8: expected a path starting with \"/\"",
+        ),
+        ("listen = [\"127.0.0.1:0\"\n", "gw.toml:1:"),
+        (
+            "[[route]]\nbridge = \"tcp://a:1\"\n[[route]]\nbridge = \"tcp://b:1\"\n",
+            "gw.toml:3:1: this route can never match: route \"/\" has the same host and path",
+        ),
+        (
+            "[[route]]\nstatic = \"/\"\nheartbeat = \"1s\"\n",
+            "gw.toml:3:13: `heartbeat` applies to bridge routes only",
+        ),
+        (
+            "[[route]]\nbridge = \"tcp://a:1\"\nproxy_protocol = \"v3\"\n",
+            "gw.toml:3:18: expected \"v1\" or \"v2\", found \"v3\"",
+        ),
+        (
+            "[[route]]\nbridge = \"tcp://a:1\"\nmax_message_size = \"lots\"\n",
+            "gw.toml:3:20: expected a size such as",
+        ),
+        (
+            "[[route]]\nhost = \"*example.com\"\nbridge = \"tcp://a:1\"\n",
+            "gw.toml:2:8: expected a host name such as",
+        ),
+    ];
+    for (toml, expected) in cases {
+        let error = error_of(toml);
+        assert!(
+            first_line(&error).starts_with(expected),
+            "for:\n{toml}\ngot:\n{error}\nexpected prefix:\n{expected}"
+        );
+    }
+}
+
+#[test]
+fn errors_show_the_line_and_a_caret() {
+    let error = error_of("[[route]]\npath = \"/vnc\"\nbridge = \"http://x\"\n");
+    let lines: Vec<&str> = error.lines().collect();
+    assert_eq!(lines[1], "  | bridge = \"http://x\"");
+    assert_eq!(lines[2], "  |          ^");
+}
+
+#[tokio::test]
+async fn the_binary_exits_64_before_listening_on_a_bad_config() {
+    let dir = tempdir("config");
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "listen = [\"127.0.0.1:0\"]\n[[route]]\nbridge = \"tcp://127.0.0.1:1\"\nidle = \"5s\"\n",
+    )
+    .unwrap();
+    let (code, stderr) = process::run(&["serve", "-c", file.to_str().unwrap()]).await;
+    assert_eq!(code, 64, "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:4:1: unknown field `idle`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("listening"), "{stderr}");
+}
+
+#[tokio::test]
+async fn check_prints_the_route_table_in_precedence_order() {
+    let dir = tempdir("check");
+    let file = dir.join("gw.toml");
+    std::fs::write(
+        &file,
+        "[[route]]\nname = \"root\"\nbridge = \"tcp://127.0.0.1:1\"\n[[route]]\nname = \"vnc\"\npath = \"/vnc\"\nbridge = \"tcp://127.0.0.1:5900\"\n[[route]]\nname = \"office\"\nhost = \"*.example.com\"\nbridge = \"tcp://127.0.0.1:22\"\n",
+    )
+    .unwrap();
+    let (code, stderr) = process::run(&["check", "-c", file.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let office = stderr.find("office").expect("office listed");
+    let vnc = stderr.find("vnc ").expect("vnc listed");
+    let root = stderr.find("root").expect("root listed");
+    assert!(
+        office < vnc && vnc < root,
+        "host first, then longest path:\n{stderr}"
+    );
+    assert!(stderr.contains("bridge tcp://127.0.0.1:5900"), "{stderr}");
+}
+
+#[test]
+fn missing_files_are_reported_where_they_are_named() {
+    let error = error_of("[tls]\ncert = \"/nonexistent/cert.pem\"\n");
+    assert!(
+        first_line(&error)
+            .starts_with("gw.toml:2:8: certificate file /nonexistent/cert.pem does not exist"),
+        "{error}"
+    );
+    let error = error_of("[[route]]\nstatic = \"/nonexistent/dir\"\n");
+    assert!(
+        first_line(&error)
+            .starts_with("gw.toml:2:10: static directory /nonexistent/dir does not exist"),
+        "{error}"
+    );
+}

@@ -1,0 +1,72 @@
+//! Memory bounds, measured on the real binary's resident set: a flood into a client that does
+//! not read, and many idle bridged connections.
+
+mod support;
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use support::{net::*, process, *};
+
+/// Waits until `counter` stops growing (five polls 100 ms apart without progress).
+async fn wait_until_stalled(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    let mut last = 0;
+    let mut stalled = 0;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = counter.load(Ordering::Relaxed);
+        stalled = if now == last { stalled + 1 } else { 0 };
+        last = now;
+        if stalled == 5 {
+            return last;
+        }
+    }
+    panic!("the target never stopped writing ({last} bytes): nothing pushes back");
+}
+
+#[tokio::test]
+async fn a_flood_into_a_client_that_does_not_read_stays_within_the_bound() {
+    let (target, written) = flood_server().await;
+    let wsgate = process::spawn(&["websockify", "127.0.0.1:0", &target.to_string()]).await;
+    let pid = wsgate.child.id().unwrap();
+    let before = process::rss_kib(pid);
+    let _client = connect(&format!("ws://{}/", wsgate.addr), "binary")
+        .await
+        .unwrap();
+    let flooded = wait_until_stalled(&written).await;
+    let growth = process::rss_kib(pid).saturating_sub(before);
+    assert!(
+        flooded < 64 << 20,
+        "the target pushed {flooded} bytes into a client that reads nothing"
+    );
+    assert!(
+        growth < 16 * 1024,
+        "RSS grew by {growth} KiB while the target flooded"
+    );
+}
+
+#[tokio::test]
+async fn idle_bridged_connections_cost_little_memory() {
+    const CONNECTIONS: usize = 500;
+    let echo = echo_server(false).await;
+    let wsgate = process::spawn(&["websockify", "127.0.0.1:0", &echo.to_string()]).await;
+    let pid = wsgate.child.id().unwrap();
+    let url = format!("ws://{}/", wsgate.addr);
+    // Warm up the allocator and runtime so the baseline is not the first connection's cost.
+    let mut warm = connect(&url, "binary").await.unwrap();
+    send_binary(&mut warm, b"w").await;
+    read_bytes(&mut warm, 1).await;
+    let before = process::rss_kib(pid);
+    let mut clients = Vec::with_capacity(CONNECTIONS);
+    for index in 0..CONNECTIONS {
+        let mut client = connect(&url, "binary").await.unwrap();
+        send_binary(&mut client, &[index as u8]).await;
+        assert_eq!(read_bytes(&mut client, 1).await, [index as u8]);
+        clients.push(client);
+    }
+    let per_connection = process::rss_kib(pid).saturating_sub(before) * 1024 / CONNECTIONS as u64;
+    // The bench target is 16 KiB at 5,000 connections; 500 is noisier, so allow twice that.
+    assert!(
+        per_connection < 32 * 1024,
+        "{per_connection} bytes of RSS per idle bridged connection"
+    );
+}
