@@ -81,6 +81,17 @@ fn base64_decode(text: &str) -> Vec<u8> {
 }
 
 #[tokio::test]
+async fn invalid_base64_closes_with_1007() {
+    let gateway = echo_gateway("").await;
+    let mut client = connect(&gateway.ws_url("/vnc"), "base64").await.unwrap();
+    client.send(Message::text("not base64!")).await.unwrap();
+    assert_eq!(
+        read_close(&mut client).await,
+        (1007, "invalid base64".to_string())
+    );
+}
+
+#[tokio::test]
 async fn binary_is_preferred_when_both_are_offered() {
     let gateway = echo_gateway("").await;
     let (_client, response) = connect_with_response(&gateway.ws_url("/vnc"), "base64, binary")
@@ -191,6 +202,27 @@ async fn target_eof_closes_with_1000_after_its_last_bytes() {
     let mut client = connect(&gateway.ws_url("/"), "binary").await.unwrap();
     assert_eq!(read_bytes(&mut client, 12).await, b"RFB 003.008\n");
     assert_eq!(read_close(&mut client).await.0, 1000);
+}
+
+#[tokio::test]
+async fn target_reset_closes_with_1011() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        stream.write_all(b"hi").await.unwrap();
+        let mut byte = [0u8; 1];
+        let _ = stream.read(&mut byte).await;
+        // Linger 0: close sends RST, a failure rather than an orderly end.
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+    });
+    let gateway = Gateway::start(&bridge_route("/", &format!("tcp://{target}"), "")).await;
+    let mut client = connect(&gateway.ws_url("/"), "binary").await.unwrap();
+    assert_eq!(read_bytes(&mut client, 2).await, b"hi");
+    send_binary(&mut client, b"!").await;
+    assert_eq!(read_close(&mut client).await.0, 1011);
 }
 
 #[tokio::test]

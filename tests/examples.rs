@@ -15,7 +15,9 @@ fn every_example_config_is_valid() {
         }
         let text = std::fs::read_to_string(&file).unwrap();
         let base = prepare(&dir, &text);
-        if let Err(error) = wsgate::config::validate::gateway(&file.display().to_string(), &text, &base) {
+        if let Err(error) =
+            wsgate::config::validate::gateway(&file.display().to_string(), &text, &base)
+        {
             panic!("{error}");
         }
         checked += 1;

@@ -140,21 +140,64 @@ where
 {
     let shared = Shared::default();
     let (mut sink, mut source) = ws.split();
+    let end = drive(
+        &mut sink,
+        &mut source,
+        &mut upstream,
+        settings,
+        &shared,
+        shutdown,
+    )
+    .await;
+    if end == End::ClientProtocol
+        && shared.close_code.load(Ordering::Relaxed)
+            == u64::from(u16::from(CloseCode::INVALID_FRAME_PAYLOAD_DATA))
+    {
+        // A message our decoder refused (bad base64): tokio-websockets did not see a protocol
+        // error, so the close frame is ours to send.
+        let close = Message::close(
+            Some(CloseCode::INVALID_FRAME_PAYLOAD_DATA),
+            "invalid base64",
+        );
+        let _ = tokio::time::timeout(CLOSE_LINGER, sink.send(close)).await;
+    }
+    let close_code = match shared.close_code.load(Ordering::Relaxed) {
+        0 => None,
+        code => Some(code as u16),
+    };
+    Outcome {
+        bytes_up: shared.bytes_up.load(Ordering::Relaxed),
+        bytes_down: shared.bytes_down.load(Ordering::Relaxed),
+        close_code,
+        end,
+    }
+}
+
+/// Runs both directions until the first ends, then lets the other finish if the end was clean.
+async fn drive<S>(
+    sink: &mut Sink<S>,
+    source: &mut Source<S>,
+    upstream: &mut Upstream,
+    settings: &PumpSettings,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let (reader, mut writer) = upstream.split();
     let mut up = pin!(client_to_target(
-        &mut source,
+        source,
         &mut writer,
         settings.encoding,
-        &shared
+        shared
     ));
-    let mut down = pin!(target_to_client(
-        &mut sink, &reader, settings, &shared, shutdown
-    ));
-    let end = tokio::select! {
+    let mut down = pin!(target_to_client(sink, &reader, settings, shared, shutdown));
+    tokio::select! {
         end = &mut up => {
             if matches!(end, End::ClientClosed | End::ClientGone) {
-                // Let the target see our FIN and flush its last bytes (discarded) before we drop it,
-                // so it reads everything we sent instead of a reset.
+                // Let the target see our FIN and flush its last bytes (discarded) before we
+                // drop it, so it reads everything we sent instead of a reset.
                 let _ = tokio::time::timeout(CLOSE_LINGER, &mut down).await;
             }
             end
@@ -166,16 +209,6 @@ where
             }
             end
         }
-    };
-    let close_code = match shared.close_code.load(Ordering::Relaxed) {
-        0 => None,
-        code => Some(code as u16),
-    };
-    Outcome {
-        bytes_up: shared.bytes_up.load(Ordering::Relaxed),
-        bytes_down: shared.bytes_down.load(Ordering::Relaxed),
-        close_code,
-        end,
     }
 }
 
