@@ -1,41 +1,72 @@
 //! The access log: exactly one line per finished connection or request, under the
 //! `wsgate::access` target so it can be filtered on its own.
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+};
 
+use bytes::Bytes;
+use http::{Method, Request};
+use hyper::body::{Body as _, Frame, SizeHint};
 use tokio::time::Instant;
 
-use crate::handler::bridge::pump::Outcome;
+use crate::{handler::bridge::pump::Outcome, http::Body};
 
-/// What is known about a connection before it ends.
-#[derive(Debug)]
+/// What is known about a request before it ends. The path is logged without its query, which
+/// may carry secrets (`?token=`).
+#[derive(Debug, Clone)]
 pub struct AccessRecord {
-    /// Route name.
+    /// Route name, or `-` when no route matched.
     route: String,
     /// Client address.
     client: SocketAddr,
+    /// Request method.
+    method: Method,
+    /// Request path, without the query.
+    path: String,
     /// Upstream address, or `-`.
     upstream: String,
+    /// When the request arrived.
+    started: Instant,
 }
 
 impl AccessRecord {
-    /// Starts a record.
-    pub fn new(route: String, client: SocketAddr, upstream: String) -> Self {
+    /// Starts a record for `req`, with no route and no upstream yet.
+    pub fn new<B>(client: SocketAddr, req: &Request<B>) -> Self {
         AccessRecord {
-            route,
+            route: "-".into(),
             client,
-            upstream,
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+            upstream: "-".into(),
+            started: Instant::now(),
         }
     }
 
-    /// Logs a finished WebSocket connection.
-    pub fn finish_websocket(self, started: Instant, outcome: &Outcome) {
+    /// The same record, for the named route.
+    pub fn with_route(mut self, route: &str) -> Self {
+        route.clone_into(&mut self.route);
+        self
+    }
+
+    /// The same record, for the given upstream.
+    pub fn with_upstream(mut self, upstream: impl ToString) -> Self {
+        self.upstream = upstream.to_string();
+        self
+    }
+
+    /// Logs a finished WebSocket connection; its duration counts from `upgraded`.
+    pub fn finish_websocket(self, upgraded: Instant, outcome: &Outcome) {
         tracing::info!(
             target: "wsgate::access",
             route = %self.route,
             client.addr = %self.client,
+            method = %self.method,
+            path = %self.path,
             upstream.addr = %self.upstream,
-            duration_ms = started.elapsed().as_millis() as u64,
+            duration_ms = upgraded.elapsed().as_millis() as u64,
             bytes_up = outcome.bytes_up,
             bytes_down = outcome.bytes_down,
             close_code = outcome.close_code.map_or(1006, u32::from),
@@ -44,17 +75,83 @@ impl AccessRecord {
         );
     }
 
-    /// Logs a finished plain HTTP request.
-    pub fn finish_http(self, started: Instant, status: u16, bytes_down: Option<u64>) {
+    /// Logs a finished plain HTTP request: `complete` says whether the whole body was sent.
+    fn finish_http(&self, status: u16, bytes_down: u64, complete: bool) {
         tracing::info!(
             target: "wsgate::access",
             route = %self.route,
             client.addr = %self.client,
+            method = %self.method,
+            path = %self.path,
             upstream.addr = %self.upstream,
-            duration_ms = started.elapsed().as_millis() as u64,
+            duration_ms = self.started.elapsed().as_millis() as u64,
             status,
-            bytes_down = bytes_down.unwrap_or(0),
+            bytes_down,
+            complete,
             "request"
         );
+    }
+
+    /// Wraps a response body so that the request is logged when the body ends or is dropped
+    /// (the client went away), with the bytes actually handed to the connection.
+    pub fn log_body(self, status: u16, body: Body) -> Body {
+        Body::new(LoggedBody {
+            inner: body,
+            record: Some((self, status)),
+            bytes: 0,
+        })
+    }
+}
+
+/// A response body that writes the access-log line once it is finished or dropped.
+struct LoggedBody {
+    inner: Body,
+    /// Taken when the line is written.
+    record: Option<(AccessRecord, u16)>,
+    bytes: u64,
+}
+
+impl LoggedBody {
+    fn finish(&mut self, complete: bool) {
+        if let Some((record, status)) = self.record.take() {
+            record.finish_http(status, self.bytes, complete);
+        }
+    }
+}
+
+impl hyper::body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                self.bytes += frame.data_ref().map_or(0, |data| data.len() as u64);
+            }
+            Poll::Ready(Some(Err(_))) => self.finish(false),
+            Poll::Ready(None) => self.finish(true),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        // An empty body may be dropped unpolled once hyper sees `is_end_stream`.
+        let complete = self.inner.is_end_stream();
+        self.finish(complete);
     }
 }

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
-use tokio::time::Instant;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
 
 use crate::{access_log::AccessRecord, connector::ClientAddrs, handler::upgrade, router::Router};
 
@@ -19,8 +19,8 @@ pub type Body = BoxBody<Bytes, io::Error>;
 pub struct RequestContext {
     /// Both ends of the client's connection.
     pub client: ClientAddrs,
-    /// The matched route's name.
-    pub route: String,
+    /// The access-log record so far (route known, upstream not yet).
+    pub record: AccessRecord,
     /// Cancelled when the gateway shuts down.
     pub shutdown: CancellationToken,
     /// Where long-lived work (an upgraded connection) is spawned, so shutdown waits for it.
@@ -103,32 +103,41 @@ impl Service {
         client: ClientAddrs,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
-        let started = Instant::now();
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = req.uri().path(),
+            route = tracing::field::Empty,
+            upstream.addr = tracing::field::Empty,
+        );
+        Ok(self.route_request(client, req).instrument(span).await)
+    }
+
+    /// Finds the route and runs its handler; the access-log line is written when the response
+    /// body ends, or by the WebSocket session after a 101.
+    async fn route_request(&self, client: ClientAddrs, req: Request<Incoming>) -> Response<Body> {
+        let record = AccessRecord::new(client.peer, &req);
         let websocket = upgrade::is_upgrade(&req);
         let host = request_host(&req);
         let path = req.uri().path().to_string();
         let Some(matched) = self.router.find(host.as_deref(), &path, websocket) else {
-            let response = text_response(StatusCode::NOT_FOUND, "no route for this path");
-            AccessRecord::new("-".into(), client.peer, "-".into()).finish_http(started, 404, None);
-            return Ok(response);
+            return text_response(StatusCode::NOT_FOUND, "no route for this path")
+                .map(|body| record.log_body(404, body));
         };
         let route = matched.route;
         tracing::Span::current().record("route", route.name.as_str());
         let ctx = RequestContext {
             client,
-            route: route.name.clone(),
+            record: record.with_route(&route.name),
             shutdown: self.shutdown.clone(),
             tracker: self.tracker.clone(),
         };
+        let record = ctx.record.clone();
         let response = route.handler.handle(req, matched.rest, ctx).await;
-        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-            let length = hyper::body::Body::size_hint(response.body()).exact();
-            AccessRecord::new(route.name.clone(), client.peer, "-".into()).finish_http(
-                started,
-                response.status().as_u16(),
-                length,
-            );
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return response;
         }
-        Ok(response)
+        let status = response.status().as_u16();
+        response.map(|body| record.log_body(status, body))
     }
 }

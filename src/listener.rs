@@ -63,7 +63,7 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let span = tracing::info_span!("conn", client.addr = %peer, route = tracing::field::Empty, upstream.addr = tracing::field::Empty);
+                let span = tracing::info_span!("conn", client.addr = %peer);
                 let task =
                     serve_connection(stream, peer, service.clone(), tls.clone(), shutdown.clone());
                 shutdown.tracker.spawn(task.instrument(span));

@@ -79,11 +79,7 @@ impl BridgeRoute {
                 heartbeat: self.heartbeat,
             },
             max_message_bytes: self.max_message_bytes,
-            record: AccessRecord::new(
-                ctx.route.clone(),
-                ctx.client.peer,
-                connector.target().to_string(),
-            ),
+            record: ctx.record.clone().with_upstream(connector.target()),
             upstream,
         };
         let shutdown = ctx.shutdown.clone();
