@@ -1,1 +1,101 @@
-fn main() {}
+//! Load generator for the wsgate benchmarks: a TCP echo target, throughput, ping-pong latency
+//! and idle connections, over raw TCP (the direct limit) or WebSocket (through a bridge).
+//!
+//! Every mode prints one machine-readable `result key=value ...` line on stdout.
+#![forbid(unsafe_code)]
+
+mod conn;
+mod echo;
+mod idle;
+mod latency;
+mod throughput;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Load generator for wsgate benchmarks.
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// A TCP echo server; prints `listening ADDR` when ready.
+    Echo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// Bytes per second echoed over N connections.
+    Throughput {
+        /// `tcp://host:port` (direct) or `ws://host:port/path` (through a bridge).
+        #[arg(long)]
+        url: String,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 1)]
+        conns: usize,
+        /// Measured seconds (after a half-second warm-up).
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Bytes per message / write.
+        #[arg(long, default_value_t = 16384)]
+        msg_bytes: usize,
+    },
+    /// Round-trip time of small messages on one connection.
+    Latency {
+        /// `tcp://…` or `ws://…`.
+        #[arg(long)]
+        url: String,
+        /// Measured round trips (after 200 warm-up ones).
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
+        /// Bytes per message.
+        #[arg(long, default_value_t = 32)]
+        msg_bytes: usize,
+    },
+    /// Opens N connections, proves each with one echo, prints `result ready conns=N`, holds
+    /// them until stdin closes (or `--hold-seconds` pass).
+    Idle {
+        /// `tcp://…` or `ws://…`.
+        #[arg(long)]
+        url: String,
+        /// Connections to hold.
+        #[arg(long, default_value_t = 5000)]
+        conns: usize,
+        /// Upper bound on the hold, so a forgotten run ends by itself.
+        #[arg(long, default_value_t = 600.0)]
+        hold_seconds: f64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // One thread: the bench pins the load to one core.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.mode {
+            Mode::Echo { listen } => echo::run(&listen).await,
+            Mode::Throughput {
+                url,
+                conns,
+                seconds,
+                msg_bytes,
+            } => throughput::run(&url, conns, seconds, msg_bytes).await,
+            Mode::Latency {
+                url,
+                count,
+                msg_bytes,
+            } => latency::run(&url, count, msg_bytes).await,
+            Mode::Idle {
+                url,
+                conns,
+                hold_seconds,
+            } => idle::run(&url, conns, Duration::from_secs_f64(hold_seconds)).await,
+        }
+    })
+}
