@@ -86,6 +86,21 @@ impl AsyncWrite for UpstreamWriter<'_> {
         }
     }
 
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamWriter::Tcp(half) => Pin::new(half).poll_write_vectored(cx, bufs),
+            UpstreamWriter::Unix(half) => Pin::new(half).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpstreamWriter::Tcp(half) => Pin::new(half).poll_flush(cx),
