@@ -14,6 +14,11 @@ use tokio::time::Instant;
 
 use crate::{handler::bridge::pump::Outcome, http::Body};
 
+/// Set on a response's extensions by a handler that forwarded the request, so the access-log
+/// line names the upstream that answered.
+#[derive(Debug, Clone)]
+pub struct UpstreamName(pub String);
+
 /// What is known about a request before it ends. The path is logged without its query, which
 /// may carry secrets (`?token=`).
 #[derive(Debug, Clone)]
@@ -57,8 +62,23 @@ impl AccessRecord {
         self
     }
 
-    /// Logs a finished WebSocket connection; its duration counts from `upgraded`.
+    /// Logs a finished bridged WebSocket; its duration counts from `upgraded`.
     pub fn finish_websocket(self, upgraded: Instant, outcome: &Outcome) {
+        let close_code = Some(outcome.close_code.unwrap_or(1006));
+        let (up, down) = (outcome.bytes_up, outcome.bytes_down);
+        self.finish_session(upgraded, up, down, close_code, outcome.end.label());
+    }
+
+    /// Logs a finished WebSocket session. `close_code` is `None` when the gateway did not see
+    /// the frames (a spliced proxy connection).
+    pub fn finish_session(
+        self,
+        upgraded: Instant,
+        bytes_up: u64,
+        bytes_down: u64,
+        close_code: Option<u16>,
+        end: &str,
+    ) {
         tracing::info!(
             target: "wsgate::access",
             route = %self.route,
@@ -67,10 +87,10 @@ impl AccessRecord {
             path = %self.path,
             upstream.addr = %self.upstream,
             duration_ms = upgraded.elapsed().as_millis() as u64,
-            bytes_up = outcome.bytes_up,
-            bytes_down = outcome.bytes_down,
-            close_code = outcome.close_code.map_or(1006, u32::from),
-            end = outcome.end.label(),
+            bytes_up,
+            bytes_down,
+            close_code = close_code.map(u32::from),
+            end,
             "websocket closed"
         );
     }

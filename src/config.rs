@@ -3,6 +3,7 @@
 //! Loading never binds a port: errors surface before anything listens (STYLE rule 2).
 
 pub mod file;
+mod proxy;
 pub mod units;
 pub mod validate;
 pub mod websockify;

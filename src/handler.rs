@@ -2,6 +2,7 @@
 
 pub mod bridge;
 pub mod files;
+pub mod proxy;
 pub mod upgrade;
 
 use http::{Request, Response, StatusCode};
@@ -14,6 +15,7 @@ use crate::{
 
 pub use bridge::BridgeRoute;
 pub use files::FilesRoute;
+pub use proxy::ProxyRoute;
 
 /// What a route does with a matching request.
 #[derive(Debug)]
@@ -22,13 +24,36 @@ pub enum Handler {
     Bridge(BridgeRoute),
     /// Files from a directory.
     Files(FilesRoute),
+    /// HTTP and WebSocket to upstream servers.
+    Proxy(ProxyRoute),
 }
 
 impl Handler {
-    /// Whether this handler expects WebSocket upgrades (used to pick between routes that share
+    /// Whether this handler takes WebSocket upgrades (used to pick between routes that share
     /// a match, e.g. a bridge and a static directory both on `/`).
-    pub fn speaks_websocket(&self) -> bool {
-        matches!(self, Handler::Bridge(_))
+    pub fn serves_websocket(&self) -> bool {
+        matches!(self, Handler::Bridge(_) | Handler::Proxy(_))
+    }
+
+    /// Whether this handler takes plain HTTP requests.
+    pub fn serves_http(&self) -> bool {
+        matches!(self, Handler::Files(_) | Handler::Proxy(_))
+    }
+
+    /// Whether both handlers take some of the same requests: two such routes on the same match
+    /// leave one of them unreachable for those requests.
+    pub fn overlaps(&self, other: &Handler) -> bool {
+        (self.serves_websocket() && other.serves_websocket())
+            || (self.serves_http() && other.serves_http())
+    }
+
+    /// Whether this handler takes this kind of request.
+    pub fn serves(&self, websocket: bool) -> bool {
+        if websocket {
+            self.serves_websocket()
+        } else {
+            self.serves_http()
+        }
     }
 
     /// A short description for the banner and `wsgate check`.
@@ -36,6 +61,7 @@ impl Handler {
         match self {
             Handler::Bridge(bridge) => format!("bridge {}", bridge.describe()),
             Handler::Files(files) => format!("static {}", files.root().display()),
+            Handler::Proxy(proxy) => format!("proxy {}", proxy.describe()),
         }
     }
 
@@ -49,6 +75,7 @@ impl Handler {
         let result = match self {
             Handler::Bridge(bridge) => bridge.handle(req, ctx).await,
             Handler::Files(files) => Ok(files.serve(&req, rest).await),
+            Handler::Proxy(proxy) => proxy.handle(req, rest, ctx).await,
         };
         result.unwrap_or_else(|error| error.response())
     }
@@ -66,6 +93,9 @@ pub enum HandlerError {
     /// The upstream could not be reached.
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// The proxy's upstream failed.
+    #[error(transparent)]
+    Proxy(#[from] proxy::ProxyError),
     /// The gateway is shutting down.
     #[error("the gateway is shutting down")]
     ShuttingDown,
@@ -78,6 +108,7 @@ impl HandlerError {
             HandlerError::Handshake(error) => error.http_status(),
             HandlerError::Token(error) => error.http_status(),
             HandlerError::Connect(error) => error.http_status(),
+            HandlerError::Proxy(error) => error.http_status(),
             HandlerError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -90,10 +121,12 @@ impl HandlerError {
                 "upstream connect timed out".to_string()
             }
             HandlerError::Connect(_) => "upstream unreachable".to_string(),
+            HandlerError::Proxy(error) => error.reason().to_string(),
             other => other.to_string(),
         };
         match self {
             HandlerError::Connect(error) => tracing::warn!(%error, "upstream failed"),
+            HandlerError::Proxy(error) => tracing::debug!(%error, "proxy failed"),
             other => tracing::debug!(error = %other, "request refused"),
         }
         let mut response = text_response(status, &reason);

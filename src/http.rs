@@ -9,7 +9,12 @@ use hyper::body::Incoming;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use crate::{access_log::AccessRecord, connector::ClientAddrs, handler::upgrade, router::Router};
+use crate::{
+    access_log::{AccessRecord, UpstreamName},
+    connector::ClientAddrs,
+    handler::upgrade,
+    router::Router,
+};
 
 /// Every response body: streamed, sendable, failing only with I/O errors.
 pub type Body = BoxBody<Bytes, io::Error>;
@@ -138,6 +143,10 @@ impl Service {
             return response;
         }
         let status = response.status().as_u16();
+        let record = match response.extensions().get::<UpstreamName>() {
+            Some(UpstreamName(upstream)) => record.with_upstream(upstream),
+            None => record,
+        };
         response.map(|body| record.log_body(status, body))
     }
 }

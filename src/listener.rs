@@ -14,7 +14,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{connector::ClientAddrs, http::Service, shutdown::Shutdown};
+use crate::{
+    connector::{ClientAddrs, keep_alive},
+    http::Service,
+    shutdown::Shutdown,
+};
 
 /// A TLS handshake or request head slower than this is dropped: long enough for a slow mobile
 /// link, short enough that idle half-open sockets cannot pile up (slowloris).
@@ -85,16 +89,22 @@ async fn serve_connection(
     shutdown: Shutdown,
 ) {
     let _ = stream.set_nodelay(true);
+    keep_alive(&stream);
     let Ok(local) = stream.local_addr() else {
         return;
     };
-    let client = ClientAddrs { peer, local };
+    let mut client = ClientAddrs {
+        peer,
+        local,
+        tls: false,
+    };
     let Some(tls) = tls else {
         return serve_http(stream, client, service, shutdown).await;
     };
     if tls.allow_plain && !starts_with_tls(&stream).await {
         return serve_http(stream, client, service, shutdown).await;
     }
+    client.tls = true;
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
         Ok(Ok(stream)) => serve_http(stream, client, service, shutdown).await,
         Ok(Err(error)) => tracing::debug!(%error, "tls handshake failed"),

@@ -131,7 +131,7 @@ impl Route {
             .host
             .as_ref()
             .map_or(0, |h| h.specificity().saturating_add(1));
-        (host, self.path.len(), self.handler.speaks_websocket())
+        (host, self.path.len(), self.handler.serves_websocket())
     }
 
     /// Whether this route and `other` match exactly the same requests.
@@ -186,7 +186,7 @@ impl Router {
                 continue;
             };
             let matched = Matched { route, rest };
-            if route.handler.speaks_websocket() == websocket {
+            if route.handler.serves(websocket) {
                 return Some(matched);
             }
             fallback = fallback.or(Some(matched));

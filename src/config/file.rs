@@ -69,4 +69,25 @@ pub struct RouteFile {
     pub proxy_protocol: Option<Sp<String>>,
     /// Largest WebSocket message accepted from the client (close 1009 beyond it).
     pub max_message_size: Option<Sp<String>>,
+    /// Proxy handler: one upstream URL, or a list of them.
+    pub proxy: Option<Sp<toml::Value>>,
+    /// Proxy: `"splice"` (default) or `"message"`.
+    pub mode: Option<Sp<String>>,
+    /// Proxy: `"round_robin"` (default) or `"least_connections"`.
+    pub balance: Option<Sp<String>>,
+    /// Proxy: how long an upstream that failed to connect is tried last.
+    pub fail_timeout: Option<Sp<String>>,
+    /// Proxy: how long the upstream may take to send its response headers.
+    pub response_timeout: Option<Sp<String>>,
+    /// Proxy: headers set on requests to the upstream.
+    pub set_headers: Option<Sp<std::collections::BTreeMap<String, Sp<String>>>>,
+    /// Proxy: headers removed from requests to the upstream.
+    pub remove_headers: Option<Sp<Vec<Sp<String>>>>,
+    /// Proxy: keep the client's `Host` header (default true).
+    pub preserve_host: Option<Sp<bool>>,
+    /// Proxy: PEM file of CA certificates that `wss://`/`https://` upstreams are checked
+    /// against, instead of the system's roots.
+    pub tls_ca: Option<Sp<String>>,
+    /// Proxy: `false` accepts any upstream certificate (self-signed upstreams).
+    pub tls_verify: Option<Sp<bool>>,
 }

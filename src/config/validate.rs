@@ -30,21 +30,21 @@ const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Validation context: the file's name and text (for locations) and its directory (relative
 /// paths in the file are relative to it).
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     file: &'a str,
-    source: &'a str,
+    pub(super) source: &'a str,
     base: &'a Path,
 }
 
 impl Ctx<'_> {
-    fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+    pub(super) fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         ConfigError {
             location: Some(Location::of(self.file, self.source, span.start)),
             message: message.into(),
         }
     }
 
-    fn parse<T: FromStr>(&self, value: &Sp<String>) -> Result<T, ConfigError>
+    pub(super) fn parse<T: FromStr>(&self, value: &Sp<String>) -> Result<T, ConfigError>
     where
         T::Err: std::fmt::Display,
     {
@@ -54,18 +54,25 @@ impl Ctx<'_> {
             .map_err(|e| self.error(value.span(), e.to_string()))
     }
 
-    fn duration(&self, value: &Option<Sp<String>>) -> Result<Option<Duration>, ConfigError> {
+    pub(super) fn duration(
+        &self,
+        value: &Option<Sp<String>>,
+    ) -> Result<Option<Duration>, ConfigError> {
         value
             .as_ref()
             .map(|v| self.parse::<HumanDuration>(v).map(|d| d.0))
             .transpose()
     }
 
-    fn path(&self, value: &Sp<String>) -> PathBuf {
+    pub(super) fn path(&self, value: &Sp<String>) -> PathBuf {
         self.base.join(value.get_ref())
     }
 
-    fn existing_path(&self, value: &Sp<String>, what: &str) -> Result<PathBuf, ConfigError> {
+    pub(super) fn existing_path(
+        &self,
+        value: &Sp<String>,
+        what: &str,
+    ) -> Result<PathBuf, ConfigError> {
         let path = self.path(value);
         if path.exists() {
             Ok(path)
@@ -144,9 +151,10 @@ fn routes(ctx: &Ctx<'_>, files: &[Sp<RouteFile>]) -> Result<Vec<Route>, ConfigEr
     let mut routes: Vec<Route> = Vec::with_capacity(files.len());
     for file in files {
         let route = route(ctx, file)?;
-        if let Some(earlier) = routes.iter().find(|r| {
-            r.same_match(&route) && r.handler.speaks_websocket() == route.handler.speaks_websocket()
-        }) {
+        if let Some(earlier) = routes
+            .iter()
+            .find(|r| r.same_match(&route) && r.handler.overlaps(&route.handler))
+        {
             return Err(ctx.error(
                 file.span(),
                 format!(
@@ -185,41 +193,121 @@ fn route(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<Route, ConfigError> {
     })
 }
 
-fn handler(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<Handler, ConfigError> {
-    let file = value.get_ref();
-    match (&file.bridge, &file.bridge_tokens, &file.static_dir) {
-        (None, None, Some(dir)) => {
-            reject_bridge_keys(ctx, file)?;
-            let root = ctx.existing_path(dir, "static directory")?;
-            if !root.is_dir() {
-                return Err(ctx.error(dir.span(), format!("static directory {} is not a directory", root.display())));
-            }
-            Ok(Handler::Files(FilesRoute::new(root)))
+/// The handlers a route can name, by the key that names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bridge,
+    Static,
+    Proxy,
+}
+
+impl Kind {
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Bridge => "bridge",
+            Kind::Static => "static",
+            Kind::Proxy => "proxy",
         }
-        (bridge, tokens, None) if bridge.is_some() || tokens.is_some() => bridge_route(ctx, file).map(Handler::Bridge),
-        (_, _, Some(dir)) => Err(ctx.error(dir.span(), "a route has one handler: `static` cannot be combined with `bridge`")),
-        _ => Err(ctx.error(value.span(), "expected a handler in this route: `bridge = \"tcp://host:port\"`, `bridge_tokens = \"FILE\"` or `static = \"DIR\"`")),
     }
 }
 
-fn reject_bridge_keys(ctx: &Ctx<'_>, file: &RouteFile) -> Result<(), ConfigError> {
-    let bridge_only = [
-        ("connect_timeout", &file.connect_timeout),
-        ("idle_timeout", &file.idle_timeout),
-        ("heartbeat", &file.heartbeat),
-        ("pong_timeout", &file.pong_timeout),
-        ("proxy_protocol", &file.proxy_protocol),
-        ("max_message_size", &file.max_message_size),
-    ];
-    match bridge_only
-        .iter()
-        .find_map(|(key, value)| value.as_ref().map(|v| (key, v)))
-    {
-        Some((key, value)) => Err(ctx.error(
-            value.span(),
-            format!("`{key}` applies to bridge routes only"),
-        )),
-        None => Ok(()),
+/// Route keys that belong to particular handlers, and which.
+const HANDLER_KEYS: &[(&str, &[Kind])] = &[
+    ("connect_timeout", &[Kind::Bridge, Kind::Proxy]),
+    ("idle_timeout", &[Kind::Bridge, Kind::Proxy]),
+    ("max_message_size", &[Kind::Bridge, Kind::Proxy]),
+    ("heartbeat", &[Kind::Bridge]),
+    ("pong_timeout", &[Kind::Bridge]),
+    ("proxy_protocol", &[Kind::Bridge]),
+    ("mode", &[Kind::Proxy]),
+    ("balance", &[Kind::Proxy]),
+    ("fail_timeout", &[Kind::Proxy]),
+    ("response_timeout", &[Kind::Proxy]),
+    ("set_headers", &[Kind::Proxy]),
+    ("remove_headers", &[Kind::Proxy]),
+    ("preserve_host", &[Kind::Proxy]),
+    ("tls_ca", &[Kind::Proxy]),
+    ("tls_verify", &[Kind::Proxy]),
+];
+
+/// Where each handler-specific key is written, if it is.
+fn handler_key_spans(file: &RouteFile) -> Vec<(&'static str, Option<Range<usize>>)> {
+    let span = |v: &Option<Sp<String>>| v.as_ref().map(Sp::span);
+    vec![
+        ("connect_timeout", span(&file.connect_timeout)),
+        ("idle_timeout", span(&file.idle_timeout)),
+        ("max_message_size", span(&file.max_message_size)),
+        ("heartbeat", span(&file.heartbeat)),
+        ("pong_timeout", span(&file.pong_timeout)),
+        ("proxy_protocol", span(&file.proxy_protocol)),
+        ("mode", span(&file.mode)),
+        ("balance", span(&file.balance)),
+        ("fail_timeout", span(&file.fail_timeout)),
+        ("response_timeout", span(&file.response_timeout)),
+        ("set_headers", file.set_headers.as_ref().map(Sp::span)),
+        ("remove_headers", file.remove_headers.as_ref().map(Sp::span)),
+        ("preserve_host", file.preserve_host.as_ref().map(Sp::span)),
+        ("tls_ca", span(&file.tls_ca)),
+        ("tls_verify", file.tls_verify.as_ref().map(Sp::span)),
+    ]
+}
+
+/// Refuses keys that mean nothing for this route's handler.
+fn reject_foreign_keys(ctx: &Ctx<'_>, file: &RouteFile, kind: Kind) -> Result<(), ConfigError> {
+    for (key, span) in handler_key_spans(file) {
+        let Some(span) = span else { continue };
+        let owners = HANDLER_KEYS
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map_or(&[][..], |(_, kinds)| *kinds);
+        if !owners.contains(&kind) {
+            let names: Vec<&str> = owners.iter().map(|k| k.key()).collect();
+            return Err(ctx.error(
+                span,
+                format!("`{key}` applies to {} routes only", names.join(" and ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn handler(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<Handler, ConfigError> {
+    let file = value.get_ref();
+    let bridge = file
+        .bridge
+        .as_ref()
+        .or(file.bridge_tokens.as_ref())
+        .map(Sp::span);
+    let named: Vec<(Kind, Range<usize>)> = [
+        (Kind::Bridge, bridge),
+        (Kind::Static, file.static_dir.as_ref().map(Sp::span)),
+        (Kind::Proxy, file.proxy.as_ref().map(Sp::span)),
+    ]
+    .into_iter()
+    .filter_map(|(kind, span)| Some((kind, span?)))
+    .collect();
+    let kind = match named.as_slice() {
+        [] => return Err(ctx.error(value.span(), "expected a handler in this route: `bridge = \"tcp://host:port\"`, `bridge_tokens = \"FILE\"`, `proxy = \"ws://host:port\"` or `static = \"DIR\"`")),
+        [(kind, _)] => *kind,
+        [(first, _), (second, span), ..] => {
+            return Err(ctx.error(span.clone(), format!("a route has one handler: `{}` cannot be combined with `{}`", second.key(), first.key())));
+        }
+    };
+    reject_foreign_keys(ctx, file, kind)?;
+    match kind {
+        Kind::Bridge => bridge_route(ctx, file).map(Handler::Bridge),
+        Kind::Proxy => super::proxy::proxy_route(ctx, file).map(Handler::Proxy),
+        Kind::Static => {
+            let dir = file.static_dir.as_ref().expect("named above");
+            let root = ctx.existing_path(dir, "static directory")?;
+            if !root.is_dir() {
+                return Err(ctx.error(
+                    dir.span(),
+                    format!("static directory {} is not a directory", root.display()),
+                ));
+            }
+            Ok(Handler::Files(FilesRoute::new(root)))
+        }
     }
 }
 

@@ -115,3 +115,60 @@ impl AsyncWrite for UpstreamWriter<'_> {
         }
     }
 }
+
+/// The whole stream as one reader and writer, for handlers that hand it to a protocol
+/// implementation (the proxy's HTTP client) rather than pumping the halves themselves.
+impl tokio::io::AsyncRead for Upstream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Upstream::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
+            Upstream::Unix(stream) => Pin::new(stream).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Upstream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Upstream::Tcp(stream) => Pin::new(stream).poll_write(cx, buf),
+            Upstream::Unix(stream) => Pin::new(stream).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Upstream::Tcp(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            Upstream::Unix(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Upstream::Tcp(stream) => Pin::new(stream).poll_flush(cx),
+            Upstream::Unix(stream) => Pin::new(stream).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Upstream::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
+            Upstream::Unix(stream) => Pin::new(stream).poll_shutdown(cx),
+        }
+    }
+}

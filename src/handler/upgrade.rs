@@ -139,9 +139,14 @@ pub fn accept_key(key: &[u8]) -> String {
 }
 
 impl WebSocketRequest {
+    /// The `Sec-WebSocket-Accept` a valid answer to this handshake carries.
+    pub fn expected_accept(&self) -> String {
+        accept_key(self.key.as_bytes())
+    }
+
     /// The `101 Switching Protocols` answer, naming `protocol` if one was chosen.
     pub fn switching_protocols(&self, protocol: Option<&'static str>) -> Response<Body> {
-        let accept = accept_key(self.key.as_bytes());
+        let accept = self.expected_accept();
         let mut response = Response::new(Body::default());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();

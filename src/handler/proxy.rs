@@ -1,0 +1,217 @@
+//! The reverse proxy (`proxy = "ws://…" | "wss://…" | "http://…" | "https://…"`): plain HTTP
+//! requests and WebSocket upgrades to one or more upstreams, with nginx-style path mapping.
+//!
+//! The life of a request: the route orders its upstreams (balancing, passive health), dials
+//! the first that answers (a refused or timed-out one is marked down and the next is tried),
+//! rewrites the headers, and relays the answer. A WebSocket's 101 is only sent to the client
+//! after the upstream sent its own; then the bytes are spliced (`mode = "splice"`, the default)
+//! or messages relayed (`mode = "message"`).
+
+pub mod balance;
+mod forward;
+pub mod headers;
+mod message;
+pub mod pool;
+mod splice;
+pub mod upstream_url;
+mod websocket;
+
+use std::{str::FromStr, time::Duration};
+
+use http::{HeaderMap, Request, Response, StatusCode, header, request::Parts};
+use hyper::body::Incoming;
+
+pub use balance::{Policy, UpstreamServer, Upstreams};
+pub use headers::HeaderPolicy;
+pub use upstream_url::UpstreamUrl;
+
+use crate::{
+    connector::ConnectError,
+    handler::{HandlerError, upgrade},
+    http::{Body, RequestContext},
+};
+use headers::Forwarding;
+
+/// What happens to a WebSocket after both handshakes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Bytes are copied without parsing frames: the fast path.
+    Splice,
+    /// Both sides are terminated and whole messages relayed.
+    Message,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "splice" => Ok(Mode::Splice),
+            "message" => Ok(Mode::Message),
+            _ => Err(format!(
+                "expected \"splice\" or \"message\", found {text:?}"
+            )),
+        }
+    }
+}
+
+/// A proxy route.
+#[derive(Debug)]
+pub struct ProxyRoute {
+    /// Where requests go.
+    pub upstreams: Upstreams,
+    /// Splice or relay messages.
+    pub mode: Mode,
+    /// Header changes toward the upstream.
+    pub headers: HeaderPolicy,
+    /// How long the upstream may take to send its response headers (504 after).
+    pub response_timeout: Duration,
+    /// Close a WebSocket after this long without traffic; off by default, since idle
+    /// WebSockets are normal (TCP keepalive finds dead peers instead).
+    pub idle_timeout: Option<Duration>,
+    /// Largest message in message mode (close 1009 beyond it).
+    pub max_message_bytes: usize,
+}
+
+/// Why a proxied request failed, by who caused it (all of these are the upstream's doing).
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// Dialling failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The TLS handshake with the upstream failed.
+    #[error("TLS with {upstream}: {source}")]
+    Tls {
+        /// The upstream.
+        upstream: String,
+        /// What rustls said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP exchange with the upstream failed.
+    #[error("upstream HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    /// No response headers within the response timeout.
+    #[error("upstream sent no response within {0:?}")]
+    ResponseTimeout(Duration),
+    /// The upstream closed a fresh connection before the request could be sent.
+    #[error("upstream closed the connection before the request was sent")]
+    Closed,
+    /// The upstream's 101 is not a valid WebSocket answer.
+    #[error("upstream answered the upgrade wrongly: {0}")]
+    BadUpgrade(&'static str),
+}
+
+impl ProxyError {
+    /// 504 for timeouts, 502 for everything else the upstream did.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            ProxyError::Connect(error) => error.http_status(),
+            ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Tls { .. }
+            | ProxyError::Http(_)
+            | ProxyError::Closed
+            | ProxyError::BadUpgrade(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// A short reason for the client; the details go to the log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProxyError::Connect(ConnectError::Timeout { .. }) => "upstream connect timed out",
+            ProxyError::Connect(_) => "upstream unreachable",
+            ProxyError::Tls { .. } => "upstream TLS handshake failed",
+            ProxyError::Http(_) | ProxyError::Closed => "upstream connection failed",
+            ProxyError::ResponseTimeout(_) => "upstream response timed out",
+            ProxyError::BadUpgrade(_) => "upstream refused the WebSocket protocol",
+        }
+    }
+
+    /// Whether the request never reached the upstream, so another upstream may take it.
+    fn before_request(&self) -> bool {
+        matches!(self, ProxyError::Connect(_) | ProxyError::Tls { .. })
+    }
+}
+
+impl ProxyRoute {
+    /// For the banner: upstreams, policy and mode.
+    pub fn describe(&self) -> String {
+        let urls: Vec<String> = self
+            .upstreams
+            .servers
+            .iter()
+            .map(|s| s.url.to_string())
+            .collect();
+        let mut out = urls.join(", ");
+        if urls.len() > 1 {
+            let policy = match self.upstreams.policy {
+                Policy::RoundRobin => "round robin",
+                Policy::LeastConnections => "least connections",
+            };
+            out.push_str(&format!(" ({policy})"));
+        }
+        if self.mode == Mode::Message {
+            out.push_str(" [message mode]");
+        }
+        out
+    }
+
+    /// Handles one request: a WebSocket upgrade or plain HTTP.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        rest: &str,
+        ctx: RequestContext,
+    ) -> Result<Response<Body>, HandlerError> {
+        if upgrade::is_upgrade(&req) {
+            websocket::forward(self, req, rest, ctx).await
+        } else {
+            Ok(forward::forward(self, req, rest, &ctx).await?)
+        }
+    }
+
+    /// The request line and headers for `server`, from the client's.
+    fn upstream_parts(
+        &self,
+        client: &Parts,
+        server: &UpstreamServer,
+        rest: &str,
+        ctx: &RequestContext,
+        websocket: bool,
+    ) -> Parts {
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.method = client.method.clone();
+        let path = server
+            .url
+            .map_path(client.uri.path(), rest, client.uri.query());
+        parts.uri = path.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+        parts.headers = client.headers.clone();
+        let host = client
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let forwarding = Forwarding {
+            client: ctx.client.peer,
+            tls: ctx.client.tls,
+            host,
+        };
+        self.headers.to_upstream(
+            &mut parts.headers,
+            &forwarding,
+            &server.url.authority(),
+            websocket,
+        );
+        if websocket && self.mode == Mode::Message {
+            // Frames are parsed here and tokio-websockets speaks no extension.
+            parts.headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
+        }
+        parts
+    }
+}
+
+/// The upstream's response headers as the client should see them.
+fn client_headers(upstream: &HeaderMap) -> HeaderMap {
+    let mut headers = upstream.clone();
+    headers::strip_hop_by_hop(&mut headers);
+    headers
+}

@@ -1,0 +1,220 @@
+//! A proxy route's upstreams: which one a request tries first (round-robin or
+//! least-connections), and passive health: an upstream that failed to connect is tried last
+//! until its `fail_timeout` has passed.
+
+use std::{
+    str::FromStr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::time::{Instant, timeout};
+
+use super::{ProxyError, pool::Pool, upstream_url::UpstreamUrl};
+use crate::connector::{
+    ClientAddrs, DirectConnector,
+    tls::{MaybeTls, TlsDial},
+};
+
+/// Which upstream a request tries first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Each request starts one further along the list.
+    RoundRobin,
+    /// The upstream with the fewest open requests and WebSockets; ties go round-robin.
+    LeastConnections,
+}
+
+impl FromStr for Policy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "round_robin" => Ok(Policy::RoundRobin),
+            "least_connections" => Ok(Policy::LeastConnections),
+            _ => Err(format!(
+                "expected \"round_robin\" or \"least_connections\", found {text:?}"
+            )),
+        }
+    }
+}
+
+/// One upstream server with its live state.
+#[derive(Debug)]
+pub struct UpstreamServer {
+    /// As configured.
+    pub url: UpstreamUrl,
+    /// Dials it (connect timeout included).
+    pub connector: DirectConnector,
+    /// TLS settings for `wss://` and `https://`.
+    pub tls: Option<TlsDial>,
+    /// Idle keep-alive HTTP connections to it.
+    pub pool: Pool,
+    /// Requests and WebSockets open to it now.
+    active: AtomicUsize,
+    /// Tried last until then, after a failed connect.
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl UpstreamServer {
+    /// A server with no connections yet.
+    pub fn new(url: UpstreamUrl, connector: DirectConnector, tls: Option<TlsDial>) -> Self {
+        UpstreamServer {
+            url,
+            connector,
+            tls,
+            pool: Pool::default(),
+            active: AtomicUsize::new(0),
+            down_until: Mutex::new(None),
+        }
+    }
+
+    /// Opens a new connection: TCP (with keepalive), then TLS when the scheme says so. The
+    /// TLS handshake gets the connect timeout too.
+    pub async fn dial(&self, client: ClientAddrs) -> Result<MaybeTls, ProxyError> {
+        let stream = self.connector.connect(client).await?;
+        if let crate::connector::Upstream::Tcp(tcp) = &stream {
+            crate::connector::keep_alive(tcp);
+        }
+        let Some(tls) = &self.tls else {
+            return Ok(MaybeTls::Plain(stream));
+        };
+        let after = self.connector.options.connect_timeout;
+        match timeout(after, tls.handshake(stream)).await {
+            Ok(Ok(stream)) => Ok(MaybeTls::Tls(Box::new(stream))),
+            Ok(Err(source)) => Err(ProxyError::Tls {
+                upstream: self.url.to_string(),
+                source,
+            }),
+            Err(_) => Err(ProxyError::Tls {
+                upstream: self.url.to_string(),
+                source: std::io::ErrorKind::TimedOut.into(),
+            }),
+        }
+    }
+
+    /// Counts a request or WebSocket as open until the guard is dropped.
+    pub fn track(self: &Arc<Self>) -> ActiveGuard {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        ActiveGuard(self.clone())
+    }
+
+    /// Marks the server as failing for `fail_timeout`.
+    pub fn mark_down(&self, fail_timeout: Duration) {
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now() + fail_timeout);
+    }
+
+    fn is_down(&self, now: Instant) -> bool {
+        self.down_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|until| now < until)
+    }
+}
+
+/// Keeps an upstream's open count up while it lives.
+#[derive(Debug)]
+pub struct ActiveGuard(Arc<UpstreamServer>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A route's upstreams and its balancing policy.
+#[derive(Debug)]
+pub struct Upstreams {
+    /// In configuration order; never empty.
+    pub servers: Vec<Arc<UpstreamServer>>,
+    /// Which server goes first.
+    pub policy: Policy,
+    /// How long a server that failed to connect is tried last.
+    pub fail_timeout: Duration,
+    /// Round-robin position.
+    next: AtomicUsize,
+}
+
+impl Upstreams {
+    /// A set of upstreams (at least one).
+    pub fn new(servers: Vec<Arc<UpstreamServer>>, policy: Policy, fail_timeout: Duration) -> Self {
+        assert!(
+            !servers.is_empty(),
+            "a proxy route has at least one upstream"
+        );
+        Upstreams {
+            servers,
+            policy,
+            fail_timeout,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Every server, in the order this request should try them: healthy ones first (by the
+    /// policy), then those that failed recently, as a last resort.
+    pub fn order(&self) -> Vec<Arc<UpstreamServer>> {
+        let count = self.servers.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
+        let mut order: Vec<Arc<UpstreamServer>> = (0..count)
+            .map(|i| self.servers[(start + i) % count].clone())
+            .collect();
+        if self.policy == Policy::LeastConnections {
+            order.sort_by_key(|server| server.active.load(Ordering::Relaxed));
+        }
+        let now = Instant::now();
+        order.sort_by_key(|server| server.is_down(now));
+        order
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::DialOptions;
+
+    fn upstreams(count: usize, policy: Policy) -> Upstreams {
+        let servers = (0..count)
+            .map(|i| {
+                let url: UpstreamUrl = format!("http://127.0.0.1:{}", 1000 + i).parse().unwrap();
+                let connector = DirectConnector {
+                    target: url.target(),
+                    options: DialOptions::default(),
+                };
+                Arc::new(UpstreamServer::new(url, connector, None))
+            })
+            .collect();
+        Upstreams::new(servers, policy, Duration::from_secs(10))
+    }
+
+    fn first_port(upstreams: &Upstreams) -> u16 {
+        upstreams.order()[0].url.port
+    }
+
+    #[test]
+    fn round_robin_rotates_and_skips_failed_servers() {
+        let set = upstreams(3, Policy::RoundRobin);
+        let firsts: Vec<u16> = (0..6).map(|_| first_port(&set)).collect();
+        assert_eq!(firsts, [1000, 1001, 1002, 1000, 1001, 1002]);
+        set.servers[1].mark_down(Duration::from_secs(10));
+        let firsts: Vec<u16> = (0..4).map(|_| first_port(&set)).collect();
+        assert_eq!(firsts, [1000, 1002, 1002, 1000]);
+        let order: Vec<u16> = set.order().iter().map(|s| s.url.port).collect();
+        assert_eq!(
+            order.last(),
+            Some(&1001),
+            "a failed server stays the last resort"
+        );
+    }
+
+    #[test]
+    fn least_connections_prefers_the_idle_server() {
+        let set = upstreams(2, Policy::LeastConnections);
+        let _busy = set.servers[0].track();
+        assert_eq!(first_port(&set), 1001);
+        assert_eq!(first_port(&set), 1001);
+    }
+}

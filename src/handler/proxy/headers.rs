@@ -1,0 +1,194 @@
+//! Header rewriting between client and upstream: hop-by-hop headers stripped (RFC 9110 §7.6.1,
+//! including those the `Connection` header names), `X-Forwarded-*` and `Forwarded` set, and the
+//! route's own additions and removals.
+
+use std::net::SocketAddr;
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+
+/// Headers that describe one connection, never the message: they stop at the proxy.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// A route's header settings toward its upstreams.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderPolicy {
+    /// Set (replacing any the client sent), after everything else.
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    /// Removed from what the client sent.
+    pub remove: Vec<HeaderName>,
+    /// Keep the client's `Host` (the default, as Caddy, Traefik and HAProxy do); when false the
+    /// upstream's own authority is sent, as nginx does by default.
+    pub preserve_host: bool,
+}
+
+/// Who the client is, for the forwarding headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// Whether the client reached us over TLS.
+    pub tls: bool,
+    /// The `Host` the client asked for.
+    pub host: Option<&'a str>,
+}
+
+/// Removes hop-by-hop headers, and every header the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(&HOP_BY_HOP) {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+impl HeaderPolicy {
+    /// Rewrites the client's request headers for the upstream named `authority`. For a
+    /// WebSocket handshake the upgrade headers are put back after the hop-by-hop strip.
+    pub fn to_upstream(
+        &self,
+        headers: &mut HeaderMap,
+        forwarding: &Forwarding<'_>,
+        authority: &str,
+        websocket: bool,
+    ) {
+        strip_hop_by_hop(headers);
+        add_forwarded(headers, forwarding);
+        let keep_host = self.preserve_host && headers.contains_key(header::HOST);
+        if let (false, Ok(value)) = (keep_host, HeaderValue::from_str(authority)) {
+            headers.insert(header::HOST, value);
+        }
+        if websocket {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Appends the client to `X-Forwarded-For` and `Forwarded`, and sets `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` (RFC 7239 for `Forwarded`).
+fn add_forwarded(headers: &mut HeaderMap, forwarding: &Forwarding<'_>) {
+    let ip = forwarding.client.ip();
+    let proto = if forwarding.tls { "https" } else { "http" };
+    let for_chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {ip}"),
+        None => ip.to_string(),
+    };
+    let node = if ip.is_ipv6() {
+        format!("\"[{ip}]\"")
+    } else {
+        ip.to_string()
+    };
+    let mut element = format!("for={node};proto={proto}");
+    if let Some(host) = forwarding.host.filter(|h| is_token(h)) {
+        element.push_str(&format!(";host={host}"));
+    }
+    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {element}"),
+        None => element,
+    };
+    let mut set = |name: HeaderName, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    set(HeaderName::from_static("x-forwarded-for"), for_chain);
+    set(HeaderName::from_static("x-forwarded-proto"), proto.into());
+    if let Some(host) = forwarding.host {
+        set(HeaderName::from_static("x-forwarded-host"), host.into());
+    }
+    set(header::FORWARDED, forwarded);
+}
+
+/// Whether a host can be written as a `Forwarded` token without quoting.
+fn is_token(host: &str) -> bool {
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:_".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_stripped() {
+        let mut map = headers(&[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("cookie", "a=b"),
+        ]);
+        strip_hop_by_hop(&mut map);
+        let names: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["cookie"]);
+    }
+
+    #[test]
+    fn forwarding_headers_append_and_policy_applies_last() {
+        let mut map = headers(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("host", "app.example.com"),
+            ("cookie", "a=b"),
+        ]);
+        let policy = HeaderPolicy {
+            set: vec![(
+                HeaderName::from_static("x-route"),
+                HeaderValue::from_static("chat"),
+            )],
+            remove: vec![header::COOKIE],
+            preserve_host: false,
+        };
+        let forwarding = Forwarding {
+            client: "[::1]:5000".parse().unwrap(),
+            tls: true,
+            host: Some("app.example.com"),
+        };
+        policy.to_upstream(&mut map, &forwarding, "127.0.0.1:3000", true);
+        assert_eq!(map["x-forwarded-for"], "10.0.0.1, ::1");
+        assert_eq!(map["x-forwarded-proto"], "https");
+        assert_eq!(map["x-forwarded-host"], "app.example.com");
+        assert_eq!(
+            map["forwarded"],
+            "for=\"[::1]\";proto=https;host=app.example.com"
+        );
+        assert_eq!(map["host"], "127.0.0.1:3000");
+        assert_eq!(map["upgrade"], "websocket");
+        assert_eq!(map["x-route"], "chat");
+        assert!(!map.contains_key("cookie"));
+    }
+}
