@@ -4,8 +4,12 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod http_client;
+pub mod http_upstream;
+pub mod json;
 pub mod net;
 pub mod process;
+pub mod upstream;
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
