@@ -154,33 +154,6 @@ async fn missing_key_is_a_bad_request() {
     assert_eq!(raw_request(addr, &head).await.status, 400);
 }
 
-/// A listener whose accept queue is full: the kernel drops further SYNs, so a dial hangs.
-fn unresponsive_listener() -> (
-    std::net::SocketAddr,
-    Vec<std::net::TcpStream>,
-    socket2::Socket,
-) {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(
-            &"127.0.0.1:0"
-                .parse::<std::net::SocketAddr>()
-                .unwrap()
-                .into(),
-        )
-        .unwrap();
-    socket.listen(0).unwrap();
-    let addr = socket.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..8 {
-        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            Ok(stream) => fillers.push(stream),
-            Err(_) => break,
-        }
-    }
-    (addr, fillers, socket)
-}
-
 #[tokio::test]
 async fn connect_timeout_is_a_504() {
     let (addr, _fillers, _socket) = unresponsive_listener();

@@ -12,6 +12,8 @@ use tokio::{
     sync::mpsc,
 };
 
+use std::time::Duration;
+
 use super::STEP;
 
 /// A TCP echo server. With `rechunk`, it writes back in varying chunk sizes (1 byte to
@@ -191,4 +193,31 @@ fn parse_response(bytes: &[u8]) -> RawResponse {
         headers,
         body: bytes[split + 4..].to_vec(),
     }
+}
+
+/// A listener whose accept queue is full: the kernel drops further SYNs, so a dial hangs.
+pub fn unresponsive_listener() -> (
+    std::net::SocketAddr,
+    Vec<std::net::TcpStream>,
+    socket2::Socket,
+) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+    }
+    (addr, fillers, socket)
 }
