@@ -66,6 +66,38 @@ fn errors_name_file_line_and_column() {
             "[[route]]\nhost = \"*example.com\"\nbridge = \"tcp://a:1\"\n",
             "gw.toml:2:8: expected a host name such as",
         ),
+        (
+            "[[route]]\nproxy = [\"ws://a:1\", \"tcp://b:2\"]\n",
+            "gw.toml:2:22: expected an upstream URL such as \"ws://127.0.0.1:3000/path\"",
+        ),
+        (
+            "[[route]]\nproxy = \"ws://a:1\"\nmode = \"frames\"\n",
+            "gw.toml:3:8: expected \"splice\" or \"message\", found \"frames\"",
+        ),
+        (
+            "[[route]]\nproxy = \"ws://a:1\"\nheartbeat = \"1s\"\n",
+            "gw.toml:3:13: `heartbeat` applies to bridge routes only",
+        ),
+        (
+            "[[route]]\nbridge = \"tcp://a:1\"\nbalance = \"round_robin\"\n",
+            "gw.toml:3:11: `balance` applies to proxy routes only",
+        ),
+        (
+            "[[route]]\nproxy = \"ws://a:1\"\nstatic = \".\"\n",
+            "gw.toml:3:10: a route has one handler: `static` cannot be combined with `proxy`",
+        ),
+        (
+            "[[route]]\nproxy = \"wss://a:1\"\ntls_ca = \"ca.pem\"\ntls_verify = false\n",
+            "gw.toml:4:14: `tls_verify = false` checks nothing",
+        ),
+        (
+            "[[route]]\nproxy = \"ws://a:1\"\nset_headers = { \"X-A\" = \"line\\nbreak\" }\n",
+            "gw.toml:3:25: expected a header value of visible ASCII characters",
+        ),
+        (
+            "[[route]]\nproxy = \"ws://a:1\"\n[[route]]\nstatic = \".\"\n",
+            "gw.toml:3:1: this route can never match: route \"/\" has the same host and path",
+        ),
     ];
     for (toml, expected) in cases {
         let error = error_of(toml);

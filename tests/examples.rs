@@ -22,7 +22,7 @@ fn every_example_config_is_valid() {
         }
         checked += 1;
     }
-    assert!(checked >= 4, "only {checked} examples found");
+    assert!(checked >= 5, "only {checked} examples found");
 }
 
 /// The TLS example names `cert.pem`/`key.pem` beside it; those are made fresh in a temporary

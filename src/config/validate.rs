@@ -278,7 +278,7 @@ fn handler(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<Handler, ConfigError>
         .as_ref()
         .or(file.bridge_tokens.as_ref())
         .map(Sp::span);
-    let named: Vec<(Kind, Range<usize>)> = [
+    let mut named: Vec<(Kind, Range<usize>)> = [
         (Kind::Bridge, bridge),
         (Kind::Static, file.static_dir.as_ref().map(Sp::span)),
         (Kind::Proxy, file.proxy.as_ref().map(Sp::span)),
@@ -286,6 +286,7 @@ fn handler(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<Handler, ConfigError>
     .into_iter()
     .filter_map(|(kind, span)| Some((kind, span?)))
     .collect();
+    named.sort_by_key(|(_, span)| span.start);
     let kind = match named.as_slice() {
         [] => return Err(ctx.error(value.span(), "expected a handler in this route: `bridge = \"tcp://host:port\"`, `bridge_tokens = \"FILE\"`, `proxy = \"ws://host:port\"` or `static = \"DIR\"`")),
         [(kind, _)] => *kind,
