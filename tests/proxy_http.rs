@@ -153,7 +153,7 @@ async fn headers_are_forwarded_rewritten_and_stripped() {
     assert_eq!(seen["x-forwarded-host"], gateway.addr.to_string());
     assert_eq!(
         seen["forwarded"],
-        format!("for=127.0.0.1;proto=http;host={}", gateway.addr)
+        format!("for=127.0.0.1;proto=http;host=\"{}\"", gateway.addr)
     );
     assert_eq!(seen["host"], gateway.addr.to_string(), "Host is preserved");
     assert_eq!(seen["x-route"], "app");

@@ -7,8 +7,10 @@
 // 64 MiB, with permessage-deflate accepted when offered. `ws` answers a client's close frame
 // with the same code and reason. Some paths do something first:
 //   /close/CODE  close with CODE and reason `bye from upstream`
+//   /last-close  send one text message: `CODE REASON` of the last close frame a client sent
 //   /headers     send one text message: JSON of the request headers (lowercase names, repeated
-//                headers joined with ", ") plus "path" (with the query)
+//                headers joined with ", ") plus "path" (with the query); so does any path
+//                ending in /headers (`/ws/x/headers`), to show where a proxy mapped a path
 //   /name        send one text message: NAME
 //   /forbidden   refuse the handshake: HTTP 403, body `forbidden by upstream\n`
 import { createServer } from "node:http";
@@ -60,9 +62,18 @@ const wss = new WebSocketServer({
   handleProtocols: (offered) => [...offered].find((p) => args.subprotocols.includes(p)) ?? false,
 });
 
+let lastClose = "none";
+
 wss.on("connection", (ws, req) => {
   const path = req.url.split("?")[0];
   ws.on("error", () => {}); // an abrupt end is the client's (or the proxy's) business
+  if (path === "/last-close") {
+    ws.send(lastClose);
+  } else {
+    ws.on("close", (code, reason) => {
+      if (code !== 1005 && code !== 1006) lastClose = `${code} ${reason.toString()}`;
+    });
+  }
   if (path.startsWith("/close/")) {
     try {
       ws.close(Number(path.slice("/close/".length)), "bye from upstream");
@@ -71,7 +82,7 @@ wss.on("connection", (ws, req) => {
     }
     return;
   }
-  if (path === "/headers") ws.send(headersJson(req));
+  if (path.endsWith("/headers")) ws.send(headersJson(req));
   else if (path === "/name") ws.send(args.name);
   ws.on("message", (message, isBinary) => ws.send(message, { binary: isBinary }));
 });

@@ -9,8 +9,11 @@ with permessage-deflate accepted when offered. A close frame from the client is 
 the same code and reason. Some paths do something first:
   /close/CODE  close with CODE and reason `bye from upstream`
   /headers     send one text message: JSON of the request headers (lowercase names, repeated
-               headers joined with ", ") plus "path" (with the query)
+               headers joined with ", ") plus "path" (with the query); so does any path
+               ending in /headers (`/ws/x/headers`), to show where a proxy mapped a path
   /name        send one text message: NAME
+  /last-close  send one text message: `CODE REASON` of the last close frame a client sent
+               (so a test can see what reached the upstream after that connection ended)
   /forbidden   refuse the handshake: HTTP 403, body `forbidden by upstream\n`
 """
 import argparse
@@ -59,13 +62,17 @@ def process_request(connection, request):
 
 
 def make_handler(name: str):
+    last_close = ["none"]
+
     async def handler(ws) -> None:
         path = ws.request.path.split("?")[0]
         try:
+            if path == "/last-close":
+                await ws.send(last_close[0])
             if path.startswith("/close/"):
                 await ws.close(int(path[len("/close/"):]), "bye from upstream")
                 return
-            if path == "/headers":
+            if path.endswith("/headers"):
                 await ws.send(headers_json(ws.request))
             elif path == "/name":
                 await ws.send(name)
@@ -73,6 +80,10 @@ def make_handler(name: str):
                 await ws.send(message)
         except ConnectionClosed:
             pass  # an abrupt end is the client's (or the proxy's) business, not an error here
+        finally:
+            received = ws.protocol.close_rcvd
+            if received is not None and path != "/last-close":
+                last_close[0] = f"{received.code} {received.reason}"
 
     return handler
 

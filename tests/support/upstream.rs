@@ -186,6 +186,8 @@ pub struct RawWs {
 
 /// WebSocket frame opcodes.
 pub mod opcode {
+    /// Continuation frame: the second and later fragments of a message.
+    pub const CONTINUATION: u8 = 0x0;
     /// Text frame.
     pub const TEXT: u8 = 0x1;
     /// Binary frame.
@@ -194,15 +196,25 @@ pub mod opcode {
     pub const CLOSE: u8 = 0x8;
     /// Ping frame.
     pub const PING: u8 = 0x9;
+    /// Pong frame.
+    pub const PONG: u8 = 0xa;
 }
 
 impl RawWs {
     /// Sends an upgrade request for `path` with `headers` (repeats allowed, sent in order)
     /// after the required ones, and reads the response head; the body too if not a 101.
+    /// `Host` is `addr` unless `headers` has one (for host routing).
     pub async fn handshake(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> RawWs {
-        let mut head = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        let mut head = format!("GET {path} HTTP/1.1\r\n");
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+        {
+            head.push_str(&format!("Host: {addr}\r\n"));
+        }
+        head.push_str(
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
         );
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -231,6 +243,13 @@ impl RawWs {
     /// Reads one frame (unmasked, as a server sends): opcode and payload. Ignores the RSV1
     /// (compressed) bit: do not offer permessage-deflate if you read data frames this way.
     pub async fn read_frame(&mut self) -> (u8, Vec<u8>) {
+        let (_fin, opcode, payload) = self.read_fragment().await;
+        (opcode, payload)
+    }
+
+    /// Reads one frame like [`RawWs::read_frame`], with its FIN bit: whether it ends its
+    /// message.
+    pub async fn read_fragment(&mut self) -> (bool, u8, Vec<u8>) {
         tokio::time::timeout(STEP, async {
             let mut head = [0u8; 2];
             self.io.read_exact(&mut head).await?;
@@ -242,7 +261,7 @@ impl RawWs {
             assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
             let mut payload = vec![0; usize::try_from(len).expect("frame fits in memory")];
             self.io.read_exact(&mut payload).await?;
-            Ok::<_, std::io::Error>((head[0] & 0x0f, payload))
+            Ok::<_, std::io::Error>((head[0] & 0x80 != 0, head[0] & 0x0f, payload))
         })
         .await
         .expect("frame read timed out")
@@ -251,8 +270,15 @@ impl RawWs {
 
     /// Sends one final frame, masked as a client must.
     pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
+        self.send_fragment(opcode, payload, true).await;
+    }
+
+    /// Sends one frame with FIN set or not, masked as a client must. A fragmented message is
+    /// a TEXT or BINARY frame with `fin` false, then CONTINUATION frames, the last with `fin`
+    /// true; control frames (ping) may come between them.
+    pub async fn send_fragment(&mut self, opcode: u8, payload: &[u8], fin: bool) {
         let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let mut frame = vec![0x80 | opcode];
+        let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
         match payload.len() {
             len @ 0..=125 => frame.push(0x80 | len as u8),
             len @ 126..=0xffff => {

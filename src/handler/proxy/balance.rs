@@ -157,17 +157,23 @@ impl Upstreams {
     /// Every server, in the order this request should try them: healthy ones first (by the
     /// policy), then those that failed recently, as a last resort.
     pub fn order(&self) -> Vec<Arc<UpstreamServer>> {
-        let count = self.servers.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
-        let mut order: Vec<Arc<UpstreamServer>> = (0..count)
-            .map(|i| self.servers[(start + i) % count].clone())
-            .collect();
-        if self.policy == Policy::LeastConnections {
-            order.sort_by_key(|server| server.active.load(Ordering::Relaxed));
-        }
         let now = Instant::now();
-        order.sort_by_key(|server| server.is_down(now));
-        order
+        let (mut healthy, down): (Vec<_>, Vec<_>) = self
+            .servers
+            .iter()
+            .cloned()
+            .partition(|server| !server.is_down(now));
+        // The rotation runs over the healthy servers only: rotating over all of them would hand
+        // a down server's turns to its neighbour.
+        if !healthy.is_empty() {
+            let start = self.next.fetch_add(1, Ordering::Relaxed) % healthy.len();
+            healthy.rotate_left(start);
+        }
+        if self.policy == Policy::LeastConnections {
+            healthy.sort_by_key(|server| server.active.load(Ordering::Relaxed));
+        }
+        healthy.extend(down);
+        healthy
     }
 }
 
@@ -201,7 +207,11 @@ mod tests {
         assert_eq!(firsts, [1000, 1001, 1002, 1000, 1001, 1002]);
         set.servers[1].mark_down(Duration::from_secs(10));
         let firsts: Vec<u16> = (0..4).map(|_| first_port(&set)).collect();
-        assert_eq!(firsts, [1000, 1002, 1002, 1000]);
+        assert_eq!(
+            firsts,
+            [1000, 1002, 1000, 1002],
+            "the healthy ones share the turns"
+        );
         let order: Vec<u16> = set.order().iter().map(|s| s.url.port).collect();
         assert_eq!(
             order.last(),

@@ -100,8 +100,11 @@ fn add_forwarded(headers: &mut HeaderMap, forwarding: &Forwarding<'_>) {
         ip.to_string()
     };
     let mut element = format!("for={node};proto={proto}");
-    if let Some(host) = forwarding.host.filter(|h| is_token(h)) {
-        element.push_str(&format!(";host={host}"));
+    match forwarding.host {
+        Some(host) if is_token(host) => element.push_str(&format!(";host={host}")),
+        // A port's `:` is not a token character: quoted-string (RFC 7239 §4).
+        Some(host) if !host.contains(['"', '\\']) => element.push_str(&format!(";host=\"{host}\"")),
+        _ => {}
     }
     let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
         Some(earlier) => format!("{earlier}, {element}"),
@@ -125,7 +128,7 @@ fn is_token(host: &str) -> bool {
     !host.is_empty()
         && host
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.:_".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "-._~!$&'*+^`|".contains(c))
 }
 
 #[cfg(test)]
