@@ -4,23 +4,29 @@
 use std::{
     io,
     pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::atomic::{AtomicU64, Ordering},
     task::{Context, Poll},
     time::Duration,
 };
 
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::{TcpStream, tcp},
     time::{Instant, sleep_until},
 };
 use tokio_util::sync::CancellationToken;
 
-/// Copy buffer per direction. 16 KiB: bulk transfers move in few system calls, and it is
-/// allocated once per WebSocket.
-const BUFFER_BYTES: usize = 16 * 1024;
+use crate::connector::{Upstream, tls::MaybeTls};
+
+/// Read size while bytes are flowing over plain TCP. 64 KiB: a bulk transfer moves in few
+/// system calls; the buffer exists only while data is waiting, so an idle WebSocket holds none.
+const BURST_BYTES: usize = 64 * 1024;
+
+/// Copy buffer per direction when either side is TLS (whose own buffers dominate anyway).
+const BUFFER_BYTES: usize = 8 * 1024;
 
 /// How a spliced WebSocket went.
 #[derive(Debug)]
@@ -33,48 +39,185 @@ pub struct Spliced {
     pub end: &'static str,
 }
 
+/// Any stream the generic copy can splice.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// One side after its upgrade: a plain TCP socket (the cheap path), or anything else.
+enum Side {
+    /// The socket and the bytes hyper had already read past the handshake.
+    Tcp(TcpStream, Bytes),
+    Other(Box<dyn Stream>),
+}
+
+impl Side {
+    fn client(upgraded: Upgraded) -> Side {
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => Side::Tcp(parts.io.into_inner(), parts.read_buf),
+            Err(upgraded) => Side::Other(Box::new(TokioIo::new(upgraded))),
+        }
+    }
+
+    fn upstream(upgraded: Upgraded) -> Side {
+        match upgraded.downcast::<TokioIo<MaybeTls>>() {
+            Ok(parts) => match parts.io.into_inner() {
+                MaybeTls::Plain(Upstream::Tcp(tcp)) => Side::Tcp(tcp, parts.read_buf),
+                other => Side::Other(Box::new(Prefixed::new(other, parts.read_buf))),
+            },
+            Err(upgraded) => Side::Other(Box::new(TokioIo::new(upgraded))),
+        }
+    }
+
+    fn into_stream(self) -> Box<dyn Stream> {
+        match self {
+            Side::Tcp(tcp, early) => Box::new(Prefixed::new(tcp, early)),
+            Side::Other(stream) => stream,
+        }
+    }
+}
+
 /// Copies both ways until both sides have closed, an error, the idle timeout or shutdown.
-pub async fn run<C, U>(
-    client: C,
-    upstream: U,
+pub async fn run(
+    client: Upgraded,
+    upstream: Upgraded,
     idle: Option<Duration>,
     shutdown: &CancellationToken,
-) -> Spliced
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Spliced {
     let started = Instant::now();
-    let last_read = Arc::new(AtomicU64::new(0));
-    let mut client = Metered::new(client, started, last_read.clone());
-    let mut upstream = Metered::new(upstream, started, last_read.clone());
-    let end = {
-        let copy = tokio::io::copy_bidirectional_with_sizes(
-            &mut client,
-            &mut upstream,
-            BUFFER_BYTES,
-            BUFFER_BYTES,
-        );
-        tokio::select! {
-            result = copy => if result.is_ok() { "closed" } else { "connection error" },
-            () = shutdown.cancelled() => "shutdown",
-            () = idle_expired(idle, started, &last_read) => "idle timeout",
+    let meter = Meter::new(started);
+    let copied = async {
+        match (Side::client(client), Side::upstream(upstream)) {
+            (Side::Tcp(client, client_early), Side::Tcp(upstream, upstream_early)) => {
+                splice_tcp(client, client_early, upstream, upstream_early, &meter).await
+            }
+            (client, upstream) => {
+                splice_streams(client.into_stream(), upstream.into_stream(), &meter).await
+            }
         }
     };
+    let end = tokio::select! {
+        result = copied => if result.is_ok() { "closed" } else { "connection error" },
+        () = shutdown.cancelled() => "shutdown",
+        () = idle_expired(idle, &meter) => "idle timeout",
+    };
     Spliced {
-        bytes_up: client.bytes_read,
-        bytes_down: upstream.bytes_read,
+        bytes_up: meter.up.load(Ordering::Relaxed),
+        bytes_down: meter.down.load(Ordering::Relaxed),
         end,
     }
 }
 
+/// Byte counts both ways and the time of the last read, shared by the copy and the idle timer.
+struct Meter {
+    started: Instant,
+    up: AtomicU64,
+    down: AtomicU64,
+    /// Milliseconds after `started` of the last read either way.
+    last_read: AtomicU64,
+}
+
+impl Meter {
+    fn new(started: Instant) -> Self {
+        Meter {
+            started,
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            last_read: AtomicU64::new(0),
+        }
+    }
+
+    fn count(&self, counter: &AtomicU64, bytes: usize) {
+        counter.fetch_add(bytes as u64, Ordering::Relaxed);
+        let millis = self.started.elapsed().as_millis() as u64;
+        self.last_read.store(millis, Ordering::Relaxed);
+    }
+}
+
+/// Plain TCP both sides: each direction waits for readability without a buffer, then reads
+/// into one only while bytes keep coming. EOF becomes a FIN on the other side.
+async fn splice_tcp(
+    mut client: TcpStream,
+    client_early: Bytes,
+    mut upstream: TcpStream,
+    upstream_early: Bytes,
+    meter: &Meter,
+) -> io::Result<()> {
+    let (client_read, mut client_write) = client.split();
+    let (upstream_read, mut upstream_write) = upstream.split();
+    let up = direction(
+        client_read,
+        client_early,
+        &mut upstream_write,
+        meter,
+        &meter.up,
+    );
+    let down = direction(
+        upstream_read,
+        upstream_early,
+        &mut client_write,
+        meter,
+        &meter.down,
+    );
+    tokio::try_join!(up, down).map(|_| ())
+}
+
+async fn direction(
+    from: tcp::ReadHalf<'_>,
+    early: Bytes,
+    to: &mut tcp::WriteHalf<'_>,
+    meter: &Meter,
+    counter: &AtomicU64,
+) -> io::Result<()> {
+    if !early.is_empty() {
+        to.write_all(&early).await?;
+        meter.count(counter, early.len());
+    }
+    loop {
+        from.readable().await?;
+        let mut buf = BytesMut::with_capacity(BURST_BYTES);
+        loop {
+            match from.try_read_buf(&mut buf) {
+                Ok(0) => return to.shutdown().await,
+                Ok(read) => {
+                    to.write_all(&buf).await?;
+                    buf.clear();
+                    meter.count(counter, read);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
+/// Any other pair (TLS on a side): tokio's bidirectional copy with fixed buffers.
+async fn splice_streams(
+    client: Box<dyn Stream>,
+    upstream: Box<dyn Stream>,
+    meter: &Meter,
+) -> io::Result<()> {
+    let mut client = Metered {
+        inner: client,
+        meter,
+        counter: &meter.up,
+    };
+    let mut upstream = Metered {
+        inner: upstream,
+        meter,
+        counter: &meter.down,
+    };
+    tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER_BYTES, BUFFER_BYTES)
+        .await
+        .map(|_| ())
+}
+
 /// Resolves once nothing has been read either way for `idle`; never without a timeout.
-async fn idle_expired(idle: Option<Duration>, started: Instant, last_read: &AtomicU64) {
+async fn idle_expired(idle: Option<Duration>, meter: &Meter) {
     let Some(idle) = idle else {
         return std::future::pending().await;
     };
     loop {
-        let last = started + Duration::from_millis(last_read.load(Ordering::Relaxed));
+        let last = meter.started + Duration::from_millis(meter.last_read.load(Ordering::Relaxed));
         if last.elapsed() >= idle {
             return;
         }
@@ -82,27 +225,14 @@ async fn idle_expired(idle: Option<Duration>, started: Instant, last_read: &Atom
     }
 }
 
-/// A stream that counts what is read from it and stamps the time of the last read.
-struct Metered<T> {
-    inner: T,
-    bytes_read: u64,
-    started: Instant,
-    /// Milliseconds after `started` of the last read on either side.
-    last_read: Arc<AtomicU64>,
+/// A stream that counts what is read from it into the meter.
+struct Metered<'m> {
+    inner: Box<dyn Stream>,
+    meter: &'m Meter,
+    counter: &'m AtomicU64,
 }
 
-impl<T> Metered<T> {
-    fn new(inner: T, started: Instant, last_read: Arc<AtomicU64>) -> Self {
-        Metered {
-            inner,
-            bytes_read: 0,
-            started,
-            last_read,
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
+impl AsyncRead for Metered<'_> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -111,17 +241,62 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let read = (buf.filled().len() - before) as u64;
+        let read = buf.filled().len() - before;
         if read > 0 {
-            this.bytes_read += read;
-            let millis = this.started.elapsed().as_millis() as u64;
-            this.last_read.store(millis, Ordering::Relaxed);
+            this.meter.count(this.counter, read);
         }
         polled
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
+impl AsyncWrite for Metered<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// A stream whose first bytes were already read by hyper: they are served before the rest.
+struct Prefixed<T> {
+    early: Bytes,
+    inner: T,
+}
+
+impl<T> Prefixed<T> {
+    fn new(inner: T, early: Bytes) -> Self {
+        Prefixed { early, inner }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.early.is_empty() {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let n = this.early.len().min(buf.remaining());
+        buf.put_slice(&this.early[..n]);
+        this.early.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

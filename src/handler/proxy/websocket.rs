@@ -156,7 +156,6 @@ impl Session {
             Ok(both) => both,
             Err(error) => return tracing::debug!(%error, "upgrade failed"),
         };
-        let (client, upstream) = (TokioIo::new(client), TokioIo::new(upstream));
         let started = Instant::now();
         match self.mode {
             Mode::Splice => {
@@ -166,8 +165,12 @@ impl Session {
             }
             Mode::Message => {
                 let limits = Limits::default().max_payload_len(Some(self.max_message_bytes));
-                let client = ServerBuilder::new().limits(limits).serve(client);
-                let upstream = ClientBuilder::new().limits(limits).take_over(upstream);
+                let client = ServerBuilder::new()
+                    .limits(limits)
+                    .serve(TokioIo::new(client));
+                let upstream = ClientBuilder::new()
+                    .limits(limits)
+                    .take_over(TokioIo::new(upstream));
                 let done = message::relay(client, upstream, self.idle, &shutdown).await;
                 self.record.finish_session(
                     started,
