@@ -123,6 +123,7 @@ for_each_peer!(
     host_routes_and_wildcards_pick_the_upstream,
     upgrade_headers_are_forwarded_rewritten_and_path_mapped,
     round_robin_spreads_evenly_and_skips_a_dead_upstream,
+    every_ping_gets_exactly_one_pong,
 );
 
 /// Reads the next data or close message (skipping pings and pongs).
@@ -597,5 +598,34 @@ async fn round_robin_spreads_evenly_and_skips_a_dead_upstream(peer: Peer) {
             (12..=18).contains(count),
             "{peer:?}: {name} answered {count} of 30 handshakes: {counts:?}"
         );
+    }
+}
+
+/// A ping is answered once, with its payload, in both modes: splicing passes the upstream's
+/// pong through; message mode answers at the gateway and swallows the upstream's answer to the
+/// relayed ping.
+async fn every_ping_gets_exactly_one_pong(peer: Peer) {
+    let proxied = Proxied::start(peer).await;
+    for mode in Mode::ALL {
+        let path = Proxied::path(mode, "/");
+        let mut raw = RawWs::handshake(proxied.gateway.addr, &path, &[]).await;
+        assert_eq!(raw.response.status, 101, "{peer:?} {mode:?}");
+        for i in 0..3 {
+            raw.send_frame(opcode::PING, format!("ping {i}").as_bytes())
+                .await;
+        }
+        raw.send_frame(opcode::TEXT, b"after").await;
+        let mut pongs = Vec::new();
+        loop {
+            match raw.read_frame().await {
+                (opcode::PONG, payload) => pongs.push(String::from_utf8(payload).unwrap()),
+                (opcode::TEXT, payload) => {
+                    assert_eq!(payload, b"after", "{peer:?} {mode:?}");
+                    break;
+                }
+                (op, payload) => panic!("{peer:?} {mode:?}: opcode {op} {payload:?}"),
+            }
+        }
+        assert_eq!(pongs, ["ping 0", "ping 1", "ping 2"], "{peer:?} {mode:?}");
     }
 }

@@ -1,7 +1,8 @@
 //! Message mode (`mode = "message"`): WebSocket is terminated on both sides and whole messages
 //! are relayed, so later features can see each one. Text stays text, binary stays binary,
-//! message boundaries survive any re-fragmentation, pings and pongs are passed on, and a close
-//! code and reason travel to the other side.
+//! message boundaries survive any re-fragmentation, pings are passed on (each hop answers them
+//! itself, so pongs are not relayed: that would answer every ping twice), and a close code and
+//! reason travel to the other side.
 
 use std::{pin::pin, time::Duration};
 
@@ -135,10 +136,15 @@ where
                 return DirectionEnd::Gone;
             }
         };
+        if message.is_pong() {
+            // Each hop answers a ping itself (tokio-websockets does, at once); relaying the
+            // other side's answer to a relayed ping would give every ping two pongs.
+            continue;
+        }
         let close = message
             .as_close()
             .map(|(code, _)| (u16::from(code) != 0).then(|| u16::from(code)));
-        if !message.is_close() {
+        if message.is_text() || message.is_binary() {
             *bytes += message.as_payload().len() as u64;
         }
         if to.send(message).await.is_err() && close.is_none() {

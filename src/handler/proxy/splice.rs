@@ -17,7 +17,6 @@ use tokio::{
     net::{TcpStream, tcp},
     time::{Instant, sleep_until},
 };
-use tokio_util::sync::CancellationToken;
 
 use crate::connector::{Upstream, tls::MaybeTls};
 
@@ -76,13 +75,10 @@ impl Side {
     }
 }
 
-/// Copies both ways until both sides have closed, an error, the idle timeout or shutdown.
-pub async fn run(
-    client: Upgraded,
-    upstream: Upgraded,
-    idle: Option<Duration>,
-    shutdown: &CancellationToken,
-) -> Spliced {
+/// Copies both ways until both sides have closed, an error or the idle timeout. Shutdown does
+/// not cut a spliced WebSocket: no close frame can be sent between frames we do not see, so it
+/// keeps going until it ends or the gateway's drain time is over.
+pub async fn run(client: Upgraded, upstream: Upgraded, idle: Option<Duration>) -> Spliced {
     let started = Instant::now();
     let meter = Meter::new(started);
     let copied = async {
@@ -97,7 +93,6 @@ pub async fn run(
     };
     let end = tokio::select! {
         result = copied => if result.is_ok() { "closed" } else { "connection error" },
-        () = shutdown.cancelled() => "shutdown",
         () = idle_expired(idle, &meter) => "idle timeout",
     };
     Spliced {

@@ -159,7 +159,7 @@ impl Session {
         let started = Instant::now();
         match self.mode {
             Mode::Splice => {
-                let done = splice::run(client, upstream, self.idle, &shutdown).await;
+                let done = splice::run(client, upstream, self.idle).await;
                 self.record
                     .finish_session(started, done.bytes_up, done.bytes_down, None, done.end);
             }
