@@ -629,3 +629,81 @@ async fn every_ping_gets_exactly_one_pong(peer: Peer) {
         assert_eq!(pongs, ["ping 0", "ping 1", "ping 2"], "{peer:?} {mode:?}");
     }
 }
+
+/// `idle_timeout` is opt-in: message mode closes with 1000 "idle timeout"; splice mode, which
+/// sees no frames, closes the TCP connection. A route without it keeps a quiet WebSocket open.
+#[tokio::test]
+async fn idle_timeout_closes_a_quiet_websocket_only_when_set() {
+    let upstream = WsUpstream::start(Peer::Python).await;
+    let proxy = format!("\"{}\"", upstream.ws_url("/"));
+    let idle = "idle_timeout = \"300ms\"";
+    let config = [
+        route(&path_key("/splice"), &proxy, idle),
+        route(
+            &path_key("/message"),
+            &proxy,
+            &format!("mode = \"message\"\n{idle}"),
+        ),
+        route(&path_key("/forever"), &proxy, ""),
+    ]
+    .concat();
+    let gateway = Gateway::start(&config).await;
+    let mut message = connect(&gateway.ws_url("/message"), "").await.unwrap();
+    assert_eq!(
+        read_close(&mut message).await,
+        (1000, "idle timeout".to_string())
+    );
+    let mut spliced = connect(&gateway.ws_url("/splice"), "").await.unwrap();
+    let end = tokio::time::timeout(STEP, spliced.next())
+        .await
+        .expect("a spliced WebSocket past its idle timeout stays open");
+    assert!(
+        !matches!(end, Some(Ok(ref m)) if !m.is_close()),
+        "expected the connection to end, got {end:?}"
+    );
+    // The route without a timeout still echoes after both timed-out ones were closed.
+    let mut forever = connect(&gateway.ws_url("/forever"), "").await.unwrap();
+    let mut message = connect(&gateway.ws_url("/message"), "").await.unwrap();
+    read_close(&mut message).await;
+    forever.send(Message::text("still here")).await.unwrap();
+    let echoed = tokio::time::timeout(STEP, forever.next()).await.unwrap();
+    assert_eq!(echoed.unwrap().unwrap().as_text(), Some("still here"));
+}
+
+/// In message mode `max_message_size` holds both ways: a client message over it is refused
+/// with 1009, and the upstream is told with the same code.
+#[tokio::test]
+async fn message_mode_refuses_oversized_messages_with_1009() {
+    let upstream = WsUpstream::start(Peer::Python).await;
+    let proxy = format!("\"{}\"", upstream.ws_url("/"));
+    let keys = "mode = \"message\"\nmax_message_size = \"1KiB\"";
+    let gateway = Gateway::start(&route(&path_key("/m"), &proxy, keys)).await;
+    let mut client = connect(&gateway.ws_url("/m"), "").await.unwrap();
+    client.send(Message::binary(vec![7u8; 1024])).await.unwrap();
+    let echoed = tokio::time::timeout(STEP, client.next()).await.unwrap();
+    assert_eq!(echoed.unwrap().unwrap().as_payload().len(), 1024);
+    client.send(Message::binary(vec![7u8; 1025])).await.unwrap();
+    assert_eq!(read_close(&mut client).await.0, 1009);
+    drop(client);
+    let probe_route = format!("{}/last-close", gateway.ws_url("/m"));
+    let seen = last_close_at(&probe_route).await;
+    assert!(seen.starts_with("1009 "), "the upstream saw {seen:?}");
+}
+
+/// The upstream's `/last-close` answer at `url` once it has recorded a close.
+async fn last_close_at(url: &str) -> String {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let mut probe = connect(url, "").await.unwrap();
+        let seen = tokio::time::timeout(STEP, probe.next())
+            .await
+            .expect("no answer from /last-close")
+            .unwrap()
+            .unwrap();
+        let seen = seen.as_text().unwrap_or_default().to_string();
+        if seen != "none" || tokio::time::Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

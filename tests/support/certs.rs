@@ -10,6 +10,8 @@ use rustls::{ClientConfig, RootCertStore, pki_types::CertificateDer};
 pub struct TestPki {
     /// The CA certificate (DER) clients trust.
     pub ca: CertificateDer<'static>,
+    /// The CA certificate as a PEM file (for `tls_ca`).
+    pub ca_path: PathBuf,
     /// Server certificate chain file.
     pub cert_path: PathBuf,
     /// Server key file.
@@ -30,6 +32,8 @@ pub fn make(dir: &std::path::Path) -> TestPki {
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
     let combined_path = dir.join("self.pem");
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
     std::fs::write(&cert_path, server_cert.pem()).unwrap();
     std::fs::write(&key_path, server_key.serialize_pem()).unwrap();
     std::fs::write(
@@ -39,6 +43,7 @@ pub fn make(dir: &std::path::Path) -> TestPki {
     .unwrap();
     TestPki {
         ca: ca.der().clone(),
+        ca_path,
         cert_path,
         key_path,
         combined_path,

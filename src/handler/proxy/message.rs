@@ -129,7 +129,12 @@ where
         };
         let message = match next {
             Some(Ok(message)) => message,
-            Some(Err(error)) => return refused(error, to).await,
+            Some(Err(error)) => {
+                let end = refused(error, to).await;
+                // Poll once more so the close tokio-websockets queued for the sender is flushed.
+                let _ = tokio::time::timeout(CLOSE_LINGER, from.next()).await;
+                return end;
+            }
             None => {
                 let close = Message::close(Some(CloseCode::GOING_AWAY), "peer connection lost");
                 let _ = to.send(close).await;
