@@ -92,6 +92,24 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Rewrites the request's path without `.` and `..` segments (the query is kept), so routing,
+/// handlers and upstreams all see the same path; `Err` when it climbs above `/`.
+fn normalize_path<B>(req: &mut Request<B>) -> Result<(), ()> {
+    let path = req.uri().path();
+    let normal = match crate::router::remove_dot_segments(path).ok_or(())? {
+        std::borrow::Cow::Borrowed(_) => return Ok(()),
+        std::borrow::Cow::Owned(normal) => normal,
+    };
+    let path_and_query = match req.uri().query() {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().map_err(|_| ())?);
+    *req.uri_mut() = http::Uri::from_parts(parts).map_err(|_| ())?;
+    Ok(())
+}
+
 /// The request's host: the `Host` header, or the authority of an absolute URI.
 fn request_host<B>(req: &Request<B>) -> Option<String> {
     req.headers()
@@ -120,8 +138,16 @@ impl Service {
 
     /// Finds the route and runs its handler; the access-log line is written when the response
     /// body ends, or by the WebSocket session after a 101.
-    async fn route_request(&self, client: ClientAddrs, req: Request<Incoming>) -> Response<Body> {
+    async fn route_request(
+        &self,
+        client: ClientAddrs,
+        mut req: Request<Incoming>,
+    ) -> Response<Body> {
         let record = AccessRecord::new(client.peer, &req);
+        if normalize_path(&mut req).is_err() {
+            return text_response(StatusCode::BAD_REQUEST, "the path climbs above /")
+                .map(|body| record.log_body(400, body));
+        }
         let websocket = upgrade::is_upgrade(&req);
         let host = request_host(&req);
         let path = req.uri().path().to_string();

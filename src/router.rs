@@ -94,6 +94,54 @@ pub fn normalize_prefix(path: &str) -> Result<String, String> {
     })
 }
 
+/// Removes `.` and `..` segments (also written `%2e`), as RFC 3986 §5.2.4 does, so that the
+/// path a route matched is the path its handler serves or forwards: `/app/../admin` is
+/// `/admin`, never `/app` with `../admin` sent to an upstream. `None` when `..` climbs above
+/// `/`, or hides behind an encoded separator (`..%2f`), which only an attacker writes.
+///
+/// ```
+/// use wsgate::router::remove_dot_segments;
+/// assert_eq!(remove_dot_segments("/a/./b/../c").as_deref(), Some("/a/c"));
+/// assert_eq!(remove_dot_segments("/a/%2E%2e/").as_deref(), Some("/"));
+/// assert_eq!(remove_dot_segments("/a/..").as_deref(), Some("/"));
+/// assert_eq!(remove_dot_segments("/plain/path").as_deref(), Some("/plain/path"));
+/// assert_eq!(remove_dot_segments("/../etc"), None);
+/// assert_eq!(remove_dot_segments("/a/..%2f..%2fetc"), None);
+/// ```
+pub fn remove_dot_segments(path: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let lower = |s: &str| s.to_ascii_lowercase().replace("%2e", ".");
+    let is_dot = |s: &str| lower(s) == ".";
+    let is_dot_dot = |s: &str| lower(s) == "..";
+    let hidden = |s: &str| {
+        let s = lower(s)
+            .replace("%2f", "/")
+            .replace("%5c", "/")
+            .replace('\\', "/");
+        s.contains('/') && s.split('/').any(|piece| piece == "." || piece == "..")
+    };
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    if segments.iter().any(|s| hidden(s)) {
+        return None;
+    }
+    if !segments.iter().any(|s| is_dot(s) || is_dot_dot(s)) {
+        return Some(std::borrow::Cow::Borrowed(path));
+    }
+    let last = segments.len() - 1;
+    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
+    for (index, segment) in segments.iter().enumerate() {
+        if is_dot_dot(segment) {
+            out.pop()?;
+        } else if !is_dot(segment) {
+            out.push(segment);
+            continue;
+        }
+        if index == last {
+            out.push(""); // `/a/b/..` is the directory `/a/`
+        }
+    }
+    Some(std::borrow::Cow::Owned(format!("/{}", out.join("/"))))
+}
+
 /// The rest of `path` after `prefix` if the prefix matches on a segment boundary.
 ///
 /// ```

@@ -334,3 +334,30 @@ fn tempfile(text: &str) -> TempFile {
         path: path.display().to_string(),
     }
 }
+
+#[tokio::test]
+async fn dot_segments_never_reach_the_upstream_outside_the_base_path() {
+    let upstream = HttpUpstream::start("a").await;
+    let gateway = gateway_to(&upstream.url("/"), "").await;
+    let mut client = HttpConn::connect(gateway.addr).await;
+    // Resolved before routing: this is /app/headers, so the upstream sees /headers.
+    let response = client.get("/app/x/../headers").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(headers_seen(&response.body)["path"], "/headers");
+    // Out of the route altogether: no route for /headers.
+    assert_eq!(client.get("/app/../headers").await.status, 404);
+    for climbing in [
+        "/app/../../etc/passwd",
+        "/app/%2e%2e/%2E%2E/x",
+        "/app/..%2f..%2fx",
+    ] {
+        let response =
+            raw_request(gateway.addr, &format!("GET {climbing} HTTP/1.1\nHost: a")).await;
+        assert_eq!(response.status, 400, "{climbing}");
+    }
+    assert_eq!(
+        upstream.requests(),
+        1,
+        "only the resolved request reached the upstream"
+    );
+}

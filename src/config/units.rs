@@ -2,6 +2,10 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
+/// The longest duration a config may name: beyond it "never" is what is meant, and deadlines
+/// computed from larger values would overflow the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// A duration written as a number and a unit: `"250ms"`, `"10s"`, `"5m"`, `"1h"`.
 ///
 /// ```
@@ -62,6 +66,11 @@ impl FromStr for HumanDuration {
             "h" => number * 3600.0,
             _ => return Err(expected()),
         };
+        if seconds > MAX_DURATION.as_secs_f64() {
+            return Err(UnitError(format!(
+                "{text:?} is too long: durations are at most 365 days"
+            )));
+        }
         Duration::try_from_secs_f64(seconds)
             .map(HumanDuration)
             .map_err(|_| expected())

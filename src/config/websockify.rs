@@ -188,7 +188,11 @@ pub fn config(args: &WebsockifyArgs) -> Result<Config, ConfigError> {
             ));
         }
     };
-    let seconds = |s: Option<u64>| s.filter(|&s| s > 0).map(Duration::from_secs);
+    // Capped like config durations: a deadline beyond a year would only overflow the clock.
+    let seconds = |s: Option<u64>| {
+        s.filter(|&s| s > 0)
+            .map(|s| Duration::from_secs(s).min(super::units::MAX_DURATION))
+    };
     let bridge = BridgeRoute {
         target,
         tokens,
