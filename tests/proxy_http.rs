@@ -4,7 +4,15 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use support::{
     Gateway, STEP,
@@ -360,4 +368,69 @@ async fn dot_segments_never_reach_the_upstream_outside_the_base_path() {
         1,
         "only the resolved request reached the upstream"
     );
+}
+
+#[tokio::test]
+async fn the_response_timeout_starts_after_the_upload() {
+    let upstream = HttpUpstream::start("a").await;
+    let gateway = gateway_to(&upstream.url("/"), "response_timeout = \"300ms\"").await;
+    let mut client = HttpConn::connect(gateway.addr).await;
+    client.send_head("POST", "/app/count", &[], Some(30)).await;
+    // The upload takes longer than the response timeout; the upstream answers at its end.
+    for _ in 0..3 {
+        client.write_all(&[b'x'; 10]).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let response = client.read_response("POST").await;
+    assert_eq!((response.status, response.text().as_str()), (200, "30"));
+}
+
+/// An upstream that answers the first request on each connection, then closes the connection
+/// when the second one arrives, as a server whose keep-alive timeout just expired does.
+async fn closes_on_reuse_server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::spawn(async move {
+                let mut stream = tokio::io::BufReader::new(stream);
+                read_request_head(&mut stream).await;
+                let body = format!("connection {n}");
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.get_mut().write_all(answer.as_bytes()).await.unwrap();
+                read_request_head(&mut stream).await;
+                // Dropped here: the second request gets no answer at all.
+            });
+        }
+    });
+    (addr, connections)
+}
+
+async fn read_request_head(stream: &mut tokio::io::BufReader<tokio::net::TcpStream>) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stream.read_line(&mut line).await.unwrap_or(0) == 0 || line == "\r\n" {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_get_on_a_connection_the_upstream_just_closed_is_sent_again() {
+    let (upstream, connections) = closes_on_reuse_server().await;
+    let gateway = gateway_to(&format!("http://{upstream}"), "").await;
+    let mut client = HttpConn::connect(gateway.addr).await;
+    for n in 1..=3 {
+        let response = client.get("/app/x").await;
+        assert_eq!(response.status, 200, "request {n}: {}", response.text());
+        assert_eq!(response.text(), format!("connection {n}"));
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
 }

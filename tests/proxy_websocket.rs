@@ -670,6 +670,45 @@ async fn idle_timeout_closes_a_quiet_websocket_only_when_set() {
     assert_eq!(echoed.unwrap().unwrap().as_text(), Some("still here"));
 }
 
+/// The idle timeout counts traffic either way: a WebSocket the upstream keeps talking on is not
+/// idle although the client never sends, in both modes.
+#[tokio::test]
+async fn a_receive_only_websocket_is_not_idle() {
+    let upstream = WsUpstream::start(Peer::Python).await;
+    let proxy = format!("\"{}\"", upstream.ws_url("/"));
+    let idle = "idle_timeout = \"500ms\"";
+    let config = [
+        route(&path_key("/splice"), &proxy, idle),
+        route(
+            &path_key("/message"),
+            &proxy,
+            &format!("mode = \"message\"\n{idle}"),
+        ),
+    ]
+    .concat();
+    let gateway = Gateway::start(&config).await;
+    for mode in Mode::ALL {
+        let url = gateway.ws_url(&format!("{}/ticks", mode.prefix()));
+        let mut client = connect(&url, "").await.unwrap();
+        for n in 0..20 {
+            let tick = tokio::time::timeout(STEP, client.next()).await.unwrap();
+            let tick = tick
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{mode:?} tick {n}: {e}"));
+            assert_eq!(
+                tick.as_text(),
+                Some(format!("tick {n}").as_str()),
+                "{mode:?}"
+            );
+        }
+        assert_eq!(
+            read_close(&mut client).await.0,
+            1000,
+            "{mode:?}: the upstream's close"
+        );
+    }
+}
+
 /// In message mode `max_message_size` holds both ways: a client message over it is refused
 /// with 1009, and the upstream is told with the same code.
 #[tokio::test]

@@ -10,6 +10,7 @@
 pub mod balance;
 mod forward;
 pub mod headers;
+mod idle;
 mod message;
 pub mod pool;
 mod splice;
@@ -88,6 +89,14 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS handshake with the upstream took longer than the connect timeout.
+    #[error("TLS with {upstream}: no handshake within {after:?}")]
+    TlsTimeout {
+        /// The upstream.
+        upstream: String,
+        /// The connect timeout.
+        after: Duration,
+    },
     /// The HTTP exchange with the upstream failed.
     #[error("upstream HTTP: {0}")]
     Http(#[from] hyper::Error),
@@ -107,7 +116,9 @@ impl ProxyError {
     pub fn http_status(&self) -> StatusCode {
         match self {
             ProxyError::Connect(error) => error.http_status(),
-            ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::ResponseTimeout(_) | ProxyError::TlsTimeout { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             ProxyError::Tls { .. }
             | ProxyError::Http(_)
             | ProxyError::Closed
@@ -121,6 +132,7 @@ impl ProxyError {
             ProxyError::Connect(ConnectError::Timeout { .. }) => "upstream connect timed out",
             ProxyError::Connect(_) => "upstream unreachable",
             ProxyError::Tls { .. } => "upstream TLS handshake failed",
+            ProxyError::TlsTimeout { .. } => "upstream TLS handshake timed out",
             ProxyError::Http(_) | ProxyError::Closed => "upstream connection failed",
             ProxyError::ResponseTimeout(_) => "upstream response timed out",
             ProxyError::BadUpgrade(_) => "upstream refused the WebSocket protocol",
@@ -129,7 +141,13 @@ impl ProxyError {
 
     /// Whether the request never reached the upstream, so another upstream may take it.
     fn before_request(&self) -> bool {
-        matches!(self, ProxyError::Connect(_) | ProxyError::Tls { .. })
+        matches!(
+            self,
+            ProxyError::Connect(_)
+                | ProxyError::Tls { .. }
+                | ProxyError::TlsTimeout { .. }
+                | ProxyError::Closed
+        )
     }
 }
 
@@ -163,6 +181,13 @@ impl ProxyRoute {
         rest: &str,
         ctx: RequestContext,
     ) -> Result<Response<Body>, HandlerError> {
+        if req.method() == http::Method::CONNECT {
+            // A tunnel to anywhere is the forward proxy's job, not a route's.
+            return Ok(crate::http::text_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "CONNECT is not proxied on this route",
+            ));
+        }
         if upgrade::is_upgrade(&req) {
             websocket::forward(self, req, rest, ctx).await
         } else {

@@ -7,6 +7,7 @@
 // 64 MiB, with permessage-deflate accepted when offered. `ws` answers a client's close frame
 // with the same code and reason. Some paths do something first:
 //   /close/CODE  close with CODE and reason `bye from upstream`
+//   /ticks       send `tick N` every 100 ms, 20 times, then close with 1000
 //   /last-close  send one text message: `CODE REASON` of the last close frame a client sent
 //   /headers     send one text message: JSON of the request headers (lowercase names, repeated
 //                headers joined with ", ") plus "path" (with the query); so does any path
@@ -67,6 +68,19 @@ let lastClose = "none";
 wss.on("connection", (ws, req) => {
   const path = req.url.split("?")[0];
   ws.on("error", () => {}); // an abrupt end is the client's (or the proxy's) business
+  if (path === "/ticks") {
+    let n = 0;
+    const timer = setInterval(() => {
+      if (n === 20) {
+        clearInterval(timer);
+        ws.close(1000);
+      } else {
+        ws.send(`tick ${n++}`);
+      }
+    }, 100);
+    ws.on("close", () => clearInterval(timer));
+    return;
+  }
   if (path === "/last-close") {
     ws.send(lastClose);
   } else {

@@ -12,6 +12,7 @@ the same code and reason. Some paths do something first:
                headers joined with ", ") plus "path" (with the query); so does any path
                ending in /headers (`/ws/x/headers`), to show where a proxy mapped a path
   /name        send one text message: NAME
+  /ticks       send `tick N` every 100 ms, 20 times, then close with 1000
   /last-close  send one text message: `CODE REASON` of the last close frame a client sent
                (so a test can see what reached the upstream after that connection ended)
   /forbidden   refuse the handshake: HTTP 403, body `forbidden by upstream\n`
@@ -69,6 +70,12 @@ def make_handler(name: str):
         try:
             if path == "/last-close":
                 await ws.send(last_close[0])
+            if path == "/ticks":
+                for n in range(20):
+                    await ws.send(f"tick {n}")
+                    await asyncio.sleep(0.1)
+                await ws.close(1000)
+                return
             if path.startswith("/close/"):
                 await ws.close(int(path[len("/close/"):]), "bye from upstream")
                 return

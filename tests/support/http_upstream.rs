@@ -128,9 +128,14 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
         state.stats.connections.fetch_add(1, Ordering::SeqCst);
         let _ = stream.set_nodelay(true);
         let state = state.clone();
-        let service = service_fn(move |request| {
-            let response = respond(request, &state);
-            async move { Ok::<_, Infallible>(response) }
+        let service = service_fn(move |request: Request<Incoming>| {
+            let state = state.clone();
+            async move {
+                if request.method() == Method::POST && request.uri().path() == "/count" {
+                    return Ok::<_, Infallible>(count(request, &state).await);
+                }
+                Ok(respond(request, &state))
+            }
         });
         connections.spawn(async move {
             let _ = http1::Builder::new()
@@ -152,6 +157,16 @@ fn respond(request: Request<Incoming>, state: &State) -> Response<Body> {
         (&Method::GET, "/stream") => stream_pattern(request.uri().query().unwrap_or_default()),
         (&Method::GET, _) if path.starts_with("/status/") => status(&path["/status/".len()..]),
         _ => text(StatusCode::NOT_FOUND, format!("no such path {path}\n")),
+    }
+}
+
+/// `POST /count`: reads the whole body, then answers with its length (an upstream that only
+/// answers once the upload is complete).
+async fn count(request: Request<Incoming>, state: &State) -> Response<Body> {
+    state.stats.requests.fetch_add(1, Ordering::SeqCst);
+    match request.into_body().collect().await {
+        Ok(body) => text(StatusCode::OK, body.to_bytes().len().to_string()),
+        Err(error) => text(StatusCode::BAD_REQUEST, error.to_string()),
     }
 }
 

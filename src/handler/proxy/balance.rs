@@ -89,9 +89,9 @@ impl UpstreamServer {
                 upstream: self.url.to_string(),
                 source,
             }),
-            Err(_) => Err(ProxyError::Tls {
+            Err(_) => Err(ProxyError::TlsTimeout {
                 upstream: self.url.to_string(),
-                source: std::io::ErrorKind::TimedOut.into(),
+                after,
             }),
         }
     }

@@ -1,19 +1,31 @@
 //! Plain HTTP through the proxy: bodies stream both ways, connections are kept alive and
 //! reused, a refused upstream hands the request to the next.
 
-use std::time::Duration;
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use http::{Request, Response};
+use bytes::Bytes;
+use http::{Request, Response, request::Parts};
 use http_body_util::BodyExt;
-use hyper::{body::Incoming, client::conn::http1::SendRequest};
+use hyper::{
+    body::{Body as _, Frame, Incoming, SizeHint},
+    client::conn::http1::SendRequest,
+};
 use hyper_util::rt::TokioIo;
-use tokio::time::timeout;
+use tokio::{sync::oneshot, time::timeout};
 
 use super::{ProxyError, ProxyRoute, balance::UpstreamServer, client_headers, pool::PooledBody};
 use crate::http::{Body, RequestContext};
 
 /// How long a pooled connection may take to become ready before a new one is dialled.
 const POOLED_READY: Duration = Duration::from_secs(1);
+
+/// Upstream response heads with more header lines than this are refused (hyper's default of
+/// 100 is too few for some applications' cookie-heavy answers).
+pub(super) const MAX_RESPONSE_HEADERS: usize = 256;
 
 /// Proxies one plain HTTP request.
 pub async fn forward(
@@ -23,39 +35,56 @@ pub async fn forward(
     ctx: &RequestContext,
 ) -> Result<Response<Body>, ProxyError> {
     let (client_parts, body) = req.into_parts();
-    let body: Body = body.map_err(std::io::Error::other).boxed();
+    // A request without a body can be sent again when a kept-alive connection turns out to
+    // have been closed by the upstream just as it was reused.
+    let replayable = body.is_end_stream();
+    let mut body = Some(body.map_err(std::io::Error::other).boxed());
     let mut last_error = None;
     for server in route.upstreams.order() {
         let active = server.track();
-        let (mut sender, reused) = match connection(&server, ctx).await {
-            Ok(found) => found,
-            Err(error) if error.before_request() => {
+        let parts = || route.upstream_parts(&client_parts, &server, rest, ctx, false);
+        match exchange(route, &server, parts, &mut body, replayable, ctx).await {
+            Ok((response, sender)) => return Ok(relay(response, sender, server, active)),
+            Err(error) if error.before_request() && body.is_some() => {
                 tracing::warn!(upstream = %server.url, %error, "upstream failed");
                 server.mark_down(route.upstreams.fail_timeout);
                 last_error = Some(error);
-                continue;
             }
             Err(error) => return Err(error),
-        };
-        let parts = route.upstream_parts(&client_parts, &server, rest, ctx, false);
-        let mut request = Request::from_parts(parts, body);
-        if reused {
-            // A kept-alive connection the upstream closed meanwhile gives the request back
-            // unsent; it then goes over a fresh connection.
-            match send(&mut sender, request, route.response_timeout).await {
-                Sent::Response(response) => return Ok(relay(response, sender, server, active)),
-                Sent::Failed(error) => return Err(error),
-                Sent::Unsent(unsent) => request = unsent,
-            }
-            (sender, _) = connection_fresh(&server, ctx).await?;
         }
-        return match send(&mut sender, request, route.response_timeout).await {
-            Sent::Response(response) => Ok(relay(response, sender, server, active)),
-            Sent::Failed(error) => Err(error),
-            Sent::Unsent(_) => Err(ProxyError::Closed),
-        };
     }
     Err(last_error.expect("a route has at least one upstream"))
+}
+
+/// Sends the request to `server` and waits for its response head. A kept-alive connection the
+/// upstream closed meanwhile is replaced by a fresh one; a connection that closes before the
+/// request left gives the body back in `body` (for the next upstream).
+async fn exchange(
+    route: &ProxyRoute,
+    server: &UpstreamServer,
+    parts: impl Fn() -> Parts,
+    body: &mut Option<Body>,
+    replayable: bool,
+    ctx: &RequestContext,
+) -> Result<(Response<Incoming>, SendRequest<Body>), ProxyError> {
+    let (mut sender, mut reused) = connection(server, ctx).await?;
+    loop {
+        let request = Request::from_parts(parts(), body.take().unwrap_or_default());
+        match send(&mut sender, request, route.response_timeout).await {
+            Sent::Response(response) => return Ok((response, sender)),
+            Sent::Unsent(request) => *body = Some(request.into_body()),
+            Sent::Failed(ProxyError::Http(error))
+                if reused && replayable && error.is_incomplete_message() =>
+            {
+                *body = Some(Body::default());
+            }
+            Sent::Failed(error) => return Err(error),
+        }
+        if !reused {
+            return Err(ProxyError::Closed);
+        }
+        (sender, reused) = connection_fresh(server, ctx).await?;
+    }
 }
 
 /// An idle pooled connection (`true`) or a new one (`false`).
@@ -77,7 +106,10 @@ async fn connection_fresh(
     ctx: &RequestContext,
 ) -> Result<(SendRequest<Body>, bool), ProxyError> {
     let io = server.dial(ctx.client).await?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_headers(MAX_RESPONSE_HEADERS)
+        .handshake(TokioIo::new(io))
+        .await?;
     tokio::spawn(async move {
         if let Err(error) = conn.await {
             tracing::debug!(%error, "upstream connection ended");
@@ -94,14 +126,76 @@ enum Sent {
     Unsent(Request<Body>),
 }
 
+/// Sends a request; the response timeout runs from the end of the request body, so a slow
+/// upload is not cut short by it.
 async fn send(sender: &mut SendRequest<Body>, request: Request<Body>, limit: Duration) -> Sent {
-    match timeout(limit, sender.try_send_request(request)).await {
-        Err(_) => Sent::Failed(ProxyError::ResponseTimeout(limit)),
-        Ok(Ok(response)) => Sent::Response(response),
-        Ok(Err(mut error)) => match error.take_message() {
-            Some(request) => Sent::Unsent(request),
-            None => Sent::Failed(ProxyError::Http(error.into_error())),
+    let (parts, body) = request.into_parts();
+    let (body, uploaded) = SignalEnd::wrap(body);
+    let response = sender.try_send_request(Request::from_parts(parts, body));
+    let deadline = async {
+        // A dropped sender means the body was dropped unsent: the request failed anyway.
+        let _ = uploaded.await;
+        tokio::time::sleep(limit).await;
+    };
+    tokio::select! {
+        result = response => match result {
+            Ok(response) => Sent::Response(response),
+            Err(mut error) => match error.take_message() {
+                Some(request) => Sent::Unsent(request),
+                None => Sent::Failed(ProxyError::Http(error.into_error())),
+            },
         },
+        () = deadline => Sent::Failed(ProxyError::ResponseTimeout(limit)),
+    }
+}
+
+/// A request body that says when it has been sent to its end.
+struct SignalEnd {
+    inner: Body,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl SignalEnd {
+    fn wrap(inner: Body) -> (Body, oneshot::Receiver<()>) {
+        let (done, uploaded) = oneshot::channel();
+        let mut body = SignalEnd {
+            inner,
+            done: Some(done),
+        };
+        if body.inner.is_end_stream() {
+            body.signal();
+        }
+        (Body::new(body), uploaded)
+    }
+
+    fn signal(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+impl hyper::body::Body for SignalEnd {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.signal();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

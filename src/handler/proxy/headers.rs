@@ -7,14 +7,15 @@ use std::net::SocketAddr;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 /// Headers that describe one connection, never the message: they stop at the proxy.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// (`Trailer` is end to end: it announces the trailer fields, which hyper only sends when
+/// they are announced.)
+const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
     header::TE,
-    header::TRAILER,
     header::TRANSFER_ENCODING,
 ];
 
@@ -66,7 +67,19 @@ impl HeaderPolicy {
         authority: &str,
         websocket: bool,
     ) {
+        let wants_trailers = headers
+            .get_all(header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            });
         strip_hop_by_hop(headers);
+        if wants_trailers {
+            // The one TE value that says something about the message, not the connection.
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         add_forwarded(headers, forwarding);
         let keep_host = self.preserve_host && headers.contains_key(header::HOST);
         if let (false, Ok(value)) = (keep_host, HeaderValue::from_str(authority)) {
@@ -159,6 +172,24 @@ mod tests {
         strip_hop_by_hop(&mut map);
         let names: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, ["cookie"]);
+    }
+
+    #[test]
+    fn trailers_survive_the_strip() {
+        let mut response = headers(&[("trailer", "x-checksum"), ("connection", "close")]);
+        strip_hop_by_hop(&mut response);
+        assert_eq!(response["trailer"], "x-checksum");
+        let mut request = headers(&[("te", "gzip, trailers"), ("connection", "TE")]);
+        let forwarding = Forwarding {
+            client: "127.0.0.1:5000".parse().unwrap(),
+            tls: false,
+            host: None,
+        };
+        HeaderPolicy::default().to_upstream(&mut request, &forwarding, "u", false);
+        assert_eq!(
+            request["te"], "trailers",
+            "only the end-to-end TE value goes on"
+        );
     }
 
     #[test]

@@ -6,10 +6,15 @@
 
 use std::{pin::pin, time::Duration};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{
+    SinkExt, StreamExt,
+    stream::{SplitSink, SplitStream},
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_websockets::{CloseCode, Error as WsError, Message, WebSocketStream};
+
+use super::idle::LastActivity;
 
 /// How long the second side may take to finish once the first has closed.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
@@ -27,13 +32,36 @@ pub struct Relayed {
     pub end: &'static str,
 }
 
+/// Which peer a direction reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum From {
+    Client,
+    Upstream,
+}
+
+impl From {
+    /// The close the other side gets when this side's connection ends without a close frame:
+    /// a clean end of the upstream is 1000 (as the bridge does), a broken one 1011; a client
+    /// that went away is 1001 to the upstream.
+    fn lost(self, broken: bool) -> (CloseCode, &'static str) {
+        match (self, broken) {
+            (From::Client, _) => (CloseCode::GOING_AWAY, "client went away"),
+            (From::Upstream, false) => (CloseCode::NORMAL_CLOSURE, ""),
+            (From::Upstream, true) => (
+                CloseCode::INTERNAL_SERVER_ERROR,
+                "upstream connection failed",
+            ),
+        }
+    }
+}
+
 /// How one direction ended.
 #[derive(Debug, Clone, Copy)]
 enum DirectionEnd {
     /// The sending side closed with this code (forwarded).
     Closed(Option<u16>),
-    /// The sending side's connection ended without a close frame.
-    Gone,
+    /// The sending side's connection ended without a close frame; the other side got this code.
+    Lost(u16),
     /// The sending side broke the protocol; it was closed with this code.
     Refused(u16),
     /// The receiving side could not be written to.
@@ -53,94 +81,111 @@ where
 {
     let (mut client_tx, mut client_rx) = client.split();
     let (mut upstream_tx, mut upstream_rx) = upstream.split();
-    let mut relayed = Relayed::default();
+    let activity = LastActivity::new();
     let (mut up_bytes, mut down_bytes) = (0, 0);
     let first = {
-        let mut up = pin!(direction(
+        let up = direction(
             &mut client_rx,
             &mut upstream_tx,
+            From::Client,
             &mut up_bytes,
-            idle
-        ));
-        let mut down = pin!(direction(
+            &activity,
+        );
+        let down = direction(
             &mut upstream_rx,
             &mut client_tx,
+            From::Upstream,
             &mut down_bytes,
-            idle
-        ));
+            &activity,
+        );
+        let (mut up, mut down) = (pin!(up), pin!(down));
         let first = tokio::select! {
-            end = &mut up => (end, true),
-            end = &mut down => (end, false),
-            () = shutdown.cancelled() => (DirectionEnd::Closed(Some(1001)), true),
+            end = &mut up => First::Direction(end, From::Client),
+            end = &mut down => First::Direction(end, From::Upstream),
+            () = shutdown.cancelled() => First::Interrupted(CloseCode::GOING_AWAY, "gateway shutting down"),
+            () = activity.expired(idle) => First::Interrupted(CloseCode::NORMAL_CLOSURE, "idle timeout"),
         };
-        // The other direction now carries the close answer (or ends on the error): wait for it,
-        // unless the gateway is shutting down.
-        if !shutdown.is_cancelled() {
-            if first.1 {
-                let _ = tokio::time::timeout(CLOSE_LINGER, &mut down).await;
-            } else {
-                let _ = tokio::time::timeout(CLOSE_LINGER, &mut up).await;
+        // The other direction now carries the close answer (or ends on the error): wait for it.
+        match first {
+            First::Direction(_, From::Client) => {
+                drop(tokio::time::timeout(CLOSE_LINGER, down).await)
             }
+            First::Direction(_, From::Upstream) => {
+                drop(tokio::time::timeout(CLOSE_LINGER, up).await)
+            }
+            First::Interrupted(..) => {}
         }
         first
     };
-    (relayed.close_code, relayed.end) = match first.0 {
-        DirectionEnd::Closed(code) if shutdown.is_cancelled() => (code, "shutdown"),
-        DirectionEnd::Closed(code) if first.1 => (code, "client closed"),
+    let (close_code, end) = match first {
+        First::Direction(end, from) => describe(end, from),
+        First::Interrupted(code, reason) => {
+            let close = || Message::close(Some(code), reason);
+            let _ = tokio::time::timeout(CLOSE_LINGER, client_tx.send(close())).await;
+            let _ = tokio::time::timeout(CLOSE_LINGER, upstream_tx.send(close())).await;
+            let end = if code == CloseCode::GOING_AWAY {
+                "shutdown"
+            } else {
+                "idle timeout"
+            };
+            (Some(code.into()), end)
+        }
+    };
+    Relayed {
+        bytes_up: up_bytes,
+        bytes_down: down_bytes,
+        close_code,
+        end,
+    }
+}
+
+/// What ended a relayed WebSocket first.
+#[derive(Debug, Clone, Copy)]
+enum First {
+    /// One direction, reading from this side.
+    Direction(DirectionEnd, From),
+    /// The gateway: shutdown or the idle timeout, with the close both sides get.
+    Interrupted(CloseCode, &'static str),
+}
+
+/// The access log's close code and reason for how the first direction ended.
+fn describe(end: DirectionEnd, from: From) -> (Option<u16>, &'static str) {
+    let client = from == From::Client;
+    match end {
+        DirectionEnd::Closed(code) if client => (code, "client closed"),
         DirectionEnd::Closed(code) => (code, "upstream closed"),
-        DirectionEnd::Gone if first.1 => (None, "client gone"),
-        DirectionEnd::Gone => (None, "upstream gone"),
-        DirectionEnd::Refused(code) if first.1 => (Some(code), "client protocol error"),
+        DirectionEnd::Lost(code) if client => (Some(code), "client gone"),
+        DirectionEnd::Lost(code) => (Some(code), "upstream gone"),
+        DirectionEnd::Refused(code) if client => (Some(code), "client protocol error"),
         DirectionEnd::Refused(code) => (Some(code), "upstream protocol error"),
         DirectionEnd::PeerFailed => (None, "write failed"),
-    };
-    relayed.bytes_up = up_bytes;
-    relayed.bytes_down = down_bytes;
-    if shutdown.is_cancelled() {
-        let close = || Message::close(Some(CloseCode::GOING_AWAY), "gateway shutting down");
-        let _ = tokio::time::timeout(CLOSE_LINGER, client_tx.send(close())).await;
-        let _ = tokio::time::timeout(CLOSE_LINGER, upstream_tx.send(close())).await;
     }
-    relayed
 }
 
 /// One direction: every message from `from` is sent on `to`, the close included.
 async fn direction<A, B>(
-    from: &mut futures_util::stream::SplitStream<WebSocketStream<A>>,
-    to: &mut futures_util::stream::SplitSink<WebSocketStream<B>, Message>,
+    from: &mut SplitStream<WebSocketStream<A>>,
+    to: &mut SplitSink<WebSocketStream<B>, Message>,
+    side: From,
     bytes: &mut u64,
-    idle: Option<Duration>,
+    activity: &LastActivity,
 ) -> DirectionEnd
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
-        let next = match idle {
-            Some(idle) => match tokio::time::timeout(idle, from.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    let close = Message::close(Some(CloseCode::NORMAL_CLOSURE), "idle timeout");
-                    let _ = to.send(close).await;
-                    return DirectionEnd::Closed(Some(1000));
-                }
-            },
-            None => from.next().await,
-        };
-        let message = match next {
+        let message = match from.next().await {
             Some(Ok(message)) => message,
             Some(Err(error)) => {
-                let end = refused(error, to).await;
+                let end = refused(error, side, to).await;
                 // Poll once more so the close tokio-websockets queued for the sender is flushed.
                 let _ = tokio::time::timeout(CLOSE_LINGER, from.next()).await;
                 return end;
             }
-            None => {
-                let close = Message::close(Some(CloseCode::GOING_AWAY), "peer connection lost");
-                let _ = to.send(close).await;
-                return DirectionEnd::Gone;
-            }
+            None => return lost(side, false, to).await,
         };
+        activity.touch();
         if message.is_pong() {
             // Each hop answers a ping itself (tokio-websockets does, at once); relaying the
             // other side's answer to a relayed ping would give every ping two pongs.
@@ -163,17 +208,33 @@ where
     }
 }
 
+/// The sender's connection ended without a close frame: the other side is told how.
+async fn lost<B>(
+    side: From,
+    broken: bool,
+    to: &mut SplitSink<WebSocketStream<B>, Message>,
+) -> DirectionEnd
+where
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (code, reason) = side.lost(broken);
+    let _ = to.send(Message::close(Some(code), reason)).await;
+    DirectionEnd::Lost(code.into())
+}
+
 /// The sender broke the protocol: tokio-websockets has queued the right close for it (1002,
 /// 1007, 1009); the other side is told the same code.
 async fn refused<B>(
     error: WsError,
-    to: &mut futures_util::stream::SplitSink<WebSocketStream<B>, Message>,
+    side: From,
+    to: &mut SplitSink<WebSocketStream<B>, Message>,
 ) -> DirectionEnd
 where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let code = match &error {
-        WsError::Io(_) | WsError::AlreadyClosed => return DirectionEnd::Gone,
+        WsError::Io(_) => return lost(side, true, to).await,
+        WsError::AlreadyClosed => return lost(side, false, to).await,
         WsError::PayloadTooLong { .. } => CloseCode::MESSAGE_TOO_BIG,
         WsError::Protocol(tokio_websockets::proto::ProtocolError::InvalidUtf8) => {
             CloseCode::INVALID_FRAME_PAYLOAD_DATA

@@ -15,9 +15,9 @@ use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::{TcpStream, tcp},
-    time::{Instant, sleep_until},
 };
 
+use super::idle::LastActivity;
 use crate::connector::{Upstream, tls::MaybeTls};
 
 /// Read size while bytes are flowing over plain TCP. 64 KiB: a bulk transfer moves in few
@@ -79,8 +79,7 @@ impl Side {
 /// not cut a spliced WebSocket: no close frame can be sent between frames we do not see, so it
 /// keeps going until it ends or the gateway's drain time is over.
 pub async fn run(client: Upgraded, upstream: Upgraded, idle: Option<Duration>) -> Spliced {
-    let started = Instant::now();
-    let meter = Meter::new(started);
+    let meter = Meter::new();
     let copied = async {
         match (Side::client(client), Side::upstream(upstream)) {
             (Side::Tcp(client, client_early), Side::Tcp(upstream, upstream_early)) => {
@@ -93,7 +92,7 @@ pub async fn run(client: Upgraded, upstream: Upgraded, idle: Option<Duration>) -
     };
     let end = tokio::select! {
         result = copied => if result.is_ok() { "closed" } else { "connection error" },
-        () = idle_expired(idle, &meter) => "idle timeout",
+        () = meter.activity.expired(idle) => "idle timeout",
     };
     Spliced {
         bytes_up: meter.up.load(Ordering::Relaxed),
@@ -104,27 +103,23 @@ pub async fn run(client: Upgraded, upstream: Upgraded, idle: Option<Duration>) -
 
 /// Byte counts both ways and the time of the last read, shared by the copy and the idle timer.
 struct Meter {
-    started: Instant,
     up: AtomicU64,
     down: AtomicU64,
-    /// Milliseconds after `started` of the last read either way.
-    last_read: AtomicU64,
+    activity: LastActivity,
 }
 
 impl Meter {
-    fn new(started: Instant) -> Self {
+    fn new() -> Self {
         Meter {
-            started,
             up: AtomicU64::new(0),
             down: AtomicU64::new(0),
-            last_read: AtomicU64::new(0),
+            activity: LastActivity::new(),
         }
     }
 
     fn count(&self, counter: &AtomicU64, bytes: usize) {
         counter.fetch_add(bytes as u64, Ordering::Relaxed);
-        let millis = self.started.elapsed().as_millis() as u64;
-        self.last_read.store(millis, Ordering::Relaxed);
+        self.activity.touch();
     }
 }
 
@@ -204,20 +199,6 @@ async fn splice_streams(
     tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER_BYTES, BUFFER_BYTES)
         .await
         .map(|_| ())
-}
-
-/// Resolves once nothing has been read either way for `idle`; never without a timeout.
-async fn idle_expired(idle: Option<Duration>, meter: &Meter) {
-    let Some(idle) = idle else {
-        return std::future::pending().await;
-    };
-    loop {
-        let last = meter.started + Duration::from_millis(meter.last_read.load(Ordering::Relaxed));
-        if last.elapsed() >= idle {
-            return;
-        }
-        sleep_until(last + idle).await;
-    }
 }
 
 /// A stream that counts what is read from it into the meter.

@@ -47,6 +47,20 @@ impl FromStr for UpstreamUrl {
             None => (rest, None),
         };
         let (host, port) = split_authority(authority, default_port).ok_or_else(expected)?;
+        let host_ok = host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c));
+        if !host_ok {
+            return Err(format!("{host:?} is not a host name or address: {text:?}"));
+        }
+        let bad_path =
+            |p: &String| p.contains(' ') || p.parse::<http::uri::PathAndQuery>().is_err();
+        if let Some(path) = path.as_ref().filter(|p| bad_path(p)) {
+            return Err(format!(
+                "{path:?} is not a URL path (spaces and other special characters must be \
+                 %-escaped): {text:?}"
+            ));
+        }
         Ok(UpstreamUrl {
             text: text.to_string(),
             tls,
@@ -199,5 +213,7 @@ mod tests {
         assert!("tcp://a:1".parse::<UpstreamUrl>().is_err());
         assert!("ws://a:0".parse::<UpstreamUrl>().is_err());
         assert!("ws://a/x?q".parse::<UpstreamUrl>().is_err());
+        assert!("ws://a/pa th".parse::<UpstreamUrl>().is_err());
+        assert!("ws://a b:1".parse::<UpstreamUrl>().is_err());
     }
 }

@@ -47,7 +47,10 @@ pub async fn forward(
             Err(error) => return Err(error.into()),
         };
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-            return Ok(refusal(response));
+            let mut refused = refusal(response);
+            let name = crate::access_log::UpstreamName(server.url.to_string());
+            refused.extensions_mut().insert(name);
+            return Ok(refused);
         }
         check_answer(&response, &handshake.expected_accept())?;
         req = Request::from_parts(client_parts, body);
@@ -67,7 +70,10 @@ async fn handshake_upstream(
     ctx: &RequestContext,
 ) -> Result<Response<Incoming>, ProxyError> {
     let io = server.dial(ctx.client).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_headers(super::forward::MAX_RESPONSE_HEADERS)
+        .handshake(TokioIo::new(io))
+        .await?;
     tokio::spawn(async move {
         if let Err(error) = conn.with_upgrades().await {
             tracing::debug!(%error, "upstream connection ended");
