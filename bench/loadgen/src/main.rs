@@ -1,5 +1,6 @@
-//! Load generator for the wsgate benchmarks: a TCP echo target, throughput, ping-pong latency
-//! and idle connections, over raw TCP (the direct limit) or WebSocket (through a bridge).
+//! Load generator for the wsgate benchmarks: TCP and WebSocket echo targets, throughput,
+//! ping-pong latency and idle connections, over raw TCP or WebSocket (direct, or through a
+//! bridge or a proxy).
 //!
 //! Every mode prints one machine-readable `result key=value ...` line on stdout.
 #![forbid(unsafe_code)]
@@ -9,6 +10,7 @@ mod echo;
 mod idle;
 mod latency;
 mod throughput;
+mod ws_echo;
 
 use std::time::Duration;
 
@@ -29,9 +31,15 @@ enum Mode {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
     },
+    /// A WebSocket echo server (the proxy's upstream); prints `listening ADDR` when ready.
+    WsEcho {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
     /// Bytes per second echoed over N connections.
     Throughput {
-        /// `tcp://host:port` (direct) or `ws://host:port/path` (through a bridge).
+        /// `tcp://host:port` (direct) or `ws://host:port/path` (WebSocket: echo, bridge or proxy).
         #[arg(long)]
         url: String,
         /// Concurrent connections.
@@ -80,6 +88,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.mode {
             Mode::Echo { listen } => echo::run(&listen).await,
+            Mode::WsEcho { listen } => ws_echo::run(&listen).await,
             Mode::Throughput {
                 url,
                 conns,
