@@ -347,22 +347,7 @@ async fn client_close_code_and_reason_reach_the_upstream_and_its_answer_returns(
 
 /// The upstream's `/last-close` answer once it has recorded a close (polled, within [`STEP`]).
 async fn last_close_seen(proxied: &Proxied, mode: Mode) -> String {
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        let mut probe = connect(&proxied.url(mode, "/last-close"), "")
-            .await
-            .unwrap();
-        let seen = tokio::time::timeout(STEP, probe.next())
-            .await
-            .expect("no answer from /last-close")
-            .unwrap()
-            .unwrap();
-        let seen = seen.as_text().unwrap_or_default().to_string();
-        if seen != "none" || tokio::time::Instant::now() > deadline {
-            return seen;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    last_close_at(&proxied.url(mode, "/last-close")).await
 }
 
 async fn upstream_close_code_and_reason_reach_the_client(peer: Peer) {
