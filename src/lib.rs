@@ -1,5 +1,5 @@
 //! wsgate: a WebSocket gateway in one binary — a WebSocket→TCP bridge (a websockify drop-in),
-//! static files, and the skeleton the proxy and tunnel grow on.
+//! a WebSocket and HTTP reverse proxy, static files, and the skeleton the tunnel grows on.
 //!
 //! # Layout
 //!
@@ -10,8 +10,10 @@
 //! - [`listener`]: accept loop, one task per connection, TLS and HTTP/1.1 handshakes.
 //! - [`http`]: the hyper service; routes each request.
 //! - [`router`]: host and path-prefix matching with a fixed precedence.
-//! - [`handler`]: *how* bytes are spoken — bridge (WebSocket ↔ bytes) and static files.
-//! - [`connector`]: *where* bytes go — a direct TCP or Unix dial, optional PROXY header.
+//! - [`handler`]: *how* bytes are spoken — bridge (WebSocket ↔ bytes), proxy (HTTP and
+//!   WebSocket to upstreams, spliced or message by message) and static files.
+//! - [`connector`]: *where* bytes go — a direct TCP or Unix dial, optional PROXY header, TLS
+//!   toward `wss://`/`https://` upstreams.
 //! - [`access_log`], [`shutdown`], [`tls`]: cross-cutting pieces.
 
 pub mod access_log;
