@@ -144,6 +144,13 @@ impl Connector {
         }
     }
 
+    /// How long dialling may take (a TLS handshake on top gets as long again).
+    pub fn connect_timeout(&self) -> Duration {
+        match self {
+            Connector::Direct(direct) => direct.options.connect_timeout,
+        }
+    }
+
     /// The target, for logs.
     pub fn target(&self) -> &Target {
         match self {

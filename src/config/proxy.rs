@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     connector::{
-        DialOptions, DirectConnector,
+        Connector, DialOptions, DirectConnector,
         tls::{TlsDial, Verify},
     },
     handler::proxy::{
@@ -42,10 +42,10 @@ pub fn proxy_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<ProxyRoute, Config
                 .then(|| TlsDial::new(&url.host, &verify))
                 .transpose()
                 .map_err(|e| ctx.error(span, e.to_string()))?;
-            let connector = DirectConnector {
+            let connector = Connector::Direct(DirectConnector {
                 target: url.target(),
                 options: dial.clone(),
-            };
+            });
             Ok(Arc::new(UpstreamServer::new(url, connector, tls)))
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;

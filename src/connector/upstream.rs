@@ -8,9 +8,17 @@ use std::{
 
 use bytes::BytesMut;
 use tokio::{
-    io::AsyncWrite,
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf},
     net::{TcpStream, UnixStream, tcp, unix},
 };
+
+/// A byte stream that is neither a TCP nor a Unix socket (a stream inside an agent's tunnel).
+pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> ByteStream for T {}
+
+/// Read size for streams without readiness (tunnel streams): they need a buffer to wait with,
+/// so it is small; their own window bounds what waits behind it.
+const TUNNEL_READ_BYTES: usize = 8 * 1024;
 
 /// A connected upstream byte stream.
 #[derive(Debug)]
@@ -19,6 +27,8 @@ pub enum Upstream {
     Tcp(TcpStream),
     /// A Unix stream socket.
     Unix(UnixStream),
+    /// Any other byte stream, e.g. a stream in an agent's tunnel.
+    Stream(Box<dyn ByteStream>),
 }
 
 impl Upstream {
@@ -33,6 +43,10 @@ impl Upstream {
                 let (read, write) = stream.split();
                 (UpstreamReader::Unix(read), UpstreamWriter::Unix(write))
             }
+            Upstream::Stream(stream) => {
+                let (read, write) = tokio::io::split(stream);
+                (UpstreamReader::Stream(read), UpstreamWriter::Stream(write))
+            }
         }
     }
 }
@@ -45,22 +59,36 @@ pub enum UpstreamReader<'a> {
     Tcp(tcp::ReadHalf<'a>),
     /// Unix read half.
     Unix(unix::ReadHalf<'a>),
+    /// Read half of another byte stream.
+    Stream(ReadHalf<&'a mut Box<dyn ByteStream>>),
 }
 
 impl UpstreamReader<'_> {
-    /// Waits until a read would not block. Cancel safe.
-    pub async fn readable(&self) -> io::Result<()> {
-        match self {
-            UpstreamReader::Tcp(half) => half.readable().await,
-            UpstreamReader::Unix(half) => half.readable().await,
-        }
-    }
-
-    /// Reads what is there into `buf`; `WouldBlock` when nothing is, `Ok(0)` at end of stream.
-    pub fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        match self {
-            UpstreamReader::Tcp(half) => half.try_read_buf(buf),
-            UpstreamReader::Unix(half) => half.try_read_buf(buf),
+    /// Waits for bytes and returns up to `max` of them; empty at the end of the stream. On a
+    /// socket the buffer is allocated only once bytes are waiting, so an idle connection holds
+    /// none. Cancel safe: nothing is lost if another branch of a `select!` wins.
+    pub async fn read_chunk(&mut self, max: usize) -> io::Result<BytesMut> {
+        loop {
+            let result = match self {
+                UpstreamReader::Tcp(half) => {
+                    half.readable().await?;
+                    let mut buf = BytesMut::with_capacity(max);
+                    half.try_read_buf(&mut buf).map(|_| buf)
+                }
+                UpstreamReader::Unix(half) => {
+                    half.readable().await?;
+                    let mut buf = BytesMut::with_capacity(max);
+                    half.try_read_buf(&mut buf).map(|_| buf)
+                }
+                UpstreamReader::Stream(half) => {
+                    let mut buf = BytesMut::with_capacity(max.min(TUNNEL_READ_BYTES));
+                    half.read_buf(&mut buf).await.map(|_| buf)
+                }
+            };
+            match result {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
         }
     }
 }
@@ -72,6 +100,8 @@ pub enum UpstreamWriter<'a> {
     Tcp(tcp::WriteHalf<'a>),
     /// Unix write half.
     Unix(unix::WriteHalf<'a>),
+    /// Write half of another byte stream.
+    Stream(WriteHalf<&'a mut Box<dyn ByteStream>>),
 }
 
 impl AsyncWrite for UpstreamWriter<'_> {
@@ -83,6 +113,7 @@ impl AsyncWrite for UpstreamWriter<'_> {
         match self.get_mut() {
             UpstreamWriter::Tcp(half) => Pin::new(half).poll_write(cx, buf),
             UpstreamWriter::Unix(half) => Pin::new(half).poll_write(cx, buf),
+            UpstreamWriter::Stream(half) => Pin::new(half).poll_write(cx, buf),
         }
     }
 
@@ -94,17 +125,22 @@ impl AsyncWrite for UpstreamWriter<'_> {
         match self.get_mut() {
             UpstreamWriter::Tcp(half) => Pin::new(half).poll_write_vectored(cx, bufs),
             UpstreamWriter::Unix(half) => Pin::new(half).poll_write_vectored(cx, bufs),
+            UpstreamWriter::Stream(half) => Pin::new(half).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        true
+        match self {
+            UpstreamWriter::Tcp(_) | UpstreamWriter::Unix(_) => true,
+            UpstreamWriter::Stream(half) => half.is_write_vectored(),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpstreamWriter::Tcp(half) => Pin::new(half).poll_flush(cx),
             UpstreamWriter::Unix(half) => Pin::new(half).poll_flush(cx),
+            UpstreamWriter::Stream(half) => Pin::new(half).poll_flush(cx),
         }
     }
 
@@ -112,6 +148,7 @@ impl AsyncWrite for UpstreamWriter<'_> {
         match self.get_mut() {
             UpstreamWriter::Tcp(half) => Pin::new(half).poll_shutdown(cx),
             UpstreamWriter::Unix(half) => Pin::new(half).poll_shutdown(cx),
+            UpstreamWriter::Stream(half) => Pin::new(half).poll_shutdown(cx),
         }
     }
 }
@@ -127,6 +164,7 @@ impl tokio::io::AsyncRead for Upstream {
         match self.get_mut() {
             Upstream::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
             Upstream::Unix(stream) => Pin::new(stream).poll_read(cx, buf),
+            Upstream::Stream(stream) => Pin::new(stream).poll_read(cx, buf),
         }
     }
 }
@@ -140,6 +178,7 @@ impl AsyncWrite for Upstream {
         match self.get_mut() {
             Upstream::Tcp(stream) => Pin::new(stream).poll_write(cx, buf),
             Upstream::Unix(stream) => Pin::new(stream).poll_write(cx, buf),
+            Upstream::Stream(stream) => Pin::new(stream).poll_write(cx, buf),
         }
     }
 
@@ -151,17 +190,22 @@ impl AsyncWrite for Upstream {
         match self.get_mut() {
             Upstream::Tcp(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
             Upstream::Unix(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
+            Upstream::Stream(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        true
+        match self {
+            Upstream::Tcp(_) | Upstream::Unix(_) => true,
+            Upstream::Stream(stream) => stream.is_write_vectored(),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Upstream::Tcp(stream) => Pin::new(stream).poll_flush(cx),
             Upstream::Unix(stream) => Pin::new(stream).poll_flush(cx),
+            Upstream::Stream(stream) => Pin::new(stream).poll_flush(cx),
         }
     }
 
@@ -169,6 +213,7 @@ impl AsyncWrite for Upstream {
         match self.get_mut() {
             Upstream::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
             Upstream::Unix(stream) => Pin::new(stream).poll_shutdown(cx),
+            Upstream::Stream(stream) => Pin::new(stream).poll_shutdown(cx),
         }
     }
 }

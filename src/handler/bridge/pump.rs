@@ -188,14 +188,20 @@ async fn drive<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (reader, mut writer) = upstream.split();
+    let (mut reader, mut writer) = upstream.split();
     let mut up = pin!(client_to_target(
         source,
         &mut writer,
         settings.encoding,
         shared
     ));
-    let mut down = pin!(target_to_client(sink, &reader, settings, shared, shutdown));
+    let mut down = pin!(target_to_client(
+        sink,
+        &mut reader,
+        settings,
+        shared,
+        shutdown
+    ));
     tokio::select! {
         end = &mut up => {
             if matches!(end, End::ClientClosed | End::ClientGone) {
@@ -358,7 +364,7 @@ where
 /// Target → client: read what is there, send it as one message; close when the target ends.
 async fn target_to_client<S>(
     sink: &mut Sink<S>,
-    reader: &UpstreamReader<'_>,
+    reader: &mut UpstreamReader<'_>,
     settings: &PumpSettings,
     shared: &Shared,
     shutdown: &CancellationToken,
@@ -380,8 +386,8 @@ where
             biased;
             () = shutdown.cancelled() => Err(End::Shutdown),
             () = down.timer.as_mut(), if down.watchdog.enabled() => down.on_timer().await,
-            ready = reader.readable() => match ready {
-                Ok(()) => down.forward(reader, settings.encoding).await,
+            chunk = reader.read_chunk(READ_CHUNK_BYTES) => match chunk {
+                Ok(chunk) => down.forward(chunk, settings.encoding).await,
                 Err(_) => Err(End::TargetError),
             },
         };
@@ -405,26 +411,19 @@ impl<S> Downstream<'_, S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    /// Reads what the target has and sends it; `Err` when the connection should end.
-    async fn forward(
-        &mut self,
-        reader: &UpstreamReader<'_>,
-        encoding: Encoding,
-    ) -> Result<(), End> {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-        match reader.try_read_buf(&mut buf) {
-            Ok(0) => Err(End::TargetEof),
-            Ok(n) => {
-                self.send(encoding.encode(buf.freeze())).await?;
-                self.shared.activity.data();
-                self.shared
-                    .bytes_down
-                    .fetch_add(n as u64, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(()),
-            Err(_) => Err(End::TargetError),
+    /// Sends what the target sent; an empty chunk is its end. `Err` when the connection should
+    /// end.
+    async fn forward(&mut self, chunk: BytesMut, encoding: Encoding) -> Result<(), End> {
+        if chunk.is_empty() {
+            return Err(End::TargetEof);
         }
+        let n = chunk.len();
+        self.send(encoding.encode(chunk.freeze())).await?;
+        self.shared.activity.data();
+        self.shared
+            .bytes_down
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The watchdog's timer fired.

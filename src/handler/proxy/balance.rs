@@ -15,7 +15,7 @@ use tokio::time::{Instant, timeout};
 
 use super::{ProxyError, pool::Pool, upstream_url::UpstreamUrl};
 use crate::connector::{
-    ClientAddrs, DirectConnector,
+    ClientAddrs, Connector,
     tls::{MaybeTls, TlsDial},
 };
 
@@ -47,8 +47,8 @@ impl FromStr for Policy {
 pub struct UpstreamServer {
     /// As configured.
     pub url: UpstreamUrl,
-    /// Dials it (connect timeout included).
-    pub connector: DirectConnector,
+    /// Dials it (connect timeout included): directly, or later through an agent's tunnel.
+    pub connector: Connector,
     /// TLS settings for `wss://` and `https://`.
     pub tls: Option<TlsDial>,
     /// Idle keep-alive HTTP connections to it.
@@ -61,7 +61,7 @@ pub struct UpstreamServer {
 
 impl UpstreamServer {
     /// A server with no connections yet.
-    pub fn new(url: UpstreamUrl, connector: DirectConnector, tls: Option<TlsDial>) -> Self {
+    pub fn new(url: UpstreamUrl, connector: Connector, tls: Option<TlsDial>) -> Self {
         UpstreamServer {
             url,
             connector,
@@ -82,7 +82,7 @@ impl UpstreamServer {
         let Some(tls) = &self.tls else {
             return Ok(MaybeTls::Plain(stream));
         };
-        let after = self.connector.options.connect_timeout;
+        let after = self.connector.connect_timeout();
         match timeout(after, tls.handshake(stream)).await {
             Ok(Ok(stream)) => Ok(MaybeTls::Tls(Box::new(stream))),
             Ok(Err(source)) => Err(ProxyError::Tls {
@@ -180,16 +180,16 @@ impl Upstreams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connector::DialOptions;
+    use crate::connector::{DialOptions, DirectConnector};
 
     fn upstreams(count: usize, policy: Policy) -> Upstreams {
         let servers = (0..count)
             .map(|i| {
                 let url: UpstreamUrl = format!("http://127.0.0.1:{}", 1000 + i).parse().unwrap();
-                let connector = DirectConnector {
+                let connector = Connector::Direct(DirectConnector {
                     target: url.target(),
                     options: DialOptions::default(),
-                };
+                });
                 Arc::new(UpstreamServer::new(url, connector, None))
             })
             .collect();
