@@ -96,7 +96,7 @@ impl Bound {
     }
 
     /// The routes in precedence order.
-    pub fn routes(&self) -> &[Route] {
+    pub fn routes(&self) -> Arc<Vec<Arc<Route>>> {
         self.service.router.routes()
     }
 

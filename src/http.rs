@@ -155,7 +155,7 @@ impl Service {
             return text_response(StatusCode::NOT_FOUND, "no route for this path")
                 .map(|body| record.log_body(404, body));
         };
-        let route = matched.route;
+        let route = &matched.route;
         tracing::Span::current().record("route", route.name.as_str());
         let ctx = RequestContext {
             client,

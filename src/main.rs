@@ -77,7 +77,10 @@ async fn serve(config: Config) -> ExitCode {
     };
     let scheme = if bound.is_tls() { "https" } else { "http" };
     eprintln!("wsgate {} ({source})", env!("CARGO_PKG_VERSION"));
-    eprintln!("{}", router::table(bound.routes()));
+    eprintln!(
+        "{}",
+        router::table(bound.routes().iter().map(|route| &**route))
+    );
     for addr in bound.local_addrs() {
         tracing::info!(%addr, "listening on {scheme}://{addr}");
     }

@@ -7,7 +7,9 @@
 //! 3. a WebSocket upgrade prefers a route that speaks WebSocket, a plain request one that does
 //!    not, so `/` can be both a bridge and a static directory, as with `websockify --web`.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
+
+use arc_swap::ArcSwap;
 
 use crate::handler::Handler;
 
@@ -190,41 +192,52 @@ impl Route {
 
 /// A request's route and the path left after its prefix.
 #[derive(Debug)]
-pub struct Matched<'r, 'p> {
-    /// The chosen route.
-    pub route: &'r Route,
+pub struct Matched<'p> {
+    /// The chosen route; shared, so a table swapped meanwhile does not pull it away.
+    pub route: Arc<Route>,
     /// The request path after the route's prefix (`""` or starting with `/`).
     pub rest: &'p str,
 }
 
-/// The route table, sorted by precedence once so lookups are a linear scan that stops early.
-#[derive(Debug, Default)]
+/// The routes: those from the config, fixed, and those agents register while the gateway runs.
+/// Both live in one table sorted by precedence, swapped whole when agent routes change, so a
+/// lookup is a lock-free load and a linear scan that stops early.
+#[derive(Debug)]
 pub struct Router {
-    routes: Vec<Route>,
+    configured: Vec<Arc<Route>>,
+    table: ArcSwap<Vec<Arc<Route>>>,
 }
 
 impl Router {
-    /// Builds the table; routes keep their relative order among equals.
-    pub fn new(mut routes: Vec<Route>) -> Self {
-        routes.sort_by_key(|route| std::cmp::Reverse(route.rank()));
-        Router { routes }
+    /// A table of the configured routes; they keep their relative order among equals.
+    pub fn new(routes: Vec<Route>) -> Self {
+        let configured: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
+        let table = ArcSwap::from_pointee(sorted(configured.clone()));
+        Router { configured, table }
     }
 
-    /// Routes in precedence order.
-    pub fn routes(&self) -> &[Route] {
-        &self.routes
+    /// The routes now, in precedence order.
+    pub fn routes(&self) -> Arc<Vec<Arc<Route>>> {
+        self.table.load_full()
+    }
+
+    /// Replaces every route added at run time (agents' services) with `added`.
+    pub fn set_added(&self, added: Vec<Arc<Route>>) {
+        let all = self.configured.iter().cloned().chain(added).collect();
+        self.table.store(Arc::new(sorted(all)));
     }
 
     /// Finds the route for a request. `host` may carry a port; it is ignored.
-    pub fn find<'r, 'p>(
-        &'r self,
+    pub fn find<'p>(
+        &self,
         host: Option<&str>,
         path: &'p str,
         websocket: bool,
-    ) -> Option<Matched<'r, 'p>> {
+    ) -> Option<Matched<'p>> {
+        let table = self.table.load();
         let host = host.map(strip_port);
         let mut fallback = None;
-        for route in &self.routes {
+        for route in table.iter() {
             let host_ok = match (&route.host, host) {
                 (None, _) => true,
                 (Some(pattern), Some(host)) => pattern.matches(host),
@@ -233,19 +246,32 @@ impl Router {
             let Some(rest) = host_ok.then(|| strip_prefix(&route.path, path)).flatten() else {
                 continue;
             };
-            let matched = Matched { route, rest };
             if route.handler.serves(websocket) {
-                return Some(matched);
+                return Some(Matched {
+                    route: route.clone(),
+                    rest,
+                });
             }
-            fallback = fallback.or(Some(matched));
+            fallback = fallback.or_else(|| {
+                Some(Matched {
+                    route: route.clone(),
+                    rest,
+                })
+            });
         }
         fallback
     }
 }
 
+/// Routes sorted by precedence; equals keep their order.
+fn sorted(mut routes: Vec<Arc<Route>>) -> Vec<Arc<Route>> {
+    routes.sort_by_key(|route| std::cmp::Reverse(route.rank()));
+    routes
+}
+
 /// The route table as text, one route a line in precedence order (banner and `wsgate check`).
-pub fn table(routes: &[Route]) -> String {
-    let mut sorted: Vec<&Route> = routes.iter().collect();
+pub fn table<'r>(routes: impl IntoIterator<Item = &'r Route>) -> String {
+    let mut sorted: Vec<&Route> = routes.into_iter().collect();
     sorted.sort_by_key(|route| std::cmp::Reverse(route.rank()));
     let mut out = String::from("routes, first match wins:");
     for (index, route) in sorted.iter().enumerate() {
@@ -286,10 +312,10 @@ mod tests {
         }
     }
 
-    fn find<'r>(router: &'r Router, host: &str, path: &str) -> Option<&'r str> {
+    fn find(router: &Router, host: &str, path: &str) -> Option<String> {
         router
             .find(Some(host), path, false)
-            .map(|m| m.route.name.as_str())
+            .map(|m| m.route.name.clone())
     }
 
     #[test]
@@ -301,12 +327,28 @@ mod tests {
             route("wild", Some("*.example.com"), "/"),
             route("exact", Some("vnc.example.com"), "/"),
         ]);
-        assert_eq!(find(&router, "a", "/chat/x"), Some("chat"));
-        assert_eq!(find(&router, "a", "/chatter"), Some("root"));
-        assert_eq!(find(&router, "a", "/chat/room/1"), Some("chat-room"));
-        assert_eq!(find(&router, "x.example.com:8080", "/chat"), Some("wild"));
-        assert_eq!(find(&router, "VNC.example.com", "/chat"), Some("exact"));
-        assert_eq!(find(&router, "example.com", "/chat"), Some("chat"));
+        assert_eq!(find(&router, "a", "/chat/x"), Some("chat".into()));
+        assert_eq!(find(&router, "a", "/chatter"), Some("root".into()));
+        assert_eq!(find(&router, "a", "/chat/room/1"), Some("chat-room".into()));
+        assert_eq!(
+            find(&router, "x.example.com:8080", "/chat"),
+            Some("wild".into())
+        );
+        assert_eq!(
+            find(&router, "VNC.example.com", "/chat"),
+            Some("exact".into())
+        );
+        assert_eq!(find(&router, "example.com", "/chat"), Some("chat".into()));
+    }
+
+    #[test]
+    fn routes_added_at_run_time_join_the_precedence_and_leave() {
+        let router = Router::new(vec![route("root", None, "/")]);
+        router.set_added(vec![Arc::new(route("agent-api", None, "/api"))]);
+        assert_eq!(find(&router, "a", "/api/x"), Some("agent-api".into()));
+        assert_eq!(find(&router, "a", "/other"), Some("root".into()));
+        router.set_added(Vec::new());
+        assert_eq!(find(&router, "a", "/api/x"), Some("root".into()));
     }
 
     #[test]
