@@ -27,3 +27,4 @@ pub mod listener;
 pub mod router;
 pub mod shutdown;
 pub mod tls;
+pub mod tunnel;

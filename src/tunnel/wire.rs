@@ -1,0 +1,202 @@
+//! The tunnel's control and stream-header messages: JSON objects, each framed by a 4-byte
+//! big-endian length (docs/tunnel.md, "Wire protocol").
+
+use std::io;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The protocol version this build speaks. A peer speaking another is refused with both
+/// versions named.
+pub const VERSION: u32 = 1;
+
+/// The largest frame either side accepts: a control message is small; anything larger is a
+/// confused or hostile peer.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Messages on the control stream, both ways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Control {
+    /// Agent → gateway, first: who it is and what it speaks.
+    Hello {
+        /// Protocol version.
+        version: u32,
+        /// The agent's name (logs, duplicate detection).
+        agent: String,
+    },
+    /// Gateway → agent: accepted.
+    Welcome {
+        /// Protocol version.
+        version: u32,
+        /// Seconds between heartbeats the gateway expects.
+        heartbeat_secs: u64,
+    },
+    /// Either way: refused, and why; the session ends.
+    Rejected {
+        /// A sentence for the operator.
+        reason: String,
+    },
+    /// Agent → gateway: services to expose.
+    Register {
+        /// The services.
+        services: Vec<Service>,
+    },
+    /// Gateway → agent: one service is exposed at `url`.
+    Registered {
+        /// The service's name.
+        name: String,
+        /// Where visitors reach it.
+        url: String,
+    },
+    /// Gateway → agent: one service was refused.
+    Refused {
+        /// The service's name.
+        name: String,
+        /// Why, naming the holder when another agent has the path, host or name.
+        why: String,
+    },
+    /// Heartbeat.
+    Ping(u64),
+    /// Heartbeat answer.
+    Pong(u64),
+}
+
+/// A service an agent exposes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Unique among the agent's services.
+    pub name: String,
+    /// What the agent dials: `http://…`, `https://…` or `tcp://…`.
+    pub local: String,
+    /// How visitors reach it.
+    pub expose: Expose,
+}
+
+/// Where a service is exposed on the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expose {
+    /// Under a path prefix.
+    Path(String),
+    /// On a host name.
+    Host(String),
+}
+
+/// The first frame on a stream the gateway opens to an agent: which service to dial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Open {
+    /// The service's name.
+    pub service: String,
+}
+
+/// Writes one frame.
+pub async fn write_frame<W, T>(writer: &mut W, message: &T) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize,
+{
+    let json = serde_json::to_vec(message).map_err(io::Error::other)?;
+    if json.len() > MAX_FRAME_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "frame too large",
+        ));
+    }
+    let mut frame = Vec::with_capacity(4 + json.len());
+    frame.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&json);
+    writer.write_all(&frame).await?;
+    writer.flush().await
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of the stream before a frame starts.
+pub async fn read_frame<R, T>(reader: &mut R) -> io::Result<Option<T>>
+where
+    R: AsyncRead + Unpin,
+    T: for<'de> Deserialize<'de>,
+{
+    let mut length = [0u8; 4];
+    match reader.read_exact(&mut length).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    let length = u32::from_be_bytes(length) as usize;
+    if length > MAX_FRAME_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {length} bytes is over the {MAX_FRAME_BYTES}-byte limit"),
+        ));
+    }
+    let mut json = vec![0u8; length];
+    reader.read_exact(&mut json).await?;
+    serde_json::from_slice(&json)
+        .map(Some)
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_end_cleanly() {
+        let messages = [
+            Control::Hello {
+                version: VERSION,
+                agent: "office".into(),
+            },
+            Control::Register {
+                services: vec![Service {
+                    name: "api".into(),
+                    local: "http://127.0.0.1:8080".into(),
+                    expose: Expose::Path("/api".into()),
+                }],
+            },
+            Control::Ping(7),
+        ];
+        let mut bytes = Vec::new();
+        for message in &messages {
+            write_frame(&mut bytes, message).await.unwrap();
+        }
+        let mut reader = bytes.as_slice();
+        for message in &messages {
+            let read: Control = read_frame(&mut reader).await.unwrap().unwrap();
+            assert_eq!(&read, message);
+        }
+        assert!(
+            read_frame::<_, Control>(&mut reader)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn oversized_and_malformed_frames_are_errors() {
+        let mut reader: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+        let error = read_frame::<_, Control>(&mut reader).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        let mut frame = 5u32.to_be_bytes().to_vec();
+        frame.extend_from_slice(b"{nope");
+        let error = read_frame::<_, Control>(&mut frame.as_slice())
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn the_json_is_readable() {
+        let hello = Control::Hello {
+            version: 1,
+            agent: "a".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&hello).unwrap(),
+            r#"{"hello":{"version":1,"agent":"a"}}"#
+        );
+    }
+}
