@@ -1,0 +1,146 @@
+//! One multiplexed session over one WebSocket (yamux): a task drives the connection, hands
+//! inbound streams to a callback, and opens outbound streams on request from any task.
+
+use std::{collections::VecDeque, future::poll_fn, task::Poll};
+
+use futures_util::io::{AsyncRead, AsyncWrite};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
+use yamux::{Config, Connection, ConnectionError, Mode};
+
+/// A tunnel stream as tokio sees it.
+pub type TunnelStream = Compat<yamux::Stream>;
+
+/// Streams one session may have open: more than a browser opens to one site, well below
+/// yamux's default limit of 512, beyond which the peer ends the whole session.
+pub const MAX_STREAMS: usize = 256;
+
+/// The room every stream's window may grow into, together, beyond its first 256 KiB: enough
+/// for a few fast streams over a long link; every byte of it is bounded per session.
+const WINDOW_HEADROOM_BYTES: usize = 32 << 20;
+
+/// yamux's settings for the tunnel: bounded streams and a bounded receive window.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.set_max_num_streams(MAX_STREAMS);
+    config
+        .set_max_connection_receive_window(Some(MAX_STREAMS * 256 * 1024 + WINDOW_HEADROOM_BYTES));
+    config
+}
+
+enum Command {
+    Open(oneshot::Sender<Result<yamux::Stream, ConnectionError>>),
+    Close,
+}
+
+/// Opens streams on a running session; cheap to clone. When every handle is dropped, the
+/// session closes.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Open(_) => "Open",
+            Command::Close => "Close",
+        })
+    }
+}
+
+impl SessionHandle {
+    /// Opens a stream. yamux tells the peer only with the stream's first bytes, so the opener
+    /// writes a header at once.
+    pub async fn open(&self) -> Result<TunnelStream, ConnectionError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Open(reply))
+            .await
+            .map_err(|_| ConnectionError::Closed)?;
+        let stream = answer.await.map_err(|_| ConnectionError::Closed)??;
+        Ok(stream.compat())
+    }
+
+    /// Asks the session to close (GoAway, then the WebSocket's close).
+    pub async fn close(&self) {
+        let _ = self.commands.send(Command::Close).await;
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+}
+
+/// Starts driving `io` as a yamux session. `on_inbound` gets each stream the peer opens; it
+/// must not block (spawn the stream's work). The task ends with the session.
+pub fn spawn<T, F>(
+    io: T,
+    mode: Mode,
+    on_inbound: F,
+) -> (SessionHandle, JoinHandle<Result<(), ConnectionError>>)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnMut(TunnelStream) + Send + 'static,
+{
+    let (commands, requests) = mpsc::channel(64);
+    let connection = Connection::new(io, config(), mode);
+    let task = tokio::spawn(drive(connection, requests, on_inbound));
+    (SessionHandle { commands }, task)
+}
+
+/// The session's one task: serves open requests, and polls for inbound streams, which is also
+/// what moves every stream's bytes; it must never wait on anything else.
+async fn drive<T, F>(
+    mut connection: Connection<T>,
+    mut requests: mpsc::Receiver<Command>,
+    mut on_inbound: F,
+) -> Result<(), ConnectionError>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    F: FnMut(TunnelStream),
+{
+    let mut waiting = VecDeque::<oneshot::Sender<Result<yamux::Stream, ConnectionError>>>::new();
+    let mut closing = false;
+    let result = poll_fn(|cx| {
+        while !closing {
+            match requests.poll_recv(cx) {
+                Poll::Ready(Some(Command::Open(reply))) => waiting.push_back(reply),
+                Poll::Ready(Some(Command::Close) | None) => closing = true,
+                Poll::Pending => break,
+            }
+        }
+        while let Some(reply) = waiting.front().filter(|_| !closing) {
+            if reply.is_closed() {
+                waiting.pop_front(); // the requester gave up
+                continue;
+            }
+            match connection.poll_new_outbound(cx) {
+                Poll::Ready(opened) => {
+                    let _ = waiting.pop_front().expect("front exists").send(opened);
+                }
+                Poll::Pending => break,
+            }
+        }
+        if closing {
+            return connection.poll_close(cx);
+        }
+        loop {
+            match connection.poll_next_inbound(cx) {
+                Poll::Ready(Some(Ok(stream))) => on_inbound(stream.compat()),
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    })
+    .await;
+    for reply in waiting {
+        let _ = reply.send(Err(ConnectionError::Closed));
+    }
+    result
+}
