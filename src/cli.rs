@@ -22,6 +22,27 @@ pub enum Command {
     Websockify(Box<WebsockifyArgs>),
     /// Validate a config file and print its route table.
     Check(CheckArgs),
+    /// Run an agent: dial a gateway and expose local services through it.
+    Agent(AgentArgs),
+}
+
+/// `wsgate agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// A gateway's agent endpoint, e.g. `wss://gw.example.com/_wsgate/agent`; repeat it to
+    /// register on several gateways at once.
+    #[arg(long = "server", required = true, value_name = "URL")]
+    pub servers: Vec<String>,
+    /// The token the gateway accepts.
+    #[arg(long, env = "WSGATE_AGENT_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// This agent's name (default: the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Services to expose: `http://127.0.0.1:8080/?mode=path&value=api` or
+    /// `tcp://127.0.0.1:5900?mode=domain&value=vnc.example.com` (add `&name=NAME` to name one).
+    #[arg(required = true, value_name = "SERVICE")]
+    pub services: Vec<String>,
 }
 
 /// `wsgate serve`.

@@ -34,6 +34,53 @@ pub struct Config {
     pub exit_after: Option<Duration>,
     /// The routes.
     pub routes: Vec<Route>,
+    /// The agent endpoint, when agents may connect.
+    pub agents: Option<AgentSettings>,
+}
+
+/// The agent endpoint's settings.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// The endpoint's path.
+    pub path: String,
+    /// Tokens agents may present.
+    pub tokens: Vec<Secret>,
+    /// An agent silent this long is dropped.
+    pub heartbeat_timeout: Duration,
+}
+
+/// A token or secret: never printed, compared in constant time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(text: impl Into<String>) -> Self {
+        Secret(text.into())
+    }
+
+    /// Whether `offered` is this secret; the time taken does not depend on where they differ.
+    pub fn matches(&self, offered: &str) -> bool {
+        let (ours, theirs) = (self.0.as_bytes(), offered.as_bytes());
+        let differ = ours
+            .iter()
+            .zip(theirs)
+            .fold(ours.len() ^ theirs.len(), |acc, (a, b)| {
+                acc | usize::from(a ^ b)
+            });
+        differ == 0
+    }
+
+    /// The secret itself, to send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// TLS certificate and key files.
@@ -139,6 +186,16 @@ mod tests {
         let config = embedded_default();
         assert_eq!(config.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
         assert!(!config.routes.is_empty());
+    }
+
+    #[test]
+    fn secrets_compare_whole_and_never_print() {
+        let secret = Secret::new("s3cret");
+        assert!(secret.matches("s3cret"));
+        assert!(!secret.matches("s3cre"));
+        assert!(!secret.matches("s3cret!"));
+        assert!(!secret.matches("S3cret"));
+        assert_eq!(format!("{secret:?}"), "<redacted>");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Handlers never know which connector they were given (DESIGN.md): today the only way to reach
 //! a target is a direct dial; the agent connector joins [`Connector`] with the tunnel.
 
+pub mod agent;
 pub mod direct;
 pub mod proxy_protocol;
 pub mod tls;
@@ -12,6 +13,7 @@ use std::{fmt, io, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration}
 
 use http::StatusCode;
 
+pub use agent::AgentConnector;
 pub use direct::DirectConnector;
 pub use proxy_protocol::ProxyProtocol;
 pub use upstream::Upstream;
@@ -134,6 +136,8 @@ pub struct ClientAddrs {
 pub enum Connector {
     /// Dial the target from the gateway itself.
     Direct(DirectConnector),
+    /// Open a stream to a service of a connected agent.
+    Agent(AgentConnector),
 }
 
 impl Connector {
@@ -141,6 +145,7 @@ impl Connector {
     pub async fn connect(&self, client: ClientAddrs) -> Result<Upstream, ConnectError> {
         match self {
             Connector::Direct(direct) => direct.connect(client).await,
+            Connector::Agent(agent) => agent.connect().await,
         }
     }
 
@@ -148,13 +153,15 @@ impl Connector {
     pub fn connect_timeout(&self) -> Duration {
         match self {
             Connector::Direct(direct) => direct.options.connect_timeout,
+            Connector::Agent(agent) => agent.connect_timeout,
         }
     }
 
-    /// The target, for logs.
-    pub fn target(&self) -> &Target {
+    /// The target, for logs: `tcp://host:port`, `unix:/path` or `agent:NAME/SERVICE`.
+    pub fn target(&self) -> String {
         match self {
-            Connector::Direct(direct) => &direct.target,
+            Connector::Direct(direct) => direct.target.to_string(),
+            Connector::Agent(agent) => agent.to_string(),
         }
     }
 }
@@ -166,7 +173,7 @@ pub enum ConnectError {
     #[error("resolve {target}: {source}")]
     Resolve {
         /// What was dialled.
-        target: Target,
+        target: String,
         /// The resolver's error.
         #[source]
         source: io::Error,
@@ -175,7 +182,7 @@ pub enum ConnectError {
     #[error("connect {target}: {source}")]
     Refused {
         /// What was dialled.
-        target: Target,
+        target: String,
         /// The socket error.
         #[source]
         source: io::Error,
@@ -184,9 +191,17 @@ pub enum ConnectError {
     #[error("connect {target}: timed out after {after:?}")]
     Timeout {
         /// What was dialled.
-        target: Target,
+        target: String,
         /// The configured connect timeout.
         after: Duration,
+    },
+    /// The agent's session is gone, or the agent could not reach its local service.
+    #[error("{target}: {reason}")]
+    Agent {
+        /// The agent and service.
+        target: String,
+        /// What the agent or the session said.
+        reason: String,
     },
 }
 
@@ -195,7 +210,9 @@ impl ConnectError {
     pub fn http_status(&self) -> StatusCode {
         match self {
             ConnectError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ConnectError::Resolve { .. } | ConnectError::Refused { .. } => StatusCode::BAD_GATEWAY,
+            ConnectError::Resolve { .. }
+            | ConnectError::Refused { .. }
+            | ConnectError::Agent { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 }

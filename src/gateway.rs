@@ -12,6 +12,7 @@ use crate::{
     router::{Route, Router},
     shutdown::Shutdown,
     tls::{self, TlsError},
+    tunnel::hub::AgentHub,
 };
 
 /// Why the gateway could not start.
@@ -70,8 +71,13 @@ pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
         .iter()
         .map(|&addr| listener::bind(addr).map_err(|source| BindError::Listen { addr, source }))
         .collect::<Result<Vec<_>, _>>()?;
+    let router = Arc::new(Router::new(config.routes));
+    let agents = config
+        .agents
+        .map(|settings| Arc::new(AgentHub::new(settings, router.clone())));
     let service = Arc::new(Service {
-        router: Router::new(config.routes),
+        router,
+        agents,
         shutdown: shutdown.token.clone(),
         tracker: shutdown.tracker.clone(),
     });

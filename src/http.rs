@@ -35,8 +35,10 @@ pub struct RequestContext {
 /// Gateway-wide state shared by every connection.
 #[derive(Debug)]
 pub struct Service {
-    /// The route table.
-    pub router: Router,
+    /// The route table (shared with the agent hub, which adds agents' routes to it).
+    pub router: Arc<Router>,
+    /// The agent endpoint, when agents may connect.
+    pub agents: Option<Arc<crate::tunnel::hub::AgentHub>>,
     /// Shutdown signal.
     pub shutdown: CancellationToken,
     /// Tracks connections and upgraded sessions.
@@ -147,6 +149,15 @@ impl Service {
         if normalize_path(&mut req).is_err() {
             return text_response(StatusCode::BAD_REQUEST, "the path climbs above /")
                 .map(|body| record.log_body(400, body));
+        }
+        if let Some(hub) = self
+            .agents
+            .as_ref()
+            .filter(|hub| req.uri().path() == hub.path())
+        {
+            let response = hub.handle(req, &self.tracker);
+            let status = response.status().as_u16();
+            return response.map(|body| record.with_route("agents").log_body(status, body));
         }
         let websocket = upgrade::is_upgrade(&req);
         let host = request_host(&req);

@@ -17,6 +17,7 @@
 //! - [`access_log`], [`shutdown`], [`tls`]: cross-cutting pieces.
 
 pub mod access_log;
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod connector;

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wsgate::{
-    cli::{Cli, Command},
+    agent,
+    cli::{AgentArgs, Cli, Command},
     config::{self, Config, ConfigError},
     gateway::{self, ServeEnd},
     router,
@@ -29,6 +30,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let verbose = matches!(&cli.command, Command::Websockify(args) if args.verbose);
     init_tracing(verbose);
+    if let Command::Agent(args) = &cli.command {
+        return run_agent(args);
+    }
     let loaded = match &cli.command {
         Command::Serve(args) => args
             .config
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
             .map_or_else(|| Ok(config::embedded_default()), config::load),
         Command::Check(args) => config::load(&args.config),
         Command::Websockify(args) => config::websockify::config(args),
+        Command::Agent(_) => unreachable!("handled above"),
     };
     let config = match loaded {
         Ok(config) => config,
@@ -48,6 +53,58 @@ fn main() -> ExitCode {
     let runtime =
         tokio::runtime::Runtime::new().expect("a tokio runtime starts on any supported OS");
     runtime.block_on(serve(config))
+}
+
+/// `wsgate agent`: checks the command line, then runs until a gateway refuses the agent.
+fn run_agent(args: &AgentArgs) -> ExitCode {
+    let plan = match agent_plan(args) {
+        Ok(plan) => plan,
+        Err(error) => return usage_error(&ConfigError::usage(error)),
+    };
+    let runtime =
+        tokio::runtime::Runtime::new().expect("a tokio runtime starts on any supported OS");
+    let error = runtime.block_on(async {
+        tokio::select! {
+            error = agent::run(plan) => Some(error),
+            _ = shutdown::signal() => None,
+        }
+    });
+    match error {
+        Some(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
+    let servers = args
+        .servers
+        .iter()
+        .map(|s| match s.parse::<http::Uri>() {
+            Ok(uri) if matches!(uri.scheme_str(), Some("ws" | "wss")) => Ok(uri),
+            _ => Err(format!(
+                "expected a ws:// or wss:// gateway URL, found {s:?}"
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let services = args
+        .services
+        .iter()
+        .map(|s| agent::parse_service(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "agent".into())
+    });
+    Ok(agent::AgentPlan {
+        servers,
+        token: config::Secret::new(args.token.clone()),
+        name,
+        services,
+    })
 }
 
 fn usage_error(error: &ConfigError) -> ExitCode {

@@ -221,6 +221,11 @@ impl Router {
         self.table.load_full()
     }
 
+    /// The routes from the config.
+    pub fn configured(&self) -> &[Arc<Route>] {
+        &self.configured
+    }
+
     /// Replaces every route added at run time (agents' services) with `added`.
     pub fn set_added(&self, added: Vec<Arc<Route>>) {
         let all = self.configured.iter().cloned().chain(added).collect();

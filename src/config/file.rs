@@ -26,6 +26,22 @@ pub struct GatewayFile {
     /// The routes, in any order: matching picks the most specific.
     #[serde(default, rename = "route")]
     pub routes: Vec<Sp<RouteFile>>,
+    /// The agent endpoint: agents behind NAT dial in here.
+    pub agents: Option<Sp<AgentsFile>>,
+}
+
+/// `[agents]`: where agents connect and how they prove who they are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsFile {
+    /// The endpoint's path; default `/_wsgate/agent`.
+    pub path: Option<Sp<String>>,
+    /// Tokens agents may present.
+    pub tokens: Option<Sp<Vec<Sp<String>>>>,
+    /// A file of tokens, one a line (`#` comments).
+    pub token_file: Option<Sp<String>>,
+    /// An agent silent this long (no heartbeat) is dropped with its routes.
+    pub heartbeat_timeout: Option<Sp<String>>,
 }
 
 /// `[tls]`: a PEM certificate chain and its private key.

@@ -9,7 +9,7 @@ use std::{
 };
 
 use super::{
-    Config, ConfigError, Location, TlsSettings,
+    AgentSettings, Config, ConfigError, Location, Secret, TlsSettings,
     file::{GatewayFile, RouteFile, Sp},
     units::{ByteSize, HumanDuration},
 };
@@ -108,6 +108,11 @@ pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigEr
     };
     let tls = parsed.tls.as_ref().map(|t| tls(&ctx, t)).transpose()?;
     let routes = routes(&ctx, &parsed.routes)?;
+    let agents = parsed
+        .agents
+        .as_ref()
+        .map(|a| agents(&ctx, a))
+        .transpose()?;
     Ok(Config {
         source: file.to_string(),
         listen,
@@ -118,6 +123,55 @@ pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigEr
         exit_when_idle: ctx.duration(&parsed.exit_when_idle)?,
         exit_after: ctx.duration(&parsed.exit_after)?,
         routes,
+        agents,
+    })
+}
+
+/// Default for `[agents] heartbeat_timeout`: three missed 10 s heartbeats.
+const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn agents(
+    ctx: &Ctx<'_>,
+    value: &Sp<super::file::AgentsFile>,
+) -> Result<AgentSettings, ConfigError> {
+    let file = value.get_ref();
+    let path = match &file.path {
+        Some(path) => normalize_prefix(path.get_ref()).map_err(|e| ctx.error(path.span(), e))?,
+        None => "/_wsgate/agent".to_string(),
+    };
+    let mut tokens: Vec<Secret> = file
+        .tokens
+        .iter()
+        .flat_map(|list| list.get_ref())
+        .map(|t| Secret::new(t.get_ref().clone()))
+        .collect();
+    if let Some(token_file) = &file.token_file {
+        let path = ctx.existing_path(token_file, "token file")?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ctx.error(
+                token_file.span(),
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(Secret::new),
+        );
+    }
+    if tokens.is_empty() {
+        return Err(ctx.error(
+            value.span(),
+            "expected agent tokens: `tokens = [\"…\"]` or `token_file = \"FILE\"` with at least one",
+        ));
+    }
+    Ok(AgentSettings {
+        path,
+        tokens,
+        heartbeat_timeout: ctx
+            .duration(&file.heartbeat_timeout)?
+            .unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT),
     })
 }
 
@@ -356,5 +410,6 @@ fn bridge_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<BridgeRoute, ConfigEr
                 pong_timeout: pong_timeout.unwrap_or(interval),
             }),
         max_message_bytes: usize::try_from(max_message).unwrap_or(usize::MAX),
+        agent: None,
     })
 }

@@ -203,6 +203,7 @@ pub fn config(args: &WebsockifyArgs) -> Result<Config, ConfigError> {
             pong_timeout: interval,
         }),
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES as usize,
+        agent: None,
     };
     let mut routes = vec![route("websockify", Handler::Bridge(bridge))];
     if let Some(web) = &args.web {
@@ -222,6 +223,7 @@ pub fn config(args: &WebsockifyArgs) -> Result<Config, ConfigError> {
         exit_when_idle: seconds(args.idle_timeout),
         exit_after: seconds(args.timeout),
         routes,
+        agents: None,
     })
 }
 

@@ -27,7 +27,7 @@ impl DirectConnector {
             timeout(after, self.dial())
                 .await
                 .map_err(|_| ConnectError::Timeout {
-                    target: self.target.clone(),
+                    target: self.target.to_string(),
                     after,
                 })??;
         if let Some(version) = self.options.proxy_protocol {
@@ -56,7 +56,7 @@ impl DirectConnector {
         let addrs = lookup_host((host, port))
             .await
             .map_err(|source| ConnectError::Resolve {
-                target: self.target.clone(),
+                target: self.target.to_string(),
                 source,
             })?;
         let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no addresses");
@@ -77,7 +77,7 @@ impl DirectConnector {
 
     fn refused(&self, source: io::Error) -> ConnectError {
         ConnectError::Refused {
-            target: self.target.clone(),
+            target: self.target.to_string(),
             source,
         }
     }

@@ -40,11 +40,16 @@ pub struct BridgeRoute {
     pub heartbeat: Option<Heartbeat>,
     /// Largest message accepted from the client; beyond it the client gets close 1009.
     pub max_message_bytes: usize,
+    /// The target is an agent's service (a route the agent registered), not a dial.
+    pub agent: Option<crate::connector::AgentConnector>,
 }
 
 impl BridgeRoute {
     /// For the banner: the target or the token source.
     pub fn describe(&self) -> String {
+        if let Some(agent) = &self.agent {
+            return agent.to_string();
+        }
         match (&self.target, &self.tokens) {
             (Some(target), None) => target.to_string(),
             (None, Some(tokens)) => format!("tokens from {}", tokens.path().display()),
@@ -95,6 +100,9 @@ impl BridgeRoute {
 
     /// The connector for this request: by token if a token source is set, else the fixed target.
     async fn connector_for<B>(&self, req: &Request<B>) -> Result<Connector, TokenError> {
+        if let Some(agent) = &self.agent {
+            return Ok(Connector::Agent(agent.clone()));
+        }
         let token = self
             .tokens
             .as_ref()

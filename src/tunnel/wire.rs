@@ -92,6 +92,16 @@ pub struct Open {
     pub service: String,
 }
 
+/// The agent's answer to [`Open`]: the local service is dialled, or why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Opened {
+    /// Connected; raw bytes follow both ways.
+    Ok,
+    /// Not connected, and why (the visitor gets 502).
+    Error(String),
+}
+
 /// Writes one frame.
 pub async fn write_frame<W, T>(writer: &mut W, message: &T) -> io::Result<()>
 where

@@ -1,0 +1,326 @@
+//! `wsgate agent`: dials the gateway's agent endpoint over one WebSocket, registers local
+//! services, and serves the streams the gateway opens for visitors by dialling those services.
+//! It keeps one session per gateway and reconnects with exponential backoff and jitter.
+
+use std::{sync::Arc, time::Duration};
+
+use http::{HeaderValue, Uri, header};
+use tokio::{io::AsyncWriteExt, net::TcpStream, time::timeout};
+use tokio_websockets::{ClientBuilder, Limits};
+use yamux::Mode;
+
+use crate::{
+    config::Secret,
+    connector::{
+        Upstream,
+        tls::{MaybeTls, TlsDial, Verify},
+    },
+    tunnel::{
+        session::{self, TunnelStream},
+        wire::{self, Control, Expose, Open, Opened, Service, VERSION},
+        ws_io::{MAX_MESSAGE_BYTES, WsIo},
+    },
+};
+
+/// First wait before reconnecting; doubled after each failure up to [`BACKOFF_MAX`].
+const BACKOFF_START: Duration = Duration::from_millis(500);
+/// Longest wait between reconnects: a gateway back from a restart is found within this.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long dialling the gateway or a local service may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What an agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentPlan {
+    /// Gateway agent endpoints (`ws://` or `wss://`), one session each.
+    pub servers: Vec<Uri>,
+    /// The token the gateways accept.
+    pub token: Secret,
+    /// This agent's name.
+    pub name: String,
+    /// The services to expose.
+    pub services: Vec<LocalService>,
+}
+
+/// A service and where the agent dials it.
+#[derive(Debug, Clone)]
+pub struct LocalService {
+    /// As registered.
+    pub service: Service,
+    /// `host:port` the agent dials for each visitor.
+    pub dial: String,
+}
+
+/// Why the agent stops for good (a bad token or a refusal does not fix itself by retrying).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The gateway refused the token.
+    #[error("{server}: the gateway refused the token (401)")]
+    BadToken {
+        /// The gateway.
+        server: String,
+    },
+    /// The gateway refused the agent (e.g. protocol version).
+    #[error("{server}: the gateway refused this agent: {reason}")]
+    Rejected {
+        /// The gateway.
+        server: String,
+        /// Its reason.
+        reason: String,
+    },
+}
+
+/// Parses a service given on the command line: `http://127.0.0.1:8080/?mode=path&value=api`,
+/// `tcp://127.0.0.1:5900?mode=domain&value=vnc.example.com`, optionally `&name=NAME`.
+///
+/// ```
+/// let s = wsgate::agent::parse_service("http://127.0.0.1:8080/?mode=path&value=api").unwrap();
+/// assert_eq!((s.service.name.as_str(), s.dial.as_str()), ("api", "127.0.0.1:8080"));
+/// assert_eq!(s.service.local, "http://127.0.0.1:8080/");
+/// ```
+pub fn parse_service(text: &str) -> Result<LocalService, String> {
+    let (base, query) = text
+        .split_once('?')
+        .ok_or_else(|| format!("expected URL?mode=path|domain&value=…, found {text:?}"))?;
+    let mut mode = None;
+    let mut value = None;
+    let mut name = None;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("mode", v)) => mode = Some(v.to_string()),
+            Some(("value", v)) => value = Some(v.to_string()),
+            Some(("name", v)) => name = Some(v.to_string()),
+            _ => return Err(format!("unknown parameter {pair:?} in {text:?}")),
+        }
+    }
+    let value = value.ok_or_else(|| format!("missing value= in {text:?}"))?;
+    let expose = match mode.as_deref() {
+        Some("path") => Expose::Path(format!("/{}", value.trim_start_matches('/'))),
+        Some("domain") => Expose::Host(value.clone()),
+        _ => return Err(format!("expected mode=path or mode=domain in {text:?}")),
+    };
+    let (scheme, rest) = base
+        .split_once("://")
+        .ok_or_else(|| format!("expected http://, https:// or tcp:// in {text:?}"))?;
+    if !matches!(scheme, "http" | "tcp") {
+        return Err(format!(
+            "expected an http:// or tcp:// service, found {text:?}"
+        ));
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    let dial = if authority.contains(':') || authority.starts_with('[') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let name = name.unwrap_or_else(|| value.trim_matches('/').replace('/', "-"));
+    Ok(LocalService {
+        service: Service {
+            name,
+            local: base.to_string(),
+            expose,
+        },
+        dial,
+    })
+}
+
+/// Runs the agent until a gateway refuses it for good.
+pub async fn run(plan: AgentPlan) -> AgentError {
+    let plan = Arc::new(plan);
+    let mut sessions = tokio::task::JoinSet::new();
+    for server in plan.servers.clone() {
+        sessions.spawn(maintain(server, plan.clone()));
+    }
+    match sessions.join_next().await {
+        Some(Ok(error)) => error,
+        _ => AgentError::Rejected {
+            server: "-".into(),
+            reason: "the agent's session task ended".into(),
+        },
+    }
+}
+
+/// Keeps a session to one gateway, reconnecting with backoff; returns only a fatal error.
+async fn maintain(server: Uri, plan: Arc<AgentPlan>) -> AgentError {
+    let mut backoff = BACKOFF_START;
+    loop {
+        let started = tokio::time::Instant::now();
+        match session_once(&server, &plan).await {
+            Err(Failure::Fatal(error)) => return error,
+            Err(Failure::Retry(reason)) => {
+                tracing::warn!(%server, %reason, "gateway session failed");
+            }
+            Ok(()) => tracing::warn!(%server, "gateway session ended"),
+        }
+        if started.elapsed() > BACKOFF_MAX {
+            backoff = BACKOFF_START; // it had been up a while: a fresh failure
+        }
+        let wait = jitter(backoff);
+        tracing::info!(%server, wait = ?wait, "reconnecting");
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// `base` ± 20 %, so agents that lost the same gateway do not all return at once.
+fn jitter(base: Duration) -> Duration {
+    let spread = fastrand::f64() * 0.4 + 0.8;
+    base.mul_f64(spread)
+}
+
+enum Failure {
+    Fatal(AgentError),
+    Retry(String),
+}
+
+/// One session: connect, hello, register, then heartbeats until it ends.
+async fn session_once(server: &Uri, plan: &AgentPlan) -> Result<(), Failure> {
+    let retry = |reason: String| Failure::Retry(reason);
+    let ws = connect(server, &plan.token).await?;
+    let services = Arc::new(plan.services.clone());
+    let (session, _task) = session::spawn(WsIo::new(ws), Mode::Client, move |stream| {
+        tokio::spawn(serve_stream(stream, services.clone()));
+    });
+    let mut control = session.open().await.map_err(|e| retry(e.to_string()))?;
+    let hello = Control::Hello {
+        version: VERSION,
+        agent: plan.name.clone(),
+    };
+    wire::write_frame(&mut control, &hello)
+        .await
+        .map_err(|e| retry(e.to_string()))?;
+    let heartbeat = match wire::read_frame(&mut control).await {
+        Ok(Some(Control::Welcome { heartbeat_secs, .. })) => {
+            Duration::from_secs(heartbeat_secs.max(1))
+        }
+        Ok(Some(Control::Rejected { reason })) => {
+            return Err(Failure::Fatal(AgentError::Rejected {
+                server: server.to_string(),
+                reason,
+            }));
+        }
+        other => return Err(retry(format!("expected a welcome, got {other:?}"))),
+    };
+    let register = Control::Register {
+        services: plan.services.iter().map(|s| s.service.clone()).collect(),
+    };
+    wire::write_frame(&mut control, &register)
+        .await
+        .map_err(|e| retry(e.to_string()))?;
+    heartbeats(&mut control, heartbeat, server).await;
+    session.close().await;
+    Ok(())
+}
+
+/// Sends a ping every `every` and reads what the gateway says, until the control stream ends
+/// or the gateway misses three heartbeats.
+async fn heartbeats(control: &mut TunnelStream, every: Duration, server: &Uri) {
+    let mut ticker = tokio::time::interval(every);
+    let mut sent = 0u64;
+    let mut answered = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if sent > answered + 3 {
+                    tracing::warn!(%server, "gateway stopped answering heartbeats");
+                    return;
+                }
+                sent += 1;
+                if wire::write_frame(control, &Control::Ping(sent)).await.is_err() {
+                    return;
+                }
+            }
+            frame = wire::read_frame(control) => match frame {
+                Ok(Some(Control::Pong(n))) => answered = answered.max(n),
+                Ok(Some(Control::Registered { name, url })) => {
+                    tracing::info!(%server, service = %name, %url, "service registered");
+                }
+                Ok(Some(Control::Refused { name, why })) => {
+                    tracing::error!(%server, service = %name, %why, "service refused");
+                }
+                Ok(Some(other)) => tracing::debug!(message = ?other, "unexpected control message"),
+                Ok(None) | Err(_) => return,
+            },
+        }
+    }
+}
+
+/// Opens the WebSocket to the gateway, with the token; TLS for `wss://` against the system's
+/// roots.
+async fn connect(
+    server: &Uri,
+    token: &Secret,
+) -> Result<tokio_websockets::WebSocketStream<MaybeTls>, Failure> {
+    let retry = |reason: String| Failure::Retry(reason);
+    let host = server
+        .host()
+        .unwrap_or("localhost")
+        .trim_matches(['[', ']'])
+        .to_string();
+    let tls = server.scheme_str() == Some("wss");
+    let port = server.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let tcp = timeout(DIAL_TIMEOUT, TcpStream::connect((host.as_str(), port)))
+        .await
+        .map_err(|_| retry("connect timed out".into()))?
+        .map_err(|e| retry(format!("connect: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    crate::connector::keep_alive(&tcp);
+    let stream = if tls {
+        let dial = TlsDial::new(&host, &Verify::SystemRoots).map_err(|e| retry(e.to_string()))?;
+        let tls = dial
+            .handshake(Upstream::Tcp(tcp))
+            .await
+            .map_err(|e| retry(format!("TLS: {e}")))?;
+        MaybeTls::Tls(Box::new(tls))
+    } else {
+        MaybeTls::Plain(Upstream::Tcp(tcp))
+    };
+    let bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        .map_err(|_| retry("the token is not a valid header value".into()))?;
+    let limits = Limits::default().max_payload_len(Some(2 * MAX_MESSAGE_BYTES));
+    let builder = ClientBuilder::from_uri(server.clone())
+        .limits(limits)
+        .add_header(header::AUTHORIZATION, bearer)
+        .map_err(|e| retry(e.to_string()))?;
+    match timeout(DIAL_TIMEOUT, builder.connect_on(stream)).await {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(tokio_websockets::Error::Upgrade(
+            tokio_websockets::upgrade::Error::DidNotSwitchProtocols(401),
+        ))) => Err(Failure::Fatal(AgentError::BadToken {
+            server: server.to_string(),
+        })),
+        Ok(Err(error)) => Err(retry(format!("handshake: {error}"))),
+        Err(_) => Err(retry("handshake timed out".into())),
+    }
+}
+
+/// A stream the gateway opened for a visitor: dial the named service and splice.
+async fn serve_stream(mut stream: TunnelStream, services: Arc<Vec<LocalService>>) {
+    let Ok(Some(Open { service })) = wire::read_frame::<_, Open>(&mut stream).await else {
+        return;
+    };
+    let Some(local) = services.iter().find(|s| s.service.name == service) else {
+        let reason = format!("this agent has no service {service:?}");
+        let _ = wire::write_frame(&mut stream, &Opened::Error(reason)).await;
+        return;
+    };
+    let mut target = match timeout(DIAL_TIMEOUT, TcpStream::connect(&local.dial)).await {
+        Ok(Ok(target)) => target,
+        Ok(Err(error)) => {
+            let reason = format!("{}: {error}", local.dial);
+            let _ = wire::write_frame(&mut stream, &Opened::Error(reason)).await;
+            return;
+        }
+        Err(_) => {
+            let reason = format!("{}: connect timed out", local.dial);
+            let _ = wire::write_frame(&mut stream, &Opened::Error(reason)).await;
+            return;
+        }
+    };
+    let _ = target.set_nodelay(true);
+    if wire::write_frame(&mut stream, &Opened::Ok).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut stream, &mut target).await;
+    let _ = target.shutdown().await;
+}

@@ -1,0 +1,68 @@
+//! The agent connector: a target is a service of a connected agent, reached by opening a
+//! stream on the agent's tunnel session and naming the service in its first frame.
+
+use std::{fmt, time::Duration};
+
+use tokio::time::timeout;
+
+use super::{ConnectError, Upstream};
+use crate::tunnel::{
+    session::SessionHandle,
+    wire::{self, Open, Opened},
+};
+
+/// One service of one agent.
+#[derive(Debug, Clone)]
+pub struct AgentConnector {
+    /// The agent's name.
+    pub agent: String,
+    /// The service's name.
+    pub service: String,
+    /// The agent's session.
+    pub session: SessionHandle,
+    /// How long the agent may take to reach its local service.
+    pub connect_timeout: Duration,
+}
+
+impl AgentConnector {
+    /// Opens a stream to the service, once the agent says it has reached it.
+    pub async fn connect(&self) -> Result<super::Upstream, ConnectError> {
+        match timeout(self.connect_timeout, self.open()).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnectError::Timeout {
+                target: self.to_string(),
+                after: self.connect_timeout,
+            }),
+        }
+    }
+
+    async fn open(&self) -> Result<Upstream, ConnectError> {
+        let failed = |reason: String| ConnectError::Agent {
+            target: self.to_string(),
+            reason,
+        };
+        let mut stream = self
+            .session
+            .open()
+            .await
+            .map_err(|e| failed(format!("agent session: {e}")))?;
+        let open = Open {
+            service: self.service.clone(),
+        };
+        wire::write_frame(&mut stream, &open)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        match wire::read_frame::<_, Opened>(&mut stream).await {
+            Ok(Some(Opened::Ok)) => Ok(Upstream::Stream(Box::new(stream))),
+            Ok(Some(Opened::Error(reason))) => Err(failed(reason)),
+            Ok(None) => Err(failed("the agent closed the stream".into())),
+            Err(error) => Err(failed(error.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for AgentConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "agent:{}/{}", self.agent, self.service)
+    }
+}

@@ -1,0 +1,384 @@
+//! The gateway's side of the tunnel: the agent endpoint (token check, upgrade, one multiplexed
+//! session per agent), the control conversation, and the routes each agent's services become.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::time::timeout;
+use tokio_util::task::TaskTracker;
+use tokio_websockets::{Limits, ServerBuilder};
+use yamux::Mode;
+
+use super::{
+    session::{self, SessionHandle, TunnelStream},
+    wire::{self, Control, Expose, Service, VERSION},
+    ws_io::{MAX_MESSAGE_BYTES, WsIo},
+};
+use crate::{
+    config::AgentSettings,
+    connector::{AgentConnector, Connector, DialOptions},
+    handler::{
+        BridgeRoute, Handler, ProxyRoute,
+        proxy::{HeaderPolicy, Mode as ProxyMode, Policy, UpstreamServer, UpstreamUrl, Upstreams},
+        upgrade,
+    },
+    http::{Body, text_response},
+    router::{HostPattern, Route, Router, normalize_prefix},
+};
+
+/// How long a new agent may take to open its control stream and say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an agent may take to reach its local service for a visitor.
+const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest message a visitor may send through an agent's bridge route, as for bridge routes.
+const AGENT_BRIDGE_MAX_MESSAGE: usize = 16 << 20;
+
+/// The connected agents and the routes their services are.
+#[derive(Debug)]
+pub struct AgentHub {
+    settings: AgentSettings,
+    router: Arc<Router>,
+    agents: Mutex<HashMap<u64, Agent>>,
+    next_id: AtomicU64,
+}
+
+/// One connected agent.
+#[derive(Debug)]
+struct Agent {
+    name: String,
+    /// Which configured token it presented (an agent reconnecting with the same name and token
+    /// takes over its own routes).
+    token: usize,
+    session: SessionHandle,
+    routes: Vec<Arc<Route>>,
+}
+
+impl AgentHub {
+    /// A hub adding routes to `router`.
+    pub fn new(settings: AgentSettings, router: Arc<Router>) -> Self {
+        AgentHub {
+            settings,
+            router,
+            agents: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The endpoint's path.
+    pub fn path(&self) -> &str {
+        &self.settings.path
+    }
+
+    /// Answers an agent's handshake: 401 for an unknown token, else the 101, and the session
+    /// runs on the tracker until the agent leaves.
+    pub fn handle(
+        self: &Arc<Self>,
+        mut req: Request<Incoming>,
+        tracker: &TaskTracker,
+    ) -> Response<Body> {
+        let Some(token) = self.token_index(&req) else {
+            let mut response = text_response(StatusCode::UNAUTHORIZED, "unknown agent token");
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        };
+        let handshake = match upgrade::check(&req) {
+            Ok(handshake) => handshake,
+            Err(error) => return text_response(error.http_status(), &error.to_string()),
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let hub = self.clone();
+        tracker.spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => hub.run_agent(TokioIo::new(upgraded), token).await,
+                Err(error) => tracing::debug!(%error, "agent upgrade failed"),
+            }
+        });
+        handshake.switching_protocols(None)
+    }
+
+    /// The index of the configured token the request presents (`Authorization: Bearer`).
+    fn token_index<B>(&self, req: &Request<B>) -> Option<usize> {
+        let offered = req
+            .headers()
+            .get(header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")?
+            .trim();
+        self.settings
+            .tokens
+            .iter()
+            .position(|token| token.matches(offered))
+    }
+
+    /// One agent's session from its upgrade to its end; its routes leave with it.
+    async fn run_agent<S>(self: Arc<Self>, io: S, token: usize)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let limits = Limits::default().max_payload_len(Some(2 * MAX_MESSAGE_BYTES));
+        let ws = ServerBuilder::new().limits(limits).serve(io);
+        let (first, control) = tokio::sync::oneshot::channel();
+        let mut first = Some(first);
+        let (session, task) = session::spawn(WsIo::new(ws), Mode::Server, move |stream| {
+            // The first stream is the control stream; agents open no others yet.
+            if let Some(first) = first.take() {
+                let _ = first.send(stream);
+            }
+        });
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        match timeout(HELLO_TIMEOUT, control).await {
+            Ok(Ok(control)) => self.converse(id, token, control, session.clone()).await,
+            _ => tracing::info!("agent opened no control stream in time"),
+        }
+        self.remove(id);
+        session.close().await;
+        let _ = timeout(Duration::from_secs(5), task).await;
+    }
+
+    /// The control conversation: hello, registrations, heartbeats. Returns when the agent
+    /// leaves or falls silent.
+    async fn converse(
+        &self,
+        id: u64,
+        token: usize,
+        mut control: TunnelStream,
+        session: SessionHandle,
+    ) {
+        let name = match self.hello(&mut control).await {
+            Ok(name) => name,
+            Err(reason) => {
+                tracing::info!(%reason, "agent refused");
+                let _ = wire::write_frame(&mut control, &Control::Rejected { reason }).await;
+                return;
+            }
+        };
+        tracing::info!(agent = %name, "agent connected");
+        loop {
+            let frame = timeout(
+                self.settings.heartbeat_timeout,
+                wire::read_frame(&mut control),
+            )
+            .await;
+            let reply = match frame {
+                Err(_) => {
+                    tracing::info!(agent = %name, "agent silent past the heartbeat timeout: dropped");
+                    return;
+                }
+                Ok(Ok(None)) | Ok(Err(_)) => {
+                    tracing::info!(agent = %name, "agent left");
+                    return;
+                }
+                Ok(Ok(Some(Control::Ping(n)))) => vec![Control::Pong(n)],
+                Ok(Ok(Some(Control::Register { services }))) => {
+                    self.register(id, token, &name, &session, services)
+                }
+                Ok(Ok(Some(other))) => {
+                    tracing::info!(agent = %name, message = ?other, "unexpected control message");
+                    return;
+                }
+            };
+            for message in reply {
+                if wire::write_frame(&mut control, &message).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads the hello; the agent's name, or why it is refused.
+    async fn hello(&self, control: &mut TunnelStream) -> Result<String, String> {
+        match timeout(HELLO_TIMEOUT, wire::read_frame(control)).await {
+            Ok(Ok(Some(Control::Hello { version, agent }))) if version == VERSION => {
+                let welcome = Control::Welcome {
+                    version: VERSION,
+                    heartbeat_secs: (self.settings.heartbeat_timeout.as_secs() / 3).max(1),
+                };
+                wire::write_frame(control, &welcome)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(agent)
+            }
+            Ok(Ok(Some(Control::Hello { version, .. }))) => Err(format!(
+                "protocol version {version} is not supported: this gateway speaks version {VERSION}"
+            )),
+            _ => Err("expected a hello".into()),
+        }
+    }
+
+    /// Registers services; one answer per service.
+    fn register(
+        &self,
+        id: u64,
+        token: usize,
+        agent: &str,
+        session: &SessionHandle,
+        services: Vec<Service>,
+    ) -> Vec<Control> {
+        let mut answers = Vec::new();
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        agents.entry(id).or_insert_with(|| Agent {
+            name: agent.to_string(),
+            token,
+            session: session.clone(),
+            routes: Vec::new(),
+        });
+        for service in services {
+            let name = service.name.clone();
+            let answer = match build_route(agent, session, &service) {
+                Err(why) => Control::Refused { name, why },
+                Ok(route) => match self.claim(&mut agents, id, agent, token, route) {
+                    Ok(url) => {
+                        tracing::info!(%agent, service = %name, %url, local = %service.local, "agent service registered");
+                        Control::Registered { name, url }
+                    }
+                    Err(why) => Control::Refused { name, why },
+                },
+            };
+            answers.push(answer);
+        }
+        let all = agents
+            .values()
+            .flat_map(|a| a.routes.iter().cloned())
+            .collect();
+        self.router.set_added(all);
+        answers
+    }
+
+    /// Adds `route` to agent `id` unless a configured route or another agent holds its match;
+    /// the same agent (name and token) reconnecting takes over its own stale registration.
+    fn claim(
+        &self,
+        agents: &mut HashMap<u64, Agent>,
+        id: u64,
+        agent: &str,
+        token: usize,
+        route: Route,
+    ) -> Result<String, String> {
+        if let Some(configured) = self
+            .router
+            .configured()
+            .iter()
+            .find(|r| r.same_match(&route) && r.handler.overlaps(&route.handler))
+        {
+            return Err(format!(
+                "{} is a configured route ({})",
+                describe_match(&route),
+                configured.name
+            ));
+        }
+        let holder = agents.iter().find_map(|(other, held)| {
+            let conflict = held.routes.iter().any(|r| r.same_match(&route));
+            (conflict && *other != id).then(|| (*other, held.name.clone(), held.token))
+        });
+        if let Some((other, holder, holder_token)) = holder {
+            if holder != agent || holder_token != token {
+                return Err(format!(
+                    "{} is held by agent {holder:?}",
+                    describe_match(&route)
+                ));
+            }
+            // Our own stale session: take its routes over and end it.
+            if let Some(stale) = agents.remove(&other) {
+                tracing::info!(%agent, "agent reconnected: its previous session is replaced");
+                let session = stale.session.clone();
+                tokio::spawn(async move { session.close().await });
+            }
+        }
+        let url = describe_match(&route);
+        let entry = agents.get_mut(&id).expect("registered above");
+        entry.routes.retain(|r| !r.same_match(&route));
+        entry.routes.push(Arc::new(route));
+        Ok(url)
+    }
+
+    /// Forgets agent `id` and its routes (new visitors then get 404, or the configured route).
+    fn remove(&self, id: u64) {
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(agent) = agents.remove(&id) {
+            tracing::info!(agent = %agent.name, routes = agent.routes.len(), "agent's routes removed");
+            let all = agents
+                .values()
+                .flat_map(|a| a.routes.iter().cloned())
+                .collect();
+            self.router.set_added(all);
+        }
+    }
+
+    /// How many agents are connected (for tests and logs).
+    pub fn connected(&self) -> usize {
+        self.agents.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+fn describe_match(route: &Route) -> String {
+    match &route.host {
+        Some(host) if route.path == "/" => host.to_string(),
+        Some(host) => format!("{host}{}", route.path),
+        None => route.path.clone(),
+    }
+}
+
+/// The route a service becomes: a proxy route for `http://`, a bridge route for `tcp://`, both
+/// reaching the service through the agent's session.
+fn build_route(agent: &str, session: &SessionHandle, service: &Service) -> Result<Route, String> {
+    let connector = AgentConnector {
+        agent: agent.to_string(),
+        service: service.name.clone(),
+        session: session.clone(),
+        connect_timeout: AGENT_CONNECT_TIMEOUT,
+    };
+    let (host, path) = match &service.expose {
+        Expose::Path(path) => (None, normalize_prefix(path)?),
+        Expose::Host(host) => (Some(HostPattern::parse(host)?), "/".to_string()),
+    };
+    let handler = if service.local.starts_with("tcp://") {
+        Handler::Bridge(BridgeRoute {
+            target: None,
+            tokens: None,
+            dial: DialOptions::default(),
+            idle_timeout: None,
+            heartbeat: None,
+            max_message_bytes: AGENT_BRIDGE_MAX_MESSAGE,
+            agent: Some(connector),
+        })
+    } else {
+        let url: UpstreamUrl = service.local.parse()?;
+        if url.tls {
+            return Err(
+                "https:// locals are not supported yet: expose it as http:// or tcp://".into(),
+            );
+        }
+        let server = UpstreamServer::new(url, Connector::Agent(connector), None);
+        Handler::Proxy(ProxyRoute {
+            upstreams: Upstreams::new(vec![Arc::new(server)], Policy::RoundRobin, Duration::ZERO),
+            mode: ProxyMode::Splice,
+            headers: HeaderPolicy {
+                preserve_host: true,
+                ..HeaderPolicy::default()
+            },
+            response_timeout: Duration::from_secs(60),
+            idle_timeout: None,
+            max_message_bytes: AGENT_BRIDGE_MAX_MESSAGE,
+        })
+    };
+    Ok(Route {
+        name: format!("agent:{agent}/{}", service.name),
+        host,
+        path,
+        handler,
+    })
+}
