@@ -106,6 +106,11 @@ impl Bound {
         self.service.router.routes()
     }
 
+    /// The agent endpoint's path, when agents may connect.
+    pub fn agent_path(&self) -> Option<&str> {
+        self.service.agents.as_ref().map(|hub| hub.path())
+    }
+
     /// Whether the listeners speak TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()

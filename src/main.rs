@@ -48,6 +48,13 @@ fn main() -> ExitCode {
     };
     if let Command::Check(_) = cli.command {
         eprintln!("{}: ok\n{}", config.source, router::table(&config.routes));
+        if let Some(agents) = &config.agents {
+            eprintln!(
+                "agents connect at {} ({} token(s); their services are added as routes at run time)",
+                agents.path,
+                agents.tokens.len()
+            );
+        }
         return ExitCode::SUCCESS;
     }
     let runtime =
@@ -138,6 +145,11 @@ async fn serve(config: Config) -> ExitCode {
         "{}",
         router::table(bound.routes().iter().map(|route| &**route))
     );
+    if let Some(path) = bound.agent_path() {
+        eprintln!(
+            "agents connect at {path} (wsgate agent --server ws://HOST:PORT{path} --token …)"
+        );
+    }
     for addr in bound.local_addrs() {
         tracing::info!(%addr, "listening on {scheme}://{addr}");
     }

@@ -95,6 +95,14 @@ fn errors_name_file_line_and_column() {
             "gw.toml:3:25: expected a header value of visible ASCII characters",
         ),
         (
+            "[agents]\npath = \"/agents\"\n",
+            "gw.toml:1:1: expected agent tokens",
+        ),
+        (
+            "[agents]\ntokens = [\"t\"]\nheartbeat_timeout = \"soon\"\n",
+            "gw.toml:3:21: expected a duration",
+        ),
+        (
             "[[route]]\nproxy = \"ws://a:1\"\n[[route]]\nstatic = \".\"\n",
             "gw.toml:3:1: this route can never match: route \"/\" has the same host and path",
         ),
