@@ -144,9 +144,16 @@ impl AgentHub {
             Ok(Ok(control)) => self.converse(id, token, control, session.clone()).await,
             _ => tracing::info!("agent opened no control stream in time"),
         }
-        self.remove(id);
         session.close().await;
         let _ = timeout(Duration::from_secs(5), task).await;
+        // The routes stay for one heartbeat timeout: visitors meanwhile get 502 (the agent is
+        // away, not unknown), and the agent reconnecting takes them straight back. Untracked:
+        // shutdown does not wait for it.
+        let delay = self.settings.heartbeat_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            self.remove(id);
+        });
     }
 
     /// The control conversation: hello, registrations, heartbeats. Returns when the agent
@@ -305,7 +312,8 @@ impl AgentHub {
         Ok(url)
     }
 
-    /// Forgets agent `id` and its routes (new visitors then get 404, or the configured route).
+    /// Forgets agent `id` and its routes (new visitors then get 404, or the configured route);
+    /// nothing when it was taken over meanwhile.
     fn remove(&self, id: u64) {
         let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(agent) = agents.remove(&id) {
