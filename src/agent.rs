@@ -6,15 +6,12 @@ use std::{sync::Arc, time::Duration};
 
 use http::{HeaderValue, Uri, header};
 use tokio::{io::AsyncWriteExt, net::TcpStream, time::timeout};
-use tokio_websockets::{ClientBuilder, Limits};
 use yamux::Mode;
 
 use crate::{
+    client::{self, DialError},
     config::Secret,
-    connector::{
-        Upstream,
-        tls::{MaybeTls, TlsDial, Verify},
-    },
+    connector::tls::MaybeTls,
     tunnel::{
         session::{self, TunnelStream},
         wire::{self, Control, Expose, Open, Opened, Service, VERSION},
@@ -245,52 +242,20 @@ async fn heartbeats(control: &mut TunnelStream, every: Duration, server: &Uri) {
     }
 }
 
-/// Opens the WebSocket to the gateway, with the token; TLS for `wss://` against the system's
-/// roots.
+/// Opens the WebSocket to the gateway, with the token.
 async fn connect(
     server: &Uri,
     token: &Secret,
 ) -> Result<tokio_websockets::WebSocketStream<MaybeTls>, Failure> {
-    let retry = |reason: String| Failure::Retry(reason);
-    let host = server
-        .host()
-        .unwrap_or("localhost")
-        .trim_matches(['[', ']'])
-        .to_string();
-    let tls = server.scheme_str() == Some("wss");
-    let port = server.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let tcp = timeout(DIAL_TIMEOUT, TcpStream::connect((host.as_str(), port)))
-        .await
-        .map_err(|_| retry("connect timed out".into()))?
-        .map_err(|e| retry(format!("connect: {e}")))?;
-    let _ = tcp.set_nodelay(true);
-    crate::connector::keep_alive(&tcp);
-    let stream = if tls {
-        let dial = TlsDial::new(&host, &Verify::SystemRoots).map_err(|e| retry(e.to_string()))?;
-        let tls = dial
-            .handshake(Upstream::Tcp(tcp))
-            .await
-            .map_err(|e| retry(format!("TLS: {e}")))?;
-        MaybeTls::Tls(Box::new(tls))
-    } else {
-        MaybeTls::Plain(Upstream::Tcp(tcp))
-    };
     let bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-        .map_err(|_| retry("the token is not a valid header value".into()))?;
-    let limits = Limits::default().max_payload_len(Some(2 * MAX_MESSAGE_BYTES));
-    let builder = ClientBuilder::from_uri(server.clone())
-        .limits(limits)
-        .add_header(header::AUTHORIZATION, bearer)
-        .map_err(|e| retry(e.to_string()))?;
-    match timeout(DIAL_TIMEOUT, builder.connect_on(stream)).await {
-        Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(tokio_websockets::Error::Upgrade(
-            tokio_websockets::upgrade::Error::DidNotSwitchProtocols(401),
-        ))) => Err(Failure::Fatal(AgentError::BadToken {
+        .map_err(|_| Failure::Retry("the token is not a valid header value".into()))?;
+    let headers = [(header::AUTHORIZATION, bearer)];
+    match client::connect(server, &headers, None, 2 * MAX_MESSAGE_BYTES).await {
+        Ok(ws) => Ok(ws),
+        Err(DialError::Refused { status: 401, .. }) => Err(Failure::Fatal(AgentError::BadToken {
             server: server.to_string(),
         })),
-        Ok(Err(error)) => Err(retry(format!("handshake: {error}"))),
-        Err(_) => Err(retry("handshake timed out".into())),
+        Err(error) => Err(Failure::Retry(error.to_string())),
     }
 }
 

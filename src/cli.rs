@@ -24,6 +24,15 @@ pub enum Command {
     Check(CheckArgs),
     /// Run an agent: dial a gateway and expose local services through it.
     Agent(AgentArgs),
+    /// Join standard input and output to a bridge route: `ssh -o ProxyCommand='wsgate pipe URL'`.
+    Pipe(PipeArgs),
+}
+
+/// `wsgate pipe`.
+#[derive(Debug, Args)]
+pub struct PipeArgs {
+    /// The route, `ws://gw.example.com/ssh` or `wss://…`.
+    pub url: String,
 }
 
 /// `wsgate agent`.

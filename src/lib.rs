@@ -19,12 +19,14 @@
 pub mod access_log;
 pub mod agent;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod connector;
 pub mod gateway;
 pub mod handler;
 pub mod http;
 pub mod listener;
+pub mod pipe;
 pub mod router;
 pub mod shutdown;
 pub mod tls;

@@ -10,7 +10,7 @@ use wsgate::{
     cli::{AgentArgs, Cli, Command},
     config::{self, Config, ConfigError},
     gateway::{self, ServeEnd},
-    router,
+    pipe, router,
     shutdown::{self, Shutdown},
 };
 
@@ -33,6 +33,9 @@ fn main() -> ExitCode {
     if let Command::Agent(args) = &cli.command {
         return run_agent(args);
     }
+    if let Command::Pipe(args) = &cli.command {
+        return run_pipe(&args.url);
+    }
     let loaded = match &cli.command {
         Command::Serve(args) => args
             .config
@@ -40,7 +43,7 @@ fn main() -> ExitCode {
             .map_or_else(|| Ok(config::embedded_default()), config::load),
         Command::Check(args) => config::load(&args.config),
         Command::Websockify(args) => config::websockify::config(args),
-        Command::Agent(_) => unreachable!("handled above"),
+        Command::Agent(_) | Command::Pipe(_) => unreachable!("handled above"),
     };
     let config = match loaded {
         Ok(config) => config,
@@ -82,6 +85,29 @@ fn run_agent(args: &AgentArgs) -> ExitCode {
             ExitCode::FAILURE
         }
         None => ExitCode::SUCCESS,
+    }
+}
+
+/// `wsgate pipe URL`.
+fn run_pipe(url: &str) -> ExitCode {
+    let url = match url.parse::<http::Uri>() {
+        Ok(url) if matches!(url.scheme_str(), Some("ws" | "wss")) => url,
+        _ => {
+            let error = format!("expected a ws:// or wss:// URL, found {url:?}");
+            return usage_error(&ConfigError::usage(error));
+        }
+    };
+    let runtime =
+        tokio::runtime::Runtime::new().expect("a tokio runtime starts on any supported OS");
+    let result = runtime.block_on(pipe::run(&url));
+    // The read of standard input may still be blocked in its thread: do not wait for it.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
