@@ -71,6 +71,17 @@ impl Secret {
         differ == 0
     }
 
+    /// A fresh random token: 32 characters from 192 bits of the crypto provider's CSPRNG.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 24];
+        rustls::crypto::aws_lc_rs::default_provider()
+            .secure_random
+            .fill(&mut bytes)
+            .expect("the system's random source works");
+        use base64::Engine;
+        Secret(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
     /// The secret itself, to send it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -168,13 +179,21 @@ pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
 }
 
 /// The embedded default config.
+/// The embedded default config, with the agent endpoint on and a token generated for this run
+/// (the banner prints the `wsgate agent` command that uses it).
 pub fn embedded_default() -> Config {
-    validate::gateway(
+    let mut config = validate::gateway(
         "<embedded default>",
         EMBEDDED_DEFAULT,
         std::path::Path::new("."),
     )
-    .expect("the embedded default config is valid: a unit test checks it")
+    .expect("the embedded default config is valid: a unit test checks it");
+    config.agents = Some(AgentSettings {
+        path: "/_wsgate/agent".into(),
+        tokens: vec![Secret::generate()],
+        heartbeat_timeout: Duration::from_secs(30),
+    });
+    config
 }
 
 #[cfg(test)]
@@ -186,6 +205,10 @@ mod tests {
         let config = embedded_default();
         assert_eq!(config.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
         assert!(!config.routes.is_empty());
+        let agents = config.agents.expect("the default lets agents connect");
+        let token = agents.tokens[0].expose();
+        assert_eq!(token.len(), 32);
+        assert_ne!(token, embedded_default().agents.unwrap().tokens[0].expose());
     }
 
     #[test]

@@ -60,9 +60,16 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    // The embedded default generated its agent token: show how to use it.
+    let embedded = matches!(&cli.command, Command::Serve(args) if args.config.is_none());
+    let agent_hint = config
+        .agents
+        .as_ref()
+        .filter(|_| embedded)
+        .map(|agents| (agents.path.clone(), agents.tokens[0].expose().to_string()));
     let runtime =
         tokio::runtime::Runtime::new().expect("a tokio runtime starts on any supported OS");
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, agent_hint))
 }
 
 /// `wsgate agent`: checks the command line, then runs until a gateway refuses the agent.
@@ -155,7 +162,7 @@ fn init_tracing(verbose: bool) {
         .init();
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, agent_hint: Option<(String, String)>) -> ExitCode {
     let shutdown = Shutdown::new();
     let source = config.source.clone();
     let bound = match gateway::bind(config, &shutdown) {
@@ -171,10 +178,13 @@ async fn serve(config: Config) -> ExitCode {
         "{}",
         router::table(bound.routes().iter().map(|route| &**route))
     );
-    if let Some(path) = bound.agent_path() {
-        eprintln!(
-            "agents connect at {path} (wsgate agent --server ws://HOST:PORT{path} --token …)"
-        );
+    match (&agent_hint, bound.agent_path(), bound.local_addrs().first()) {
+        (Some((path, token)), _, Some(addr)) => eprintln!(
+            "agents connect with a token generated for this run:\n  wsgate agent --server \
+             ws://{addr}{path} --token {token} 'http://127.0.0.1:3000/?mode=path&value=app'"
+        ),
+        (_, Some(path), _) => eprintln!("agents connect at {path}"),
+        _ => {}
     }
     for addr in bound.local_addrs() {
         tracing::info!(%addr, "listening on {scheme}://{addr}");
