@@ -94,7 +94,16 @@ pub fn parse_service(text: &str) -> Result<LocalService, String> {
     let expose = match mode.as_deref() {
         Some("path") => Expose::Path(format!("/{}", value.trim_start_matches('/'))),
         Some("domain") => Expose::Host(value.clone()),
-        _ => return Err(format!("expected mode=path or mode=domain in {text:?}")),
+        Some("port") => Expose::Port(
+            value
+                .parse()
+                .map_err(|_| format!("expected a port number in value= of {text:?}"))?,
+        ),
+        _ => {
+            return Err(format!(
+                "expected mode=path, mode=domain or mode=port in {text:?}"
+            ));
+        }
     };
     let (scheme, rest) = base
         .split_once("://")

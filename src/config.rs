@@ -47,6 +47,10 @@ pub struct AgentSettings {
     pub tokens: Vec<Secret>,
     /// An agent silent this long is dropped.
     pub heartbeat_timeout: Duration,
+    /// Gateway ports agents may open (`remote_port`), if any.
+    pub remote_ports: Option<std::ops::RangeInclusive<u16>>,
+    /// The address those ports listen on.
+    pub remote_bind: std::net::IpAddr,
 }
 
 /// A token or secret: never printed, compared in constant time.
@@ -192,6 +196,8 @@ pub fn embedded_default() -> Config {
         path: "/_wsgate/agent".into(),
         tokens: vec![Secret::generate()],
         heartbeat_timeout: Duration::from_secs(30),
+        remote_ports: None,
+        remote_bind: std::net::Ipv4Addr::LOCALHOST.into(),
     });
     config
 }

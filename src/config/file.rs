@@ -42,6 +42,10 @@ pub struct AgentsFile {
     pub token_file: Option<Sp<String>>,
     /// An agent silent this long (no heartbeat) is dropped with its routes.
     pub heartbeat_timeout: Option<Sp<String>>,
+    /// Gateway TCP ports agents may open for `tcp://` services: `"20000-20100"`.
+    pub remote_ports: Option<Sp<String>>,
+    /// The address those ports listen on; default: the first `listen` address's IP.
+    pub remote_bind: Option<Sp<String>>,
 }
 
 /// `[tls]`: a PEM certificate chain and its private key.

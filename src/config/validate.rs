@@ -111,7 +111,7 @@ pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigEr
     let agents = parsed
         .agents
         .as_ref()
-        .map(|a| agents(&ctx, a))
+        .map(|a| agents(&ctx, a, listen[0].ip()))
         .transpose()?;
     Ok(Config {
         source: file.to_string(),
@@ -133,6 +133,7 @@ const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
 fn agents(
     ctx: &Ctx<'_>,
     value: &Sp<super::file::AgentsFile>,
+    listen_ip: std::net::IpAddr,
 ) -> Result<AgentSettings, ConfigError> {
     let file = value.get_ref();
     let path = match &file.path {
@@ -166,13 +167,39 @@ fn agents(
             "expected agent tokens: `tokens = [\"…\"]` or `token_file = \"FILE\"` with at least one",
         ));
     }
+    let remote_ports = match &file.remote_ports {
+        Some(range) => Some(port_range(range.get_ref()).ok_or_else(|| {
+            let found = range.get_ref();
+            ctx.error(
+                range.span(),
+                format!("expected a port range such as \"20000-20100\", found {found:?}"),
+            )
+        })?),
+        None => None,
+    };
+    let remote_bind = match &file.remote_bind {
+        Some(ip) => ctx.parse::<std::net::IpAddr>(ip)?,
+        None => listen_ip,
+    };
     Ok(AgentSettings {
         path,
         tokens,
         heartbeat_timeout: ctx
             .duration(&file.heartbeat_timeout)?
             .unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT),
+        remote_ports,
+        remote_bind,
     })
+}
+
+/// `"A-B"` or `"A"`: ports A to B, none of them 0.
+fn port_range(text: &str) -> Option<std::ops::RangeInclusive<u16>> {
+    let (start, end) = text.split_once('-').unwrap_or((text, text));
+    let (start, end) = (
+        start.trim().parse::<u16>().ok()?,
+        end.trim().parse::<u16>().ok()?,
+    );
+    (start > 0 && start <= end).then_some(start..=end)
 }
 
 fn listen_addr(ctx: &Ctx<'_>, value: &Sp<String>) -> Result<SocketAddr, ConfigError> {

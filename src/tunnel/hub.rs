@@ -19,6 +19,7 @@ use tokio_websockets::{Limits, ServerBuilder};
 use yamux::Mode;
 
 use super::{
+    ports::Ports,
     session::{self, SessionHandle, TunnelStream},
     wire::{self, Control, Expose, Service, VERSION},
     ws_io::{MAX_MESSAGE_BYTES, WsIo},
@@ -49,6 +50,7 @@ const AGENT_BRIDGE_MAX_MESSAGE: usize = 16 << 20;
 pub struct AgentHub {
     settings: AgentSettings,
     router: Arc<Router>,
+    ports: Ports,
     agents: Mutex<HashMap<u64, Agent>>,
     next_id: AtomicU64,
 }
@@ -68,6 +70,7 @@ impl AgentHub {
     /// A hub adding routes to `router`.
     pub fn new(settings: AgentSettings, router: Arc<Router>) -> Self {
         AgentHub {
+            ports: Ports::new(settings.remote_bind, settings.remote_ports.clone()),
             settings,
             router,
             agents: Mutex::new(HashMap::new()),
@@ -245,6 +248,17 @@ impl AgentHub {
         });
         for service in services {
             let name = service.name.clone();
+            if let Expose::Port(port) = service.expose {
+                let answer = match self.claim_port(port, id, agent, token, session, &service) {
+                    Ok(url) => {
+                        tracing::info!(%agent, service = %name, %url, local = %service.local, "agent service registered");
+                        Control::Registered { name, url }
+                    }
+                    Err(why) => Control::Refused { name, why },
+                };
+                answers.push(answer);
+                continue;
+            }
             let answer = match build_route(agent, session, &service) {
                 Err(why) => Control::Refused { name, why },
                 Ok(route) => match self.claim(&mut agents, id, agent, token, route) {
@@ -263,6 +277,28 @@ impl AgentHub {
             .collect();
         self.router.set_added(all);
         answers
+    }
+
+    /// Opens a gateway port for a `tcp://` service.
+    fn claim_port(
+        &self,
+        port: u16,
+        id: u64,
+        agent: &str,
+        token: usize,
+        session: &SessionHandle,
+        service: &Service,
+    ) -> Result<String, String> {
+        if !service.local.starts_with("tcp://") {
+            return Err("only tcp:// services can have a remote port".into());
+        }
+        let connector = AgentConnector {
+            agent: agent.to_string(),
+            service: service.name.clone(),
+            session: session.clone(),
+            connect_timeout: AGENT_CONNECT_TIMEOUT,
+        };
+        self.ports.claim(port, id, agent, token, connector)
     }
 
     /// Adds `route` to agent `id` unless a configured route or another agent holds its match;
@@ -315,6 +351,7 @@ impl AgentHub {
     /// Forgets agent `id` and its routes (new visitors then get 404, or the configured route);
     /// nothing when it was taken over meanwhile.
     fn remove(&self, id: u64) {
+        self.ports.release(id);
         let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(agent) = agents.remove(&id) {
             tracing::info!(agent = %agent.name, routes = agent.routes.len(), "agent's routes removed");
@@ -352,6 +389,7 @@ fn build_route(agent: &str, session: &SessionHandle, service: &Service) -> Resul
     let (host, path) = match &service.expose {
         Expose::Path(path) => (None, normalize_prefix(path)?),
         Expose::Host(host) => (Some(HostPattern::parse(host)?), "/".to_string()),
+        Expose::Port(port) => return Err(format!("port {port} is a listener, not a route")),
     };
     let handler = if service.local.starts_with("tcp://") {
         Handler::Bridge(BridgeRoute {

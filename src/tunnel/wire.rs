@@ -82,6 +82,8 @@ pub enum Expose {
     Path(String),
     /// On a host name.
     Host(String),
+    /// On a TCP port of the gateway (`tcp://` services, ports the gateway allows).
+    Port(u16),
 }
 
 /// The first frame on a stream the gateway opens to an agent: which service to dial.

@@ -1,0 +1,155 @@
+//! `remote_port`: a gateway TCP port, from the range the gateway config allows, whose
+//! connections go to an agent's `tcp://` service.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    ops::RangeInclusive,
+    sync::{Arc, Mutex},
+};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::connector::AgentConnector;
+
+/// Who a forwarded port belongs to now.
+#[derive(Debug, Clone)]
+struct Owner {
+    /// The agent's session id in the hub.
+    id: u64,
+    name: String,
+    token: usize,
+    connector: AgentConnector,
+}
+
+/// One listening port.
+#[derive(Debug)]
+struct Forward {
+    owner: Mutex<Owner>,
+    stop: CancellationToken,
+}
+
+/// The ports agents have opened on the gateway.
+#[derive(Debug)]
+pub struct Ports {
+    bind: IpAddr,
+    allowed: Option<RangeInclusive<u16>>,
+    open: Mutex<HashMap<u16, Arc<Forward>>>,
+}
+
+impl Ports {
+    /// Ports on `bind`, within `allowed` (none when the config allows none).
+    pub fn new(bind: IpAddr, allowed: Option<RangeInclusive<u16>>) -> Self {
+        Ports {
+            bind,
+            allowed,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Opens `port` for agent `id`'s service, or hands it over when the same agent (name and
+    /// token) held it in an earlier session. Returns the address visitors use.
+    pub fn claim(
+        &self,
+        port: u16,
+        id: u64,
+        name: &str,
+        token: usize,
+        connector: AgentConnector,
+    ) -> Result<String, String> {
+        let Some(allowed) = &self.allowed else {
+            return Err("this gateway opens no ports for agents ([agents] remote_ports)".into());
+        };
+        if !allowed.contains(&port) {
+            return Err(format!(
+                "port {port} is outside the allowed range {}-{}",
+                allowed.start(),
+                allowed.end()
+            ));
+        }
+        let addr = SocketAddr::new(self.bind, port);
+        let owner = Owner {
+            id,
+            name: name.to_string(),
+            token,
+            connector,
+        };
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(forward) = open.get(&port) {
+            let mut current = forward.owner.lock().unwrap_or_else(|e| e.into_inner());
+            if current.name != name || current.token != token {
+                return Err(format!("port {port} is held by agent {:?}", current.name));
+            }
+            *current = owner;
+            return Ok(format!("tcp://{addr}"));
+        }
+        let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let forward = Arc::new(Forward {
+            owner: Mutex::new(owner),
+            stop: CancellationToken::new(),
+        });
+        tokio::spawn(accept_loop(listener, forward.clone()));
+        open.insert(port, forward);
+        Ok(format!("tcp://{addr}"))
+    }
+
+    /// Closes the ports agent `id` still owns.
+    pub fn release(&self, id: u64) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|_, forward| {
+            let owned = forward.owner.lock().unwrap_or_else(|e| e.into_inner()).id == id;
+            if owned {
+                forward.stop.cancel();
+            }
+            !owned
+        });
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
+}
+
+async fn accept_loop(listener: TcpListener, forward: Arc<Forward>) {
+    loop {
+        let accepted = tokio::select! {
+            () = forward.stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((visitor, peer)) = accepted else {
+            continue;
+        };
+        let connector = forward
+            .owner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .connector
+            .clone();
+        tokio::spawn(splice(visitor, peer, connector));
+    }
+}
+
+/// One visitor: a stream to the agent's service, then bytes both ways with half-close.
+async fn splice(mut visitor: TcpStream, peer: SocketAddr, connector: AgentConnector) {
+    let _ = visitor.set_nodelay(true);
+    crate::connector::keep_alive(&visitor);
+    match connector.connect().await {
+        Ok(mut upstream) => {
+            let copied = tokio::io::copy_bidirectional(&mut visitor, &mut upstream).await;
+            let (up, down) = copied.unwrap_or_default();
+            tracing::info!(
+                target: "wsgate::access",
+                route = "remote_port",
+                client.addr = %peer,
+                upstream.addr = %connector,
+                bytes_up = up,
+                bytes_down = down,
+                "remote port connection closed"
+            );
+        }
+        Err(error) => tracing::warn!(%error, client.addr = %peer, "remote port: agent unreachable"),
+    }
+}
