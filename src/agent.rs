@@ -13,7 +13,7 @@ use crate::{
     config::Secret,
     connector::tls::MaybeTls,
     tunnel::{
-        session::{self, TunnelStream},
+        session::{self, SessionHandle, TunnelStream},
         wire::{self, Control, Expose, Open, Opened, Service, VERSION},
         ws_io::{MAX_MESSAGE_BYTES, WsIo},
     },
@@ -37,6 +37,37 @@ pub struct AgentPlan {
     pub name: String,
     /// The services to expose.
     pub services: Vec<LocalService>,
+    /// Local ports that reach other agents' private services.
+    pub forwards: Vec<ForwardPlan>,
+}
+
+/// `--forward LISTEN=SERVICE?secret=S`: connections to a local port reach another agent's
+/// private service through the gateway.
+#[derive(Debug, Clone)]
+pub struct ForwardPlan {
+    /// Where the agent listens.
+    pub listen: std::net::SocketAddr,
+    /// The private service's name.
+    pub service: String,
+    /// Its secret.
+    pub secret: Secret,
+}
+
+/// Parses `127.0.0.1:9909=ssh?secret=S`.
+///
+/// ```
+/// let f = wsgate::agent::parse_forward("127.0.0.1:9909=ssh?secret=s3").unwrap();
+/// assert_eq!((f.listen.port(), f.service.as_str(), f.secret.expose()), (9909, "ssh", "s3"));
+/// ```
+pub fn parse_forward(text: &str) -> Result<ForwardPlan, String> {
+    let expected = || format!("expected LISTEN=SERVICE?secret=SECRET, found {text:?}");
+    let (listen, rest) = text.split_once('=').ok_or_else(expected)?;
+    let (service, secret) = rest.split_once("?secret=").ok_or_else(expected)?;
+    Ok(ForwardPlan {
+        listen: listen.parse().map_err(|_| expected())?,
+        service: service.to_string(),
+        secret: Secret::new(secret),
+    })
 }
 
 /// A service and where the agent dials it.
@@ -82,11 +113,13 @@ pub fn parse_service(text: &str) -> Result<LocalService, String> {
     let mut mode = None;
     let mut value = None;
     let mut name = None;
+    let mut secret = None;
     for pair in query.split('&') {
         match pair.split_once('=') {
             Some(("mode", v)) => mode = Some(v.to_string()),
             Some(("value", v)) => value = Some(v.to_string()),
             Some(("name", v)) => name = Some(v.to_string()),
+            Some(("secret", v)) => secret = Some(Secret::new(v)),
             _ => return Err(format!("unknown parameter {pair:?} in {text:?}")),
         }
     }
@@ -99,9 +132,14 @@ pub fn parse_service(text: &str) -> Result<LocalService, String> {
                 .parse()
                 .map_err(|_| format!("expected a port number in value= of {text:?}"))?,
         ),
+        Some("private") => Expose::Private(
+            secret
+                .clone()
+                .ok_or_else(|| format!("mode=private needs secret= in {text:?}"))?,
+        ),
         _ => {
             return Err(format!(
-                "expected mode=path, mode=domain or mode=port in {text:?}"
+                "expected mode=path, mode=domain, mode=port or mode=private in {text:?}"
             ));
         }
     };
@@ -133,9 +171,21 @@ pub fn parse_service(text: &str) -> Result<LocalService, String> {
 /// Runs the agent until a gateway refuses it for good.
 pub async fn run(plan: AgentPlan) -> AgentError {
     let plan = Arc::new(plan);
+    let live = Live::default();
     let mut sessions = tokio::task::JoinSet::new();
+    for forward in plan.forwards.clone() {
+        match tokio::net::TcpListener::bind(forward.listen).await {
+            Ok(listener) => drop(tokio::spawn(serve_forward(listener, forward, live.clone()))),
+            Err(error) => {
+                return AgentError::Rejected {
+                    server: forward.listen.to_string(),
+                    reason: format!("cannot listen for the forward: {error}"),
+                };
+            }
+        }
+    }
     for server in plan.servers.clone() {
-        sessions.spawn(maintain(server, plan.clone()));
+        sessions.spawn(maintain(server, plan.clone(), live.clone()));
     }
     match sessions.join_next().await {
         Some(Ok(error)) => error,
@@ -147,11 +197,11 @@ pub async fn run(plan: AgentPlan) -> AgentError {
 }
 
 /// Keeps a session to one gateway, reconnecting with backoff; returns only a fatal error.
-async fn maintain(server: Uri, plan: Arc<AgentPlan>) -> AgentError {
+async fn maintain(server: Uri, plan: Arc<AgentPlan>, live: Live) -> AgentError {
     let mut backoff = BACKOFF_START;
     loop {
         let started = tokio::time::Instant::now();
-        match session_once(&server, &plan).await {
+        match session_once(&server, &plan, &live).await {
             Err(Failure::Fatal(error)) => return error,
             Err(Failure::Retry(reason)) => {
                 tracing::warn!(%server, %reason, "gateway session failed");
@@ -180,7 +230,7 @@ enum Failure {
 }
 
 /// One session: connect, hello, register, then heartbeats until it ends.
-async fn session_once(server: &Uri, plan: &AgentPlan) -> Result<(), Failure> {
+async fn session_once(server: &Uri, plan: &AgentPlan, live: &Live) -> Result<(), Failure> {
     let retry = |reason: String| Failure::Retry(reason);
     let ws = connect(server, &plan.token).await?;
     let services = Arc::new(plan.services.clone());
@@ -213,9 +263,64 @@ async fn session_once(server: &Uri, plan: &AgentPlan) -> Result<(), Failure> {
     wire::write_frame(&mut control, &register)
         .await
         .map_err(|e| retry(e.to_string()))?;
+    live.add(&session);
     heartbeats(&mut control, heartbeat, server).await;
     session.close().await;
     Ok(())
+}
+
+/// The agent's live gateway sessions, for forwards to use.
+#[derive(Debug, Clone, Default)]
+struct Live(Arc<std::sync::Mutex<Vec<SessionHandle>>>);
+
+impl Live {
+    fn add(&self, session: &SessionHandle) {
+        let mut sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|s| !s.is_closed());
+        sessions.push(session.clone());
+    }
+
+    fn any(&self) -> Option<SessionHandle> {
+        let sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.iter().find(|s| !s.is_closed()).cloned()
+    }
+}
+
+/// Accepts local connections for a forward and joins each to the private service.
+async fn serve_forward(listener: tokio::net::TcpListener, forward: ForwardPlan, live: Live) {
+    loop {
+        let Ok((local, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(forward_one(local, forward.clone(), live.clone()));
+    }
+}
+
+async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
+    let Some(session) = live.any() else {
+        tracing::warn!(service = %forward.service, "forward: no gateway session");
+        return;
+    };
+    let Ok(mut stream) = session.open().await else {
+        return;
+    };
+    let header = wire::Forward {
+        service: forward.service.clone(),
+        secret: forward.secret.clone(),
+    };
+    if wire::write_frame(&mut stream, &header).await.is_err() {
+        return;
+    }
+    match wire::read_frame::<_, Opened>(&mut stream).await {
+        Ok(Some(Opened::Ok)) => {
+            let _ = local.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional(&mut local, &mut stream).await;
+        }
+        Ok(Some(Opened::Error(reason))) => {
+            tracing::warn!(service = %forward.service, %reason, "forward refused");
+        }
+        _ => {}
+    }
 }
 
 /// Sends a ping every `every` and reads what the gateway says, until the control stream ends

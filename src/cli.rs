@@ -50,8 +50,11 @@ pub struct AgentArgs {
     pub name: Option<String>,
     /// Services to expose: `http://127.0.0.1:8080/?mode=path&value=api` or
     /// `tcp://127.0.0.1:5900?mode=domain&value=vnc.example.com` (add `&name=NAME` to name one).
-    #[arg(required = true, value_name = "SERVICE")]
+    #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
+    /// Reach another agent's private service on a local port: `127.0.0.1:9909=ssh?secret=S`.
+    #[arg(long = "forward", value_name = "LISTEN=SERVICE?secret=S")]
+    pub forwards: Vec<String>,
 }
 
 /// `wsgate serve`.

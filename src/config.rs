@@ -54,7 +54,8 @@ pub struct AgentSettings {
 }
 
 /// A token or secret: never printed, compared in constant time.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {

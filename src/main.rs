@@ -134,6 +134,14 @@ fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
         .iter()
         .map(|s| agent::parse_service(s))
         .collect::<Result<Vec<_>, _>>()?;
+    let forwards = args
+        .forwards
+        .iter()
+        .map(|f| agent::parse_forward(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    if services.is_empty() && forwards.is_empty() {
+        return Err("give at least one SERVICE to expose or one --forward".into());
+    }
     let name = args.name.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
@@ -144,6 +152,7 @@ fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
         token: config::Secret::new(args.token.clone()),
         name,
         services,
+        forwards,
     })
 }
 

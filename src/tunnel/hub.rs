@@ -64,6 +64,16 @@ struct Agent {
     token: usize,
     session: SessionHandle,
     routes: Vec<Arc<Route>>,
+    /// Private services: reached only by other agents with the secret.
+    private: Vec<Private>,
+}
+
+/// A private service of an agent.
+#[derive(Debug, Clone)]
+struct Private {
+    name: String,
+    secret: crate::config::Secret,
+    connector: AgentConnector,
 }
 
 impl AgentHub {
@@ -136,10 +146,12 @@ impl AgentHub {
         let ws = ServerBuilder::new().limits(limits).serve(io);
         let (first, control) = tokio::sync::oneshot::channel();
         let mut first = Some(first);
+        let forwards = self.clone();
         let (session, task) = session::spawn(WsIo::new(ws), Mode::Server, move |stream| {
-            // The first stream is the control stream; agents open no others yet.
-            if let Some(first) = first.take() {
-                let _ = first.send(stream);
+            // The first stream is the control stream; later ones reach private services.
+            match first.take() {
+                Some(first) => drop(first.send(stream)),
+                None => drop(tokio::spawn(forwards.clone().forward(stream))),
             }
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -245,9 +257,32 @@ impl AgentHub {
             token,
             session: session.clone(),
             routes: Vec::new(),
+            private: Vec::new(),
         });
         for service in services {
             let name = service.name.clone();
+            if let Expose::Private(secret) = &service.expose {
+                let answer = match claim_private(
+                    &mut agents,
+                    id,
+                    agent,
+                    token,
+                    session,
+                    &service,
+                    secret,
+                ) {
+                    Ok(()) => {
+                        tracing::info!(%agent, service = %name, local = %service.local, "agent private service registered");
+                        Control::Registered {
+                            name,
+                            url: "private".into(),
+                        }
+                    }
+                    Err(why) => Control::Refused { name, why },
+                };
+                answers.push(answer);
+                continue;
+            }
             if let Expose::Port(port) = service.expose {
                 let answer = match self.claim_port(port, id, agent, token, session, &service) {
                     Ok(url) => {
@@ -277,6 +312,46 @@ impl AgentHub {
             .collect();
         self.router.set_added(all);
         answers
+    }
+
+    /// A stream an agent opened to another agent's private service: check the secret, open a
+    /// stream to the owner, and join the two.
+    async fn forward(self: Arc<Self>, mut stream: TunnelStream) {
+        let Ok(Some(wire::Forward { service, secret })) = timeout(
+            HELLO_TIMEOUT,
+            wire::read_frame::<_, wire::Forward>(&mut stream),
+        )
+        .await
+        .unwrap_or(Ok(None)) else {
+            return;
+        };
+        let connector = {
+            let agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+            agents
+                .values()
+                .flat_map(|agent| agent.private.iter())
+                .find(|p| p.name == service && p.secret.matches(secret.expose()))
+                .map(|p| p.connector.clone())
+        };
+        let Some(connector) = connector else {
+            let reason = format!("no private service {service:?} with that secret");
+            let _ = wire::write_frame(&mut stream, &wire::Opened::Error(reason)).await;
+            return;
+        };
+        match connector.connect().await {
+            Ok(mut target) => {
+                if wire::write_frame(&mut stream, &wire::Opened::Ok)
+                    .await
+                    .is_ok()
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut stream, &mut target).await;
+                }
+            }
+            Err(error) => {
+                let _ =
+                    wire::write_frame(&mut stream, &wire::Opened::Error(error.to_string())).await;
+            }
+        }
     }
 
     /// Opens a gateway port for a `tcp://` service.
@@ -377,6 +452,44 @@ fn describe_match(route: &Route) -> String {
     }
 }
 
+/// Records a private service for agent `id`; its name is unique among private services, except
+/// that the same agent (name and token) reconnecting takes its own over.
+fn claim_private(
+    agents: &mut HashMap<u64, Agent>,
+    id: u64,
+    agent: &str,
+    token: usize,
+    session: &SessionHandle,
+    service: &Service,
+    secret: &crate::config::Secret,
+) -> Result<(), String> {
+    for (other, held) in agents.iter_mut().filter(|(other, _)| **other != id) {
+        if held.private.iter().any(|p| p.name == service.name) {
+            if held.name != agent || held.token != token {
+                return Err(format!(
+                    "private service {:?} is held by agent {:?} (agent {other})",
+                    service.name, held.name
+                ));
+            }
+            held.private.retain(|p| p.name != service.name);
+        }
+    }
+    let connector = AgentConnector {
+        agent: agent.to_string(),
+        service: service.name.clone(),
+        session: session.clone(),
+        connect_timeout: AGENT_CONNECT_TIMEOUT,
+    };
+    let entry = agents.get_mut(&id).expect("registered by the caller");
+    entry.private.retain(|p| p.name != service.name);
+    entry.private.push(Private {
+        name: service.name.clone(),
+        secret: secret.clone(),
+        connector,
+    });
+    Ok(())
+}
+
 /// The route a service becomes: a proxy route for `http://`, a bridge route for `tcp://`, both
 /// reaching the service through the agent's session.
 fn build_route(agent: &str, session: &SessionHandle, service: &Service) -> Result<Route, String> {
@@ -390,6 +503,7 @@ fn build_route(agent: &str, session: &SessionHandle, service: &Service) -> Resul
         Expose::Path(path) => (None, normalize_prefix(path)?),
         Expose::Host(host) => (Some(HostPattern::parse(host)?), "/".to_string()),
         Expose::Port(port) => return Err(format!("port {port} is a listener, not a route")),
+        Expose::Private(_) => return Err("a private service is not a route".into()),
     };
     let handler = if service.local.starts_with("tcp://") {
         Handler::Bridge(BridgeRoute {

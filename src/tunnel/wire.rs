@@ -84,6 +84,18 @@ pub enum Expose {
     Host(String),
     /// On a TCP port of the gateway (`tcp://` services, ports the gateway allows).
     Port(u16),
+    /// Nowhere public: only other agents presenting the secret reach it (`[[forward]]`).
+    Private(crate::config::Secret),
+}
+
+/// The first frame on a stream an agent opens to reach another agent's private service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    /// The private service's name.
+    pub service: String,
+    /// Its secret.
+    pub secret: crate::config::Secret,
 }
 
 /// The first frame on a stream the gateway opens to an agent: which service to dial.

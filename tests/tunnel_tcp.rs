@@ -1,5 +1,5 @@
-//! `remote_port`: an agent's `tcp://` service on a gateway TCP port from the allowed range,
-//! 64 MiB byte-exact both ways; a port outside the range is refused by name.
+//! An agent's `tcp://` services beyond routes: on a gateway TCP port from the allowed range
+//! (`remote_port`), and private, reached only by other agents' forwards with the secret.
 
 mod support;
 
@@ -25,6 +25,16 @@ async fn agent(
     services: &[String],
     expected: usize,
 ) -> (Child, Vec<String>) {
+    agent_named("box", gateway, services, expected).await
+}
+
+/// As [`agent`], with a name; `services` may also hold `--forward` arguments.
+async fn agent_named(
+    name: &str,
+    gateway: std::net::SocketAddr,
+    services: &[String],
+    expected: usize,
+) -> (Child, Vec<String>) {
     let mut args = vec![
         "agent".to_string(),
         "--server".into(),
@@ -32,7 +42,7 @@ async fn agent(
         "--token".into(),
         "t0ken".into(),
         "--name".into(),
-        "box".into(),
+        name.into(),
     ];
     args.extend(services.iter().cloned());
     let mut child = Command::new(process::BIN)
@@ -56,6 +66,8 @@ async fn agent(
     })
     .await
     .expect("the agent did not register in time");
+    // Keep reading its log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, answers)
 }
 
@@ -109,4 +121,56 @@ async fn a_remote_port_carries_64_mib_each_way_and_the_range_is_enforced() {
     writer.await.unwrap();
     assert_eq!(back.len(), data.len());
     assert!(back == data, "bytes differ through the remote port");
+}
+
+/// Sends `len` bytes to `port` and returns what comes back before the connection closes.
+async fn echo_through(port: u16, len: usize) -> std::io::Result<Vec<u8>> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&vec![7u8; len]).await;
+        let _ = write.shutdown().await;
+    });
+    let mut back = Vec::new();
+    let read = tokio::time::timeout(STEP, read.read_to_end(&mut back)).await;
+    let _ = writer.await;
+    read.expect("no end within the step")?;
+    Ok(back)
+}
+
+#[tokio::test]
+async fn a_private_service_is_reached_by_another_agents_forward_with_its_secret() {
+    let echo = echo_server(true).await;
+    let dir = tempdir("tunnel-private");
+    let config = dir.join("gw.toml");
+    std::fs::write(
+        &config,
+        "listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"t0ken\"]\n",
+    )
+    .unwrap();
+    let gateway = process::spawn(&["serve", "-c", config.to_str().unwrap()]).await;
+    let private = [format!("tcp://{echo}?mode=private&value=ssh&secret=s3cret")];
+    let (_home, answers) = agent_named("home", gateway.addr, &private, 1).await;
+    assert!(answers[0].contains("service registered"), "{}", answers[0]);
+    let (right, wrong) = (free_port(), free_port());
+    let forwards = [
+        "--forward".to_string(),
+        format!("127.0.0.1:{right}=ssh?secret=s3cret"),
+        "--forward".into(),
+        format!("127.0.0.1:{wrong}=ssh?secret=guess"),
+        // A public service too, so the agent's registration line says it is connected.
+        format!("tcp://{echo}?mode=path&value=laptop-echo"),
+    ];
+    let (_laptop, _) = agent_named("laptop", gateway.addr, &forwards, 1).await;
+    let back = echo_through(right, 1 << 20).await.unwrap();
+    assert_eq!(
+        back.len(),
+        1 << 20,
+        "the forward with the secret carries the bytes"
+    );
+    let refused = echo_through(wrong, 1000).await;
+    assert!(
+        refused.as_ref().map_or(true, Vec::is_empty),
+        "a wrong secret reached the service: {refused:?}"
+    );
 }
