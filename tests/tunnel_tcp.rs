@@ -174,3 +174,93 @@ async fn a_private_service_is_reached_by_another_agents_forward_with_its_secret(
         "a wrong secret reached the service: {refused:?}"
     );
 }
+
+/// A gateway with `[agents]` allowing exactly `port` as a remote port; heartbeats time out
+/// after `heartbeat`.
+async fn gateway_allowing(port: u16, heartbeat: &str) -> process::Wsgate {
+    let dir = tempdir("tunnel-gateway");
+    let config = dir.join("gw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"t0ken\"]\n\
+             remote_ports = \"{port}-{port}\"\nheartbeat_timeout = \"{heartbeat}\"\n"
+        ),
+    )
+    .unwrap();
+    process::spawn(&["serve", "-c", config.to_str().unwrap()]).await
+}
+
+#[tokio::test]
+async fn an_agent_registers_on_every_gateway_it_is_given() {
+    let echo = echo_server(true).await;
+    let (port_a, port_b) = (free_port(), free_port());
+    let (a, b) = (
+        gateway_allowing(port_a, "30s").await,
+        gateway_allowing(port_b, "30s").await,
+    );
+    let mut child = Command::new(process::BIN)
+        .args([
+            "agent",
+            "--server",
+            &format!("ws://{}/_wsgate/agent", a.addr),
+            "--server",
+            &format!("ws://{}/_wsgate/agent", b.addr),
+            "--token",
+            "t0ken",
+            &format!("tcp://{echo}?mode=port&value={port_a}&name=on-a"),
+            &format!("tcp://{echo}?mode=port&value={port_b}&name=on-b"),
+        ])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Each gateway allows one of the two ports: each registers one service, refuses the other.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut registered = 0;
+    tokio::time::timeout(STEP, async {
+        while registered < 2 {
+            let line = lines.next_line().await.unwrap().expect("agent exited");
+            registered += usize::from(line.contains("service registered"));
+        }
+    })
+    .await
+    .expect("the agent did not register on both gateways");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    for port in [port_a, port_b] {
+        assert_eq!(echo_through(port, 100_000).await.unwrap().len(), 100_000);
+    }
+}
+
+#[tokio::test]
+async fn a_silent_agent_is_dropped_after_the_heartbeat_timeout() {
+    let echo = echo_server(true).await;
+    let port = free_port();
+    let gateway = gateway_allowing(port, "1s").await;
+    let services = [format!("tcp://{echo}?mode=port&value={port}")];
+    let (agent, _) = agent(gateway.addr, &services, 1).await;
+    assert_eq!(echo_through(port, 1000).await.unwrap().len(), 1000);
+    // Frozen, not gone: its TCP connection stays open, only heartbeats stop.
+    let pid = agent.id().unwrap().to_string();
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status();
+    assert!(stopped.unwrap().success());
+    let mut dropped = false;
+    let deadline = tokio::time::Instant::now() + STEP;
+    while tokio::time::Instant::now() < deadline {
+        // After the timeout plus the grace for reconnecting, the port is closed.
+        if TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status();
+    assert!(dropped, "the gateway kept a silent agent's port open");
+}
