@@ -13,7 +13,7 @@ use crate::{
     config::Secret,
     connector::tls::MaybeTls,
     tunnel::{
-        session::{self, SessionHandle, TunnelStream},
+        session::{self, OpenedStream, SessionHandle, TunnelStream},
         wire::{self, Control, Expose, Open, Opened, Service, VERSION},
         ws_io::{MAX_MESSAGE_BYTES, WsIo},
     },
@@ -325,7 +325,7 @@ async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
 
 /// Sends a ping every `every` and reads what the gateway says, until the control stream ends
 /// or the gateway misses three heartbeats.
-async fn heartbeats(control: &mut TunnelStream, every: Duration, server: &Uri) {
+async fn heartbeats(control: &mut OpenedStream, every: Duration, server: &Uri) {
     let mut ticker = tokio::time::interval(every);
     let mut sent = 0u64;
     let mut answered = 0u64;

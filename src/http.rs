@@ -155,7 +155,7 @@ impl Service {
             .as_ref()
             .filter(|hub| req.uri().path() == hub.path())
         {
-            let response = hub.handle(req, &self.tracker);
+            let response = hub.handle(req, &self.tracker, &self.shutdown);
             let status = response.status().as_u16();
             return response.map(|body| record.with_route("agents").log_body(status, body));
         }

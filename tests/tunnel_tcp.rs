@@ -264,3 +264,27 @@ async fn a_silent_agent_is_dropped_after_the_heartbeat_timeout() {
         .status();
     assert!(dropped, "the gateway kept a silent agent's port open");
 }
+
+#[tokio::test]
+async fn gateway_shutdown_ends_agent_sessions_instead_of_waiting_out_the_grace() {
+    let echo = echo_server(true).await;
+    let port = free_port();
+    let dir = tempdir("tunnel-shutdown");
+    let config = dir.join("gw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = [\"127.0.0.1:0\"]\nshutdown_grace = \"60s\"\n[agents]\ntokens = [\"t0ken\"]\n\
+             remote_ports = \"{port}-{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let gateway = process::spawn(&["serve", "-c", config.to_str().unwrap()]).await;
+    let services = [format!("tcp://{echo}?mode=port&value={port}")];
+    let (_agent, _) = agent(gateway.addr, &services, 1).await;
+    // A connected agent must not hold the drain for the whole 60 s grace.
+    let code = tokio::time::timeout(STEP, gateway.terminate())
+        .await
+        .expect("the gateway waited out its grace for an agent session");
+    assert_eq!(code, 0);
+}

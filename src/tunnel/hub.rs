@@ -14,7 +14,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::time::timeout;
-use tokio_util::task::TaskTracker;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tokio_websockets::{Limits, ServerBuilder};
 use yamux::Mode;
 
@@ -99,6 +99,7 @@ impl AgentHub {
         self: &Arc<Self>,
         mut req: Request<Incoming>,
         tracker: &TaskTracker,
+        shutdown: &CancellationToken,
     ) -> Response<Body> {
         let Some(token) = self.token_index(&req) else {
             let mut response = text_response(StatusCode::UNAUTHORIZED, "unknown agent token");
@@ -113,9 +114,10 @@ impl AgentHub {
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let hub = self.clone();
+        let shutdown = shutdown.clone();
         tracker.spawn(async move {
             match on_upgrade.await {
-                Ok(upgraded) => hub.run_agent(TokioIo::new(upgraded), token).await,
+                Ok(upgraded) => hub.run_agent(TokioIo::new(upgraded), token, shutdown).await,
                 Err(error) => tracing::debug!(%error, "agent upgrade failed"),
             }
         });
@@ -138,7 +140,7 @@ impl AgentHub {
     }
 
     /// One agent's session from its upgrade to its end; its routes leave with it.
-    async fn run_agent<S>(self: Arc<Self>, io: S, token: usize)
+    async fn run_agent<S>(self: Arc<Self>, io: S, token: usize, shutdown: CancellationToken)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -156,7 +158,12 @@ impl AgentHub {
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         match timeout(HELLO_TIMEOUT, control).await {
-            Ok(Ok(control)) => self.converse(id, token, control, session.clone()).await,
+            Ok(Ok(control)) => tokio::select! {
+                () = self.converse(id, token, control, session.clone()) => {}
+                // Gateway shutdown ends agent sessions at once: agents reconnect elsewhere
+                // (or here, once the gateway is back) instead of holding the drain.
+                () = shutdown.cancelled() => tracing::info!("agent session closed for shutdown"),
+            },
             _ => tracing::info!("agent opened no control stream in time"),
         }
         session.close().await;

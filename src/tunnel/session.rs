@@ -1,11 +1,17 @@
 //! One multiplexed session over one WebSocket (yamux): a task drives the connection, hands
 //! inbound streams to a callback, and opens outbound streams on request from any task.
 
-use std::{collections::VecDeque, future::poll_fn, task::Poll};
+use std::{
+    collections::VecDeque,
+    future::poll_fn,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
-use futures_util::io::{AsyncRead, AsyncWrite};
 use tokio::{
-    sync::{mpsc, oneshot},
+    io::{AsyncRead, AsyncWrite},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
     task::JoinHandle,
 };
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
@@ -14,9 +20,50 @@ use yamux::{Config, Connection, ConnectionError, Mode};
 /// A tunnel stream as tokio sees it.
 pub type TunnelStream = Compat<yamux::Stream>;
 
-/// Streams one session may have open: more than a browser opens to one site, well below
-/// yamux's default limit of 512, beyond which the peer ends the whole session.
-pub const MAX_STREAMS: usize = 256;
+/// A stream this side opened: it holds one of the session's open slots until dropped.
+#[derive(Debug)]
+pub struct OpenedStream {
+    stream: TunnelStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for OpenedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for OpenedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Streams this side may have open at once: below [`MAX_STREAMS`], since the peer counts the
+/// streams it opened too (its control stream, its forwards), and going over the limit ends
+/// the whole session. A visitor beyond it waits for a slot (within its connect timeout).
+pub const MAX_OPEN_STREAMS: usize = MAX_STREAMS - 32;
+
+/// Streams one session may have open (both sides' together), enforced by both peers: yamux
+/// ends a session whose peer goes over it, so each side opens through a semaphore below it.
+/// Each idle stream costs about 1.5 KB; a stream's buffered bytes are bounded by its window.
+pub const MAX_STREAMS: usize = 1024;
 
 /// The room every stream's window may grow into, together, beyond its first 256 KiB: enough
 /// for a few fast streams over a long link; every byte of it is bounded per session.
@@ -41,6 +88,7 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
     commands: mpsc::Sender<Command>,
+    slots: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Command {
@@ -55,14 +103,23 @@ impl std::fmt::Debug for Command {
 impl SessionHandle {
     /// Opens a stream. yamux tells the peer only with the stream's first bytes, so the opener
     /// writes a header at once.
-    pub async fn open(&self) -> Result<TunnelStream, ConnectionError> {
+    pub async fn open(&self) -> Result<OpenedStream, ConnectionError> {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ConnectionError::Closed)?;
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Open(reply))
             .await
             .map_err(|_| ConnectionError::Closed)?;
         let stream = answer.await.map_err(|_| ConnectionError::Closed)??;
-        Ok(stream.compat())
+        Ok(OpenedStream {
+            stream: stream.compat(),
+            _slot: slot,
+        })
     }
 
     /// Asks the session to close (GoAway, then the WebSocket's close).
@@ -84,13 +141,14 @@ pub fn spawn<T, F>(
     on_inbound: F,
 ) -> (SessionHandle, JoinHandle<Result<(), ConnectionError>>)
 where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: futures_util::io::AsyncRead + futures_util::io::AsyncWrite + Unpin + Send + 'static,
     F: FnMut(TunnelStream) + Send + 'static,
 {
     let (commands, requests) = mpsc::channel(64);
     let connection = Connection::new(io, config(), mode);
     let task = tokio::spawn(drive(connection, requests, on_inbound));
-    (SessionHandle { commands }, task)
+    let slots = Arc::new(Semaphore::new(MAX_OPEN_STREAMS));
+    (SessionHandle { commands, slots }, task)
 }
 
 /// The session's one task: serves open requests, and polls for inbound streams, which is also
@@ -101,7 +159,7 @@ async fn drive<T, F>(
     mut on_inbound: F,
 ) -> Result<(), ConnectionError>
 where
-    T: AsyncRead + AsyncWrite + Unpin,
+    T: futures_util::io::AsyncRead + futures_util::io::AsyncWrite + Unpin,
     F: FnMut(TunnelStream),
 {
     let mut waiting = VecDeque::<oneshot::Sender<Result<yamux::Stream, ConnectionError>>>::new();
