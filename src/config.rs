@@ -45,6 +45,8 @@ pub struct AgentSettings {
     pub path: String,
     /// Tokens agents may present.
     pub tokens: Vec<Secret>,
+    /// What each token (same index) may claim.
+    pub limits: Vec<crate::tunnel::limits::TokenLimits>,
     /// An agent silent this long is dropped.
     pub heartbeat_timeout: Duration,
     /// Gateway ports agents may open (`remote_port`), if any.
@@ -196,6 +198,7 @@ pub fn embedded_default() -> Config {
     config.agents = Some(AgentSettings {
         path: "/_wsgate/agent".into(),
         tokens: vec![Secret::generate()],
+        limits: vec![Default::default()],
         heartbeat_timeout: Duration::from_secs(30),
         remote_ports: None,
         remote_bind: std::net::Ipv4Addr::LOCALHOST.into(),

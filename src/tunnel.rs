@@ -2,6 +2,7 @@
 //! it (docs/tunnel.md). This module holds what both sides share.
 
 pub mod hub;
+pub mod limits;
 pub mod ports;
 pub mod session;
 pub mod wire;

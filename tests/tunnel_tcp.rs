@@ -288,3 +288,47 @@ async fn gateway_shutdown_ends_agent_sessions_instead_of_waiting_out_the_grace()
         .expect("the gateway waited out its grace for an agent session");
     assert_eq!(code, 0);
 }
+
+#[tokio::test]
+async fn a_limited_token_claims_only_what_it_is_allowed() {
+    let echo = echo_server(true).await;
+    let dir = tempdir("tunnel-limits");
+    let config = dir.join("gw.toml");
+    std::fs::write(
+        &config,
+        "listen = [\"127.0.0.1:0\"]\n[agents]\n[[agents.token]]\ntoken = \"t0ken\"\n\
+         paths = [\"/office\"]\nhosts = [\"*.office.example.com\"]\n",
+    )
+    .unwrap();
+    let gateway = process::spawn(&["serve", "-c", config.to_str().unwrap()]).await;
+    let services = [
+        format!("tcp://{echo}?mode=path&value=office/vnc&name=inside"),
+        format!("tcp://{echo}?mode=path&value=admin&name=outside"),
+        format!("tcp://{echo}?mode=domain&value=vnc.office.example.com&name=host-inside"),
+        format!("tcp://{echo}?mode=domain&value=vnc.example.com&name=host-outside"),
+    ];
+    let (_agent, answers) = agent(gateway.addr, &services, 4).await;
+    let answer = |name: &str| {
+        answers
+            .iter()
+            .find(|l| l.contains(&format!("service={name} ")))
+            .unwrap_or_else(|| panic!("no answer for {name}: {answers:#?}"))
+            .clone()
+    };
+    assert!(
+        answer("inside").contains("service registered"),
+        "{answers:#?}"
+    );
+    assert!(
+        answer("host-inside").contains("service registered"),
+        "{answers:#?}"
+    );
+    assert!(
+        answer("outside").contains("may not expose /admin"),
+        "{answers:#?}"
+    );
+    assert!(
+        answer("host-outside").contains("may not expose host vnc.example.com"),
+        "{answers:#?}"
+    );
+}

@@ -46,6 +46,23 @@ pub struct AgentsFile {
     pub remote_ports: Option<Sp<String>>,
     /// The address those ports listen on; default: the first `listen` address's IP.
     pub remote_bind: Option<Sp<String>>,
+    /// Tokens with limits on what they may claim.
+    #[serde(default, rename = "token")]
+    pub limited: Vec<Sp<LimitedTokenFile>>,
+}
+
+/// `[[agents.token]]`: a token and what it may claim.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitedTokenFile {
+    /// The token.
+    pub token: Sp<String>,
+    /// Service names it may register.
+    pub names: Option<Vec<String>>,
+    /// Path prefixes it may expose services under.
+    pub paths: Option<Vec<Sp<String>>>,
+    /// Host patterns its hosts must fall under.
+    pub hosts: Option<Vec<Sp<String>>>,
 }
 
 /// `[tls]`: a PEM certificate chain and its private key.

@@ -19,6 +19,7 @@ use crate::{
         BridgeRoute, FilesRoute, Handler, bridge::tokens::TokenSource, bridge::watchdog::Heartbeat,
     },
     router::{HostPattern, Route, normalize_prefix},
+    tunnel::limits::TokenLimits,
 };
 
 /// 16 MiB: larger than any sane VNC or terminal message, small enough that a hostile client
@@ -161,6 +162,36 @@ fn agents(
                 .map(Secret::new),
         );
     }
+    let mut limits = vec![TokenLimits::default(); tokens.len()];
+    for limited in &file.limited {
+        let entry = limited.get_ref();
+        tokens.push(Secret::new(entry.token.get_ref().clone()));
+        let paths = entry
+            .paths
+            .as_ref()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|p| normalize_prefix(p.get_ref()).map_err(|e| ctx.error(p.span(), e)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let hosts = entry
+            .hosts
+            .as_ref()
+            .map(|hosts| {
+                hosts
+                    .iter()
+                    .map(|h| HostPattern::parse(h.get_ref()).map_err(|e| ctx.error(h.span(), e)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        limits.push(TokenLimits {
+            names: entry.names.clone(),
+            paths,
+            hosts,
+        });
+    }
     if tokens.is_empty() {
         return Err(ctx.error(
             value.span(),
@@ -184,6 +215,7 @@ fn agents(
     Ok(AgentSettings {
         path,
         tokens,
+        limits,
         heartbeat_timeout: ctx
             .duration(&file.heartbeat_timeout)?
             .unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT),

@@ -266,8 +266,14 @@ impl AgentHub {
             routes: Vec::new(),
             private: Vec::new(),
         });
+        let limits = self.settings.limits.get(token).cloned().unwrap_or_default();
         for service in services {
             let name = service.name.clone();
+            if let Err(why) = limits.allow(&service) {
+                tracing::info!(%agent, service = %name, %why, "agent service refused");
+                answers.push(Control::Refused { name, why });
+                continue;
+            }
             if let Expose::Private(secret) = &service.expose {
                 let answer = match claim_private(
                     &mut agents,

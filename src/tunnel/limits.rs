@@ -1,0 +1,141 @@
+//! What an agent token may claim: service names, path prefixes and host patterns
+//! (`[[agents.token]]`); a token without limits may claim anything free.
+
+use super::wire::{Expose, Service};
+use crate::router::{HostPattern, normalize_prefix, strip_prefix};
+
+/// The limits of one token; `None` means no limit of that kind.
+#[derive(Debug, Clone, Default)]
+pub struct TokenLimits {
+    /// Service names it may register.
+    pub names: Option<Vec<String>>,
+    /// Path prefixes under which it may expose services.
+    pub paths: Option<Vec<String>>,
+    /// Host patterns its exposed hosts must fall under.
+    pub hosts: Option<Vec<HostPattern>>,
+}
+
+impl TokenLimits {
+    /// Whether a service may be registered with this token; why not, otherwise.
+    pub fn allow(&self, service: &Service) -> Result<(), String> {
+        if let Some(names) = self.names.as_ref().filter(|n| !n.contains(&service.name)) {
+            return Err(format!(
+                "this token may not register a service named {:?} (allowed: {})",
+                service.name,
+                names.join(", ")
+            ));
+        }
+        match &service.expose {
+            Expose::Path(path) => self.allow_path(path),
+            Expose::Host(host) => self.allow_host(host),
+            Expose::Port(_) | Expose::Private(_) => Ok(()),
+        }
+    }
+
+    fn allow_path(&self, path: &str) -> Result<(), String> {
+        let Some(paths) = &self.paths else {
+            return Ok(());
+        };
+        let path = normalize_prefix(path)?;
+        if paths
+            .iter()
+            .any(|prefix| strip_prefix(prefix, &path).is_some())
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "this token may not expose {path} (allowed: {})",
+                paths.join(", ")
+            ))
+        }
+    }
+
+    fn allow_host(&self, host: &str) -> Result<(), String> {
+        let Some(hosts) = &self.hosts else {
+            return Ok(());
+        };
+        // A wildcard claim is allowed only under a wildcard pattern that covers every host it
+        // names: `*.a.office.example.com` under `*.office.example.com`.
+        let wildcard = host.starts_with("*.");
+        let probe = host
+            .strip_prefix("*.")
+            .map_or(host.to_string(), |rest| format!("x.{rest}"));
+        let covered = |pattern: &HostPattern| {
+            pattern.matches(&probe) && (!wildcard || matches!(pattern, HostPattern::Wildcard(_)))
+        };
+        if hosts.iter().any(covered) {
+            Ok(())
+        } else {
+            let allowed: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+            Err(format!(
+                "this token may not expose host {host} (allowed: {})",
+                allowed.join(", ")
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str, expose: Expose) -> Service {
+        Service {
+            name: name.into(),
+            local: "http://127.0.0.1:1".into(),
+            expose,
+        }
+    }
+
+    #[test]
+    fn limits_hold_names_paths_and_hosts() {
+        let limits = TokenLimits {
+            names: Some(vec!["api".into(), "vnc".into()]),
+            paths: Some(vec!["/office".into()]),
+            hosts: Some(vec![HostPattern::parse("*.office.example.com").unwrap()]),
+        };
+        assert!(
+            limits
+                .allow(&service("api", Expose::Path("/office/api".into())))
+                .is_ok()
+        );
+        assert!(
+            limits
+                .allow(&service("api", Expose::Path("/office".into())))
+                .is_ok()
+        );
+        assert!(
+            limits
+                .allow(&service("api", Expose::Path("/officer".into())))
+                .is_err()
+        );
+        assert!(
+            limits
+                .allow(&service("db", Expose::Path("/office/db".into())))
+                .is_err()
+        );
+        assert!(
+            limits
+                .allow(&service(
+                    "vnc",
+                    Expose::Host("vnc.office.example.com".into())
+                ))
+                .is_ok()
+        );
+        assert!(
+            limits
+                .allow(&service("vnc", Expose::Host("*.office.example.com".into())))
+                .is_ok()
+        );
+        assert!(
+            limits
+                .allow(&service("vnc", Expose::Host("vnc.example.com".into())))
+                .is_err()
+        );
+        assert!(
+            TokenLimits::default()
+                .allow(&service("any", Expose::Path("/".into())))
+                .is_ok()
+        );
+    }
+}
