@@ -143,20 +143,7 @@ pub fn parse_service(text: &str) -> Result<LocalService, String> {
             ));
         }
     };
-    let (scheme, rest) = base
-        .split_once("://")
-        .ok_or_else(|| format!("expected http://, https:// or tcp:// in {text:?}"))?;
-    if !matches!(scheme, "http" | "tcp") {
-        return Err(format!(
-            "expected an http:// or tcp:// service, found {text:?}"
-        ));
-    }
-    let authority = rest.split('/').next().unwrap_or_default();
-    let dial = if authority.contains(':') || authority.starts_with('[') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
+    let dial = local_dial(base)?;
     let name = name.unwrap_or_else(|| value.trim_matches('/').replace('/', "-"));
     Ok(LocalService {
         service: Service {
@@ -165,6 +152,27 @@ pub fn parse_service(text: &str) -> Result<LocalService, String> {
             expose,
         },
         dial,
+    })
+}
+
+/// Where the agent dials a service given as `http://host:port/…` or `tcp://host:port`.
+pub fn local_dial(local: &str) -> Result<String, String> {
+    let (scheme, rest) = local
+        .split_once("://")
+        .ok_or_else(|| format!("expected http:// or tcp://, found {local:?}"))?;
+    if !matches!(scheme, "http" | "tcp") {
+        return Err(format!(
+            "expected an http:// or tcp:// service, found {local:?}"
+        ));
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(format!("expected host:port in {local:?}"));
+    }
+    Ok(if authority.contains(':') || authority.starts_with('[') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
     })
 }
 

@@ -38,13 +38,17 @@ pub struct PipeArgs {
 /// `wsgate agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
+    /// Agent config file (TOML: `server`, `token`, `[[expose]]`, `[[forward]]`); instead of
+    /// the options below.
+    #[arg(short, long, conflicts_with_all = ["servers", "token", "services", "forwards"])]
+    pub config: Option<PathBuf>,
     /// A gateway's agent endpoint, e.g. `wss://gw.example.com/_wsgate/agent`; repeat it to
     /// register on several gateways at once.
-    #[arg(long = "server", required = true, value_name = "URL")]
+    #[arg(long = "server", value_name = "URL")]
     pub servers: Vec<String>,
     /// The token the gateway accepts.
     #[arg(long, env = "WSGATE_AGENT_TOKEN", hide_env_values = true)]
-    pub token: String,
+    pub token: Option<String>,
     /// This agent's name (default: the host name).
     #[arg(long)]
     pub name: Option<String>,

@@ -2,6 +2,7 @@
 //!
 //! Loading never binds a port: errors surface before anything listens (STYLE rule 2).
 
+pub mod agent;
 pub mod file;
 mod proxy;
 pub mod units;

@@ -74,9 +74,13 @@ fn main() -> ExitCode {
 
 /// `wsgate agent`: checks the command line, then runs until a gateway refuses the agent.
 fn run_agent(args: &AgentArgs) -> ExitCode {
-    let plan = match agent_plan(args) {
+    let planned = match &args.config {
+        Some(path) => config::agent::load(path),
+        None => agent_plan(args).map_err(ConfigError::usage),
+    };
+    let plan = match planned {
         Ok(plan) => plan,
-        Err(error) => return usage_error(&ConfigError::usage(error)),
+        Err(error) => return usage_error(&error),
     };
     let runtime =
         tokio::runtime::Runtime::new().expect("a tokio runtime starts on any supported OS");
@@ -119,6 +123,13 @@ fn run_pipe(url: &str) -> ExitCode {
 }
 
 fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
+    if args.servers.is_empty() {
+        return Err("give --server URL (or -c agent.toml)".into());
+    }
+    let token = args
+        .token
+        .clone()
+        .ok_or("give --token (or WSGATE_AGENT_TOKEN, or -c agent.toml)")?;
     let servers = args
         .servers
         .iter()
@@ -142,14 +153,13 @@ fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
     if services.is_empty() && forwards.is_empty() {
         return Err("give at least one SERVICE to expose or one --forward".into());
     }
-    let name = args.name.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "agent".into())
-    });
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(config::agent::default_name);
     Ok(agent::AgentPlan {
         servers,
-        token: config::Secret::new(args.token.clone()),
+        token: config::Secret::new(token),
         name,
         services,
         forwards,

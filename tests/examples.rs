@@ -5,6 +5,14 @@ mod support;
 use std::path::Path;
 
 #[test]
+fn the_agent_example_is_valid() {
+    let path = Path::new("examples/agent/agent.toml");
+    if let Err(error) = wsgate::config::agent::load(path) {
+        panic!("{error}");
+    }
+}
+
+#[test]
 fn every_example_config_is_valid() {
     let mut checked = 0;
     for entry in std::fs::read_dir("examples").unwrap() {
@@ -22,7 +30,7 @@ fn every_example_config_is_valid() {
         }
         checked += 1;
     }
-    assert!(checked >= 5, "only {checked} examples found");
+    assert!(checked >= 6, "only {checked} examples found");
 }
 
 /// The TLS example names `cert.pem`/`key.pem` beside it; those are made fresh in a temporary

@@ -332,3 +332,43 @@ async fn a_limited_token_claims_only_what_it_is_allowed() {
         "{answers:#?}"
     );
 }
+
+#[tokio::test]
+async fn an_agent_runs_from_its_config_file() {
+    let echo = echo_server(true).await;
+    let port = free_port();
+    let gateway = gateway_allowing(port, "30s").await;
+    let dir = tempdir("tunnel-agent-config");
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server = \"ws://{}/_wsgate/agent\"\ntoken = \"t0ken\"\nname = \"from-file\"\n\
+             [[expose]]\nname = \"echo\"\nlocal = \"tcp://{echo}\"\nremote_port = {port}\n",
+            gateway.addr
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(process::BIN)
+        .args(["agent", "-c", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::time::timeout(STEP, async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("agent exited");
+            if line.contains("service registered") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the agent did not register from its file");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    assert_eq!(echo_through(port, 100_000).await.unwrap().len(), 100_000);
+}

@@ -32,9 +32,9 @@ const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Validation context: the file's name and text (for locations) and its directory (relative
 /// paths in the file are relative to it).
 pub(super) struct Ctx<'a> {
-    file: &'a str,
+    pub(super) file: &'a str,
     pub(super) source: &'a str,
-    base: &'a Path,
+    pub(super) base: &'a Path,
 }
 
 impl Ctx<'_> {
