@@ -476,6 +476,9 @@ async fn an_agent_killed_mid_transfer_ends_the_download_and_its_routes() {
         other.url("/")
     );
     let (mut gateway, _dir) = gateway_process("127.0.0.1:0", &configured).await;
+    let pid = gateway.child.id().unwrap();
+    let fds_before = open_fds(pid);
+    let rss_before = support::process::rss_kib(pid);
     let agent = Agent::ready(
         gateway.addr,
         "office",
@@ -531,6 +534,21 @@ async fn an_agent_killed_mid_transfer_ends_the_download_and_its_routes() {
     gateway.wait_for_log("agent's routes removed").await;
     let response = get(gateway.addr, "x", "/api/name").await;
     assert_eq!(response.status, 404, "{}", response.text());
+    // Everything the agent's session and the dead download held is released: the download's
+    // client connection is closed, so the gateway is back to its descriptors from before.
+    drop(client);
+    let fds_after = wait_for_fds_at_most(pid, fds_before).await;
+    assert!(
+        fds_after <= fds_before,
+        "{fds_after} descriptors open, {fds_before} before the agent"
+    );
+    // Memory: the allocator may keep some freed pages, but nothing grows with the bytes that
+    // went through (a leaked session or stream would hold its windows).
+    let rss_after = support::process::rss_kib(pid);
+    assert!(
+        rss_after <= rss_before + 4096,
+        "RSS {rss_after} KiB after, {rss_before} KiB before the agent"
+    );
 
     // The gateway is healthy: a configured route works, and a new agent registers and serves.
     let response = get(gateway.addr, "x", "/static/name").await;
@@ -590,4 +608,22 @@ async fn a_restarted_gateway_gets_the_agent_and_its_routes_back() {
         (opcode, payload.as_slice()),
         (opcode::BINARY, &b"ping over vnc"[..])
     );
+}
+
+/// Descriptors process `pid` has open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
+}
+
+/// The descriptor count of `pid` once it is at most `limit` (polled within [`STEP`]), or the
+/// last count seen.
+async fn wait_for_fds_at_most(pid: u32, limit: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let count = open_fds(pid);
+        if count <= limit || tokio::time::Instant::now() > deadline {
+            return count;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
