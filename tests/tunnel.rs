@@ -22,7 +22,7 @@ use support::{
     json::parse_string_map,
     net::{echo_server, raw_request, upgrade_request},
     process::{self, BIN, Wsgate},
-    random_bytes, read_bytes, send_binary,
+    random_bytes, read_bytes, read_close, send_binary,
     upstream::{Peer, RawWs, WsUpstream, opcode},
 };
 
@@ -626,4 +626,22 @@ async fn wait_for_fds_at_most(pid: u32, limit: usize) -> usize {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn open_websockets_through_a_departed_agent_close_with_1001() {
+    let echo = echo_server(true).await;
+    let gateway = Gateway::start(AGENTS).await;
+    let agent = Agent::ready(
+        gateway.addr,
+        "office",
+        &[service("tcp", echo, "path", "vnc")],
+    )
+    .await;
+    let mut client = connect(&gateway.ws_url("/vnc"), "binary").await.unwrap();
+    send_binary(&mut client, b"still there?").await;
+    assert_eq!(read_bytes(&mut client, 12).await, b"still there?");
+    agent.kill().await;
+    let (code, reason) = read_close(&mut client).await;
+    assert_eq!((code, reason.as_str()), (1001, "the agent left"));
 }

@@ -28,12 +28,24 @@ pub struct OpenedStream {
 }
 
 impl AsyncRead for OpenedStream {
+    /// As the stream's, except that an end caused by the session dying (the peer vanished) is
+    /// an error of kind `ConnectionAborted`, not a clean end: yamux shows both as end of file.
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let at_end = matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() == before;
+        if at_end && buf.remaining() > 0 && self.stream.get_ref().is_closed() {
+            let error = std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "the tunnel session ended",
+            );
+            return Poll::Ready(Err(error));
+        }
+        polled
     }
 }
 

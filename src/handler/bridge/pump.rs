@@ -68,6 +68,8 @@ pub enum End {
     TargetEof,
     /// Reading or writing the target failed (closed 1011).
     TargetError,
+    /// The target went away with the agent that reached it (closed 1001).
+    TargetGone,
     /// No data for the idle timeout (closed 1000).
     Idle,
     /// Heartbeat pings went unanswered.
@@ -85,6 +87,7 @@ impl End {
             End::ClientProtocol => "client protocol error",
             End::TargetEof => "target closed",
             End::TargetError => "target error",
+            End::TargetGone => "agent gone",
             End::Idle => "idle timeout",
             End::HeartbeatLost => "heartbeat lost",
             End::Shutdown => "shutdown",
@@ -388,6 +391,9 @@ where
             () = down.timer.as_mut(), if down.watchdog.enabled() => down.on_timer().await,
             chunk = reader.read_chunk(READ_CHUNK_BYTES) => match chunk {
                 Ok(chunk) => down.forward(chunk, settings.encoding).await,
+                Err(error) if error.kind() == io::ErrorKind::ConnectionAborted => {
+                    Err(End::TargetGone)
+                }
                 Err(_) => Err(End::TargetError),
             },
         };
@@ -481,6 +487,7 @@ where
             End::Idle => (CloseCode::NORMAL_CLOSURE, "idle timeout"),
             End::Shutdown => (CloseCode::GOING_AWAY, "gateway shutting down"),
             End::TargetError => (CloseCode::INTERNAL_SERVER_ERROR, "target connection failed"),
+            End::TargetGone => (CloseCode::GOING_AWAY, "the agent left"),
             End::ClientClosed | End::ClientGone | End::ClientProtocol | End::HeartbeatLost => {
                 return end;
             }
