@@ -25,6 +25,8 @@ pub type TunnelStream = Compat<yamux::Stream>;
 pub struct OpenedStream {
     stream: TunnelStream,
     _slot: OwnedSemaphorePermit,
+    /// The session's command channel: closed once the session's task has ended.
+    session: mpsc::Sender<Command>,
 }
 
 impl AsyncRead for OpenedStream {
@@ -38,7 +40,7 @@ impl AsyncRead for OpenedStream {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
         let at_end = matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() == before;
-        if at_end && buf.remaining() > 0 && self.stream.get_ref().is_closed() {
+        if at_end && buf.remaining() > 0 && self.session.is_closed() {
             let error = std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
                 "the tunnel session ended",
@@ -131,6 +133,7 @@ impl SessionHandle {
         Ok(OpenedStream {
             stream: stream.compat(),
             _slot: slot,
+            session: self.commands.clone(),
         })
     }
 
