@@ -155,16 +155,21 @@ pub fn parse_service(text: &str) -> Result<LocalService, String> {
     })
 }
 
-/// Where the agent dials a service given as `http://host:port/…` or `tcp://host:port`.
+/// Where the agent dials a service given as `http://host:port/…`, `https://…` or
+/// `tcp://host:port`.
 pub fn local_dial(local: &str) -> Result<String, String> {
     let (scheme, rest) = local
         .split_once("://")
-        .ok_or_else(|| format!("expected http:// or tcp://, found {local:?}"))?;
-    if !matches!(scheme, "http" | "tcp") {
-        return Err(format!(
-            "expected an http:// or tcp:// service, found {local:?}"
-        ));
-    }
+        .ok_or_else(|| format!("expected http://, https:// or tcp://, found {local:?}"))?;
+    let default_port = match scheme {
+        "http" | "tcp" => 80,
+        "https" => 443,
+        _ => {
+            return Err(format!(
+                "expected an http://, https:// or tcp:// service, found {local:?}"
+            ));
+        }
+    };
     let authority = rest.split('/').next().unwrap_or_default();
     if authority.is_empty() {
         return Err(format!("expected host:port in {local:?}"));
@@ -172,7 +177,7 @@ pub fn local_dial(local: &str) -> Result<String, String> {
     Ok(if authority.contains(':') || authority.starts_with('[') {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{default_port}")
     })
 }
 

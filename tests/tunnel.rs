@@ -645,3 +645,31 @@ async fn open_websockets_through_a_departed_agent_close_with_1001() {
     let (code, reason) = read_close(&mut client).await;
     assert_eq!((code, reason.as_str()), (1001, "the agent left"));
 }
+
+#[tokio::test]
+async fn an_https_local_is_reached_over_tls_through_the_tunnel() {
+    // The local service speaks only TLS (a wsgate with a self-signed test certificate in front
+    // of a plain upstream), as an appliance's admin page does.
+    let upstream = HttpUpstream::start("behind-tls").await;
+    let dir = support::tempdir("tunnel-https-local");
+    let pki = support::certs::make(&dir);
+    let local = Gateway::start(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n[[route]]\npath = \"/\"\nproxy = \"{}\"\n",
+        pki.cert_path.display(),
+        pki.key_path.display(),
+        upstream.url("/")
+    ))
+    .await;
+    let gateway = Gateway::start(AGENTS).await;
+    let _agent = Agent::ready(
+        gateway.addr,
+        "office",
+        &[format!("https://{}/?mode=path&value=admin", local.addr)],
+    )
+    .await;
+    let response = get(gateway.addr, "x", "/admin/name").await;
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "behind-tls")
+    );
+}

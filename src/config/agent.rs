@@ -221,7 +221,7 @@ secret = "s2"
             ),
             (
                 format!("{head}[[expose]]\nname = \"a\"\nlocal = \"ftp://x:1\"\npath = \"/a\"\n"),
-                "agent.toml:5:9: expected an http:// or tcp:// service",
+                "agent.toml:5:9: expected an http://, https:// or tcp:// service",
             ),
             (
                 format!(
