@@ -673,3 +673,76 @@ async fn an_https_local_is_reached_over_tls_through_the_tunnel() {
         (200, "behind-tls")
     );
 }
+
+#[tokio::test]
+async fn a_visitor_that_stops_reading_does_not_stall_the_agents_other_visitors() {
+    let upstream = HttpUpstream::start("api").await;
+    let gateway = Gateway::start(AGENTS).await;
+    let _agent = Agent::ready(
+        gateway.addr,
+        "office",
+        &[service("http", upstream.addr, "path", "api")],
+    )
+    .await;
+    // A 1 GiB download whose client reads its head and then nothing: its stream's window
+    // fills and its upstream waits; the agent's other streams go on.
+    let mut stalled = HttpConn::connect(gateway.addr).await;
+    stalled
+        .send_head("GET", "/api/stream?bytes=1073741824", &[], Some(0))
+        .await;
+    assert_eq!(stalled.read_head().await.status, 200);
+    for n in 0..20 {
+        let response = tokio::time::timeout(STEP, get(gateway.addr, "x", "/api/name"))
+            .await
+            .unwrap_or_else(|_| panic!("request {n} stalled behind the unread download"));
+        assert_eq!((response.status, response.text().as_str()), (200, "api"));
+    }
+    // And a big transfer on another stream still flows while the first one is stuck.
+    let mut other = HttpConn::connect(gateway.addr).await;
+    let response = tokio::time::timeout(STEP, other.get("/api/stream?bytes=16777216"))
+        .await
+        .expect("a second download stalled behind the unread one");
+    assert_eq!(response.body.len(), 16 << 20);
+    drop(stalled);
+}
+
+/// A raw agent: token, WebSocket, yamux, control stream; says hello with `version`.
+async fn hello_with_version(gateway: SocketAddr, version: u32) -> wsgate::tunnel::wire::Control {
+    use wsgate::tunnel::{session, wire, ws_io::WsIo};
+    let url: http::Uri = format!("ws://{gateway}/_wsgate/agent").parse().unwrap();
+    let headers = [(
+        http::header::AUTHORIZATION,
+        http::HeaderValue::from_static("Bearer t0ken"),
+    )];
+    let ws = wsgate::client::connect(&url, &headers, None, 1 << 20)
+        .await
+        .unwrap();
+    let (session, _task) = session::spawn(WsIo::new(ws), yamux::Mode::Client, |_| {});
+    let mut control = session.open().await.unwrap();
+    let hello = wire::Control::Hello {
+        version,
+        agent: "from-the-future".into(),
+    };
+    wire::write_frame(&mut control, &hello).await.unwrap();
+    tokio::time::timeout(STEP, wire::read_frame(&mut control))
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("an answer")
+}
+
+#[tokio::test]
+async fn an_agent_speaking_another_protocol_version_is_told_both_versions() {
+    let gateway = Gateway::start(AGENTS).await;
+    match hello_with_version(gateway.addr, 99).await {
+        wsgate::tunnel::wire::Control::Rejected { reason } => assert_eq!(
+            reason,
+            "protocol version 99 is not supported: this gateway speaks version 1"
+        ),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert!(matches!(
+        hello_with_version(gateway.addr, wsgate::tunnel::wire::VERSION).await,
+        wsgate::tunnel::wire::Control::Welcome { .. }
+    ));
+}
