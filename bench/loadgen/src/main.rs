@@ -40,8 +40,10 @@ enum Mode {
     /// Bytes per second echoed over N connections.
     Throughput {
         /// `tcp://host:port` (direct) or `ws://host:port/path` (WebSocket: echo, bridge or proxy).
-        #[arg(long)]
-        url: String,
+        /// Repeated, the connections are spread over the URLs in turn (connection i goes to the
+        /// (i mod count)-th), and the result is their sum over one shared measurement window.
+        #[arg(long, required = true)]
+        url: Vec<String>,
         /// Concurrent connections.
         #[arg(long, default_value_t = 1)]
         conns: usize,

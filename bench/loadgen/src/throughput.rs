@@ -27,18 +27,23 @@ struct Flow {
     progress: Notify,
 }
 
-/// Runs the measurement and prints `result mbps=…`.
-pub async fn run(url: &str, conns: usize, seconds: f64, msg_bytes: usize) -> anyhow::Result<()> {
+/// Runs the measurement and prints `result mbps=…`; connection i goes to `urls[i % urls.len()]`.
+pub async fn run(
+    urls: &[String],
+    conns: usize,
+    seconds: f64,
+    msg_bytes: usize,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
-        conns > 0 && seconds > 0.0 && msg_bytes > 0,
-        "conns, seconds and msg-bytes must be positive"
+        conns > 0 && seconds > 0.0 && msg_bytes > 0 && !urls.is_empty(),
+        "conns, seconds and msg-bytes must be positive, and a URL given"
     );
     let total = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let payload = Bytes::from(vec![0xa5u8; msg_bytes]);
     let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let (sender, receiver) = conn::connect(url).await?;
+    for i in 0..conns {
+        let (sender, receiver) = conn::connect(&urls[i % urls.len()]).await?;
         tasks.push(tokio::spawn(drive(
             sender,
             receiver,
