@@ -327,7 +327,13 @@ async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
     match wire::read_frame::<_, Opened>(&mut stream).await {
         Ok(Some(Opened::Ok)) => {
             let _ = local.set_nodelay(true);
-            let _ = tokio::io::copy_bidirectional(&mut local, &mut stream).await;
+            let _ = tokio::io::copy_bidirectional_with_sizes(
+                &mut local,
+                &mut stream,
+                crate::tunnel::COPY_BYTES,
+                crate::tunnel::COPY_BYTES,
+            )
+            .await;
         }
         Ok(Some(Opened::Error(reason))) => {
             tracing::warn!(service = %forward.service, %reason, "forward refused");
@@ -413,6 +419,12 @@ async fn serve_stream(mut stream: TunnelStream, services: Arc<Vec<LocalService>>
     if wire::write_frame(&mut stream, &Opened::Ok).await.is_err() {
         return;
     }
-    let _ = tokio::io::copy_bidirectional(&mut stream, &mut target).await;
+    let _ = tokio::io::copy_bidirectional_with_sizes(
+        &mut stream,
+        &mut target,
+        crate::tunnel::COPY_BYTES,
+        crate::tunnel::COPY_BYTES,
+    )
+    .await;
     let _ = target.shutdown().await;
 }

@@ -6,4 +6,8 @@ pub mod limits;
 pub mod ports;
 pub mod session;
 pub mod wire;
+
+/// Copy buffer per direction where a tunnel stream meets a socket: a multiplexed stream costs
+/// a frame and a WebSocket message per write, so large writes matter (tokio's default is 8 KiB).
+pub const COPY_BYTES: usize = 64 * 1024;
 pub mod ws_io;

@@ -360,7 +360,13 @@ impl AgentHub {
                     .await
                     .is_ok()
                 {
-                    let _ = tokio::io::copy_bidirectional(&mut stream, &mut target).await;
+                    let _ = tokio::io::copy_bidirectional_with_sizes(
+                        &mut stream,
+                        &mut target,
+                        crate::tunnel::COPY_BYTES,
+                        crate::tunnel::COPY_BYTES,
+                    )
+                    .await;
                 }
             }
             Err(error) => {

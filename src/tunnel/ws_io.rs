@@ -14,8 +14,9 @@ use futures_util::{
 };
 use tokio_websockets::{Message, WebSocketStream};
 
-/// The largest message the tunnel sends; the peer's message limit must allow it.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// The largest message the tunnel sends; the peer's message limit must allow it. Room for one
+/// 64 KiB yamux frame and its header.
+pub const MAX_MESSAGE_BYTES: usize = 80 * 1024;
 
 /// A WebSocket read and written as bytes (futures-io traits, as yamux wants them).
 pub struct WsIo<S> {
@@ -23,9 +24,9 @@ pub struct WsIo<S> {
     /// Unread rest of the last message received.
     read: Bytes,
     read_eof: bool,
-    /// Written but not yet handed to the WebSocket; empty (no allocation) while idle. yamux
-    /// writes a frame's header and body separately and flushes after each frame, so bytes are
-    /// gathered until a flush to make one message of them.
+    /// Written but not yet handed to the WebSocket. yamux writes a frame's header and body
+    /// separately and flushes after each frame, so bytes are gathered until a flush to make one
+    /// message of them. One block per session (not per stream), reused.
     write: BytesMut,
 }
 
@@ -60,7 +61,6 @@ where
         ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(to_io)?;
         let message = Message::binary(self.write.split().freeze());
         Pin::new(&mut self.ws).start_send(message).map_err(to_io)?;
-        self.write = BytesMut::new();
         Poll::Ready(Ok(()))
     }
 }
@@ -117,6 +117,9 @@ where
             ready!(this.poll_push(cx))?;
         }
         let n = buf.len().min(MAX_MESSAGE_BYTES - this.write.len());
+        // Reuses the session's block once the messages cut from it are sent, instead of a
+        // fresh allocation (and its page faults) per message.
+        this.write.reserve(n);
         this.write.extend_from_slice(&buf[..n]);
         Poll::Ready(Ok(n))
     }
