@@ -1,5 +1,8 @@
 //! The gateway's side of the tunnel: the agent endpoint (token check, upgrade, one multiplexed
-//! session per agent), the control conversation, and the routes each agent's services become.
+//! session per agent), the control conversation and forwards between agents; what a
+//! registration claims, and the routes services become, is in `claims`.
+
+mod claims;
 
 use std::{
     collections::HashMap,
@@ -21,22 +24,15 @@ use yamux::Mode;
 use super::{
     ports::Ports,
     session::{self, SessionHandle, TunnelStream},
-    wire::{self, Control, Expose, Service, VERSION},
+    wire::{self, Control, VERSION},
     ws_io::{MAX_MESSAGE_BYTES, WsIo},
 };
 use crate::{
     config::AgentSettings,
-    connector::{
-        AgentConnector, Connector, DialOptions,
-        tls::{TlsDial, Verify},
-    },
-    handler::{
-        BridgeRoute, Handler, ProxyRoute,
-        proxy::{HeaderPolicy, Mode as ProxyMode, Policy, UpstreamServer, UpstreamUrl, Upstreams},
-        upgrade,
-    },
+    connector::AgentConnector,
+    handler::upgrade,
     http::{Body, text_response},
-    router::{HostPattern, Route, Router, normalize_prefix},
+    router::{Route, Router},
 };
 
 /// How long a new agent may take to open its control stream and say hello.
@@ -251,85 +247,6 @@ impl AgentHub {
         }
     }
 
-    /// Registers services; one answer per service.
-    fn register(
-        &self,
-        id: u64,
-        token: usize,
-        agent: &str,
-        session: &SessionHandle,
-        services: Vec<Service>,
-    ) -> Vec<Control> {
-        let mut answers = Vec::new();
-        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
-        agents.entry(id).or_insert_with(|| Agent {
-            name: agent.to_string(),
-            token,
-            session: session.clone(),
-            routes: Vec::new(),
-            private: Vec::new(),
-        });
-        let limits = self.settings.limits.get(token).cloned().unwrap_or_default();
-        for service in services {
-            let name = service.name.clone();
-            if let Err(why) = limits.allow(&service) {
-                tracing::info!(%agent, service = %name, %why, "agent service refused");
-                answers.push(Control::Refused { name, why });
-                continue;
-            }
-            if let Expose::Private(secret) = &service.expose {
-                let answer = match claim_private(
-                    &mut agents,
-                    id,
-                    agent,
-                    token,
-                    session,
-                    &service,
-                    secret,
-                ) {
-                    Ok(()) => {
-                        tracing::info!(%agent, service = %name, local = %service.local, "agent private service registered");
-                        Control::Registered {
-                            name,
-                            url: "private".into(),
-                        }
-                    }
-                    Err(why) => Control::Refused { name, why },
-                };
-                answers.push(answer);
-                continue;
-            }
-            if let Expose::Port(port) = service.expose {
-                let answer = match self.claim_port(port, id, agent, token, session, &service) {
-                    Ok(url) => {
-                        tracing::info!(%agent, service = %name, %url, local = %service.local, "agent service registered");
-                        Control::Registered { name, url }
-                    }
-                    Err(why) => Control::Refused { name, why },
-                };
-                answers.push(answer);
-                continue;
-            }
-            let answer = match build_route(agent, session, &service) {
-                Err(why) => Control::Refused { name, why },
-                Ok(route) => match self.claim(&mut agents, id, agent, token, route) {
-                    Ok(url) => {
-                        tracing::info!(%agent, service = %name, %url, local = %service.local, "agent service registered");
-                        Control::Registered { name, url }
-                    }
-                    Err(why) => Control::Refused { name, why },
-                },
-            };
-            answers.push(answer);
-        }
-        let all = agents
-            .values()
-            .flat_map(|a| a.routes.iter().cloned())
-            .collect();
-        self.router.set_added(all);
-        answers
-    }
-
     /// A stream an agent opened to another agent's private service: check the secret, open a
     /// stream to the owner, and join the two.
     async fn forward(self: Arc<Self>, mut stream: TunnelStream) {
@@ -376,75 +293,6 @@ impl AgentHub {
         }
     }
 
-    /// Opens a gateway port for a `tcp://` service.
-    fn claim_port(
-        &self,
-        port: u16,
-        id: u64,
-        agent: &str,
-        token: usize,
-        session: &SessionHandle,
-        service: &Service,
-    ) -> Result<String, String> {
-        if !service.local.starts_with("tcp://") {
-            return Err("only tcp:// services can have a remote port".into());
-        }
-        let connector = AgentConnector {
-            agent: agent.to_string(),
-            service: service.name.clone(),
-            session: session.clone(),
-            connect_timeout: AGENT_CONNECT_TIMEOUT,
-        };
-        self.ports.claim(port, id, agent, token, connector)
-    }
-
-    /// Adds `route` to agent `id` unless a configured route or another agent holds its match;
-    /// the same agent (name and token) reconnecting takes over its own stale registration.
-    fn claim(
-        &self,
-        agents: &mut HashMap<u64, Agent>,
-        id: u64,
-        agent: &str,
-        token: usize,
-        route: Route,
-    ) -> Result<String, String> {
-        if let Some(configured) = self
-            .router
-            .configured()
-            .iter()
-            .find(|r| r.same_match(&route) && r.handler.overlaps(&route.handler))
-        {
-            return Err(format!(
-                "{} is a configured route ({})",
-                describe_match(&route),
-                configured.name
-            ));
-        }
-        let holder = agents.iter().find_map(|(other, held)| {
-            let conflict = held.routes.iter().any(|r| r.same_match(&route));
-            (conflict && *other != id).then(|| (*other, held.name.clone(), held.token))
-        });
-        if let Some((other, holder, holder_token)) = holder {
-            if holder != agent || holder_token != token {
-                return Err(format!(
-                    "{} is held by agent {holder:?}",
-                    describe_match(&route)
-                ));
-            }
-            // Our own stale session: take its routes over and end it.
-            if let Some(stale) = agents.remove(&other) {
-                tracing::info!(%agent, "agent reconnected: its previous session is replaced");
-                let session = stale.session.clone();
-                tokio::spawn(async move { session.close().await });
-            }
-        }
-        let url = describe_match(&route);
-        let entry = agents.get_mut(&id).expect("registered above");
-        entry.routes.retain(|r| !r.same_match(&route));
-        entry.routes.push(Arc::new(route));
-        Ok(url)
-    }
-
     /// Forgets agent `id` and its routes (new visitors then get 404, or the configured route);
     /// nothing when it was taken over meanwhile.
     fn remove(&self, id: u64) {
@@ -464,106 +312,4 @@ impl AgentHub {
     pub fn connected(&self) -> usize {
         self.agents.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
-}
-
-fn describe_match(route: &Route) -> String {
-    match &route.host {
-        Some(host) if route.path == "/" => host.to_string(),
-        Some(host) => format!("{host}{}", route.path),
-        None => route.path.clone(),
-    }
-}
-
-/// Records a private service for agent `id`; its name is unique among private services, except
-/// that the same agent (name and token) reconnecting takes its own over.
-fn claim_private(
-    agents: &mut HashMap<u64, Agent>,
-    id: u64,
-    agent: &str,
-    token: usize,
-    session: &SessionHandle,
-    service: &Service,
-    secret: &crate::config::Secret,
-) -> Result<(), String> {
-    for (other, held) in agents.iter_mut().filter(|(other, _)| **other != id) {
-        if held.private.iter().any(|p| p.name == service.name) {
-            if held.name != agent || held.token != token {
-                return Err(format!(
-                    "private service {:?} is held by agent {:?} (agent {other})",
-                    service.name, held.name
-                ));
-            }
-            held.private.retain(|p| p.name != service.name);
-        }
-    }
-    let connector = AgentConnector {
-        agent: agent.to_string(),
-        service: service.name.clone(),
-        session: session.clone(),
-        connect_timeout: AGENT_CONNECT_TIMEOUT,
-    };
-    let entry = agents.get_mut(&id).expect("registered by the caller");
-    entry.private.retain(|p| p.name != service.name);
-    entry.private.push(Private {
-        name: service.name.clone(),
-        secret: secret.clone(),
-        connector,
-    });
-    Ok(())
-}
-
-/// The route a service becomes: a proxy route for `http://`, a bridge route for `tcp://`, both
-/// reaching the service through the agent's session.
-fn build_route(agent: &str, session: &SessionHandle, service: &Service) -> Result<Route, String> {
-    let connector = AgentConnector {
-        agent: agent.to_string(),
-        service: service.name.clone(),
-        session: session.clone(),
-        connect_timeout: AGENT_CONNECT_TIMEOUT,
-    };
-    let (host, path) = match &service.expose {
-        Expose::Path(path) => (None, normalize_prefix(path)?),
-        Expose::Host(host) => (Some(HostPattern::parse(host)?), "/".to_string()),
-        Expose::Port(port) => return Err(format!("port {port} is a listener, not a route")),
-        Expose::Private(_) => return Err("a private service is not a route".into()),
-    };
-    let handler = if service.local.starts_with("tcp://") {
-        Handler::Bridge(BridgeRoute {
-            target: None,
-            tokens: None,
-            dial: DialOptions::default(),
-            idle_timeout: None,
-            heartbeat: None,
-            max_message_bytes: AGENT_BRIDGE_MAX_MESSAGE,
-            agent: Some(connector),
-        })
-    } else {
-        let url: UpstreamUrl = service.local.parse()?;
-        // An https:// local is spoken to over TLS from here, through the tunnel. Local
-        // services mostly carry self-signed certificates and the agent's token already vouches
-        // for the far end, so the certificate is not checked.
-        let tls = url
-            .tls
-            .then(|| TlsDial::new(&url.host, &Verify::Insecure))
-            .transpose()
-            .map_err(|e| e.to_string())?;
-        let server = UpstreamServer::new(url, Connector::Agent(connector), tls);
-        Handler::Proxy(ProxyRoute {
-            upstreams: Upstreams::new(vec![Arc::new(server)], Policy::RoundRobin, Duration::ZERO),
-            mode: ProxyMode::Splice,
-            headers: HeaderPolicy {
-                preserve_host: true,
-                ..HeaderPolicy::default()
-            },
-            response_timeout: Duration::from_secs(60),
-            idle_timeout: None,
-            max_message_bytes: AGENT_BRIDGE_MAX_MESSAGE,
-        })
-    };
-    Ok(Route {
-        name: format!("agent:{agent}/{}", service.name),
-        host,
-        path,
-        handler,
-    })
 }
