@@ -45,8 +45,14 @@ async fn agent_named(
         name.into(),
     ];
     args.extend(services.iter().cloned());
+    run_agent(&args, expected).await
+}
+
+/// Runs `wsgate ARGS` (an agent) and waits for `expected` registration answers (`service
+/// registered` or `service refused` lines), which it returns; its log is drained afterwards.
+async fn run_agent(args: &[String], expected: usize) -> (Child, Vec<String>) {
     let mut child = Command::new(process::BIN)
-        .args(&args)
+        .args(args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -199,37 +205,25 @@ async fn an_agent_registers_on_every_gateway_it_is_given() {
         gateway_allowing(port_a, "30s").await,
         gateway_allowing(port_b, "30s").await,
     );
-    let mut child = Command::new(process::BIN)
-        .args([
-            "agent",
-            "--server",
-            &format!("ws://{}/_wsgate/agent", a.addr),
-            "--server",
-            &format!("ws://{}/_wsgate/agent", b.addr),
-            "--token",
-            "t0ken",
-            &format!("tcp://{echo}?mode=port&value={port_a}&name=on-a"),
-            &format!("tcp://{echo}?mode=port&value={port_b}&name=on-b"),
-        ])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let args: Vec<String> = [
+        "agent".to_string(),
+        "--server".into(),
+        format!("ws://{}/_wsgate/agent", a.addr),
+        "--server".into(),
+        format!("ws://{}/_wsgate/agent", b.addr),
+        "--token".into(),
+        "t0ken".into(),
+        format!("tcp://{echo}?mode=port&value={port_a}&name=on-a"),
+        format!("tcp://{echo}?mode=port&value={port_b}&name=on-b"),
+    ]
+    .into();
     // Each gateway allows one of the two ports: each registers one service, refuses the other.
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut registered = 0;
-    tokio::time::timeout(STEP, async {
-        while registered < 2 {
-            let line = lines.next_line().await.unwrap().expect("agent exited");
-            registered += usize::from(line.contains("service registered"));
-        }
-    })
-    .await
-    .expect("the agent did not register on both gateways");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (_agent, answers) = run_agent(&args, 4).await;
+    let registered = answers
+        .iter()
+        .filter(|l| l.contains("service registered"))
+        .count();
+    assert_eq!(registered, 2, "{answers:#?}");
     for port in [port_a, port_b] {
         assert_eq!(echo_through(port, 100_000).await.unwrap().len(), 100_000);
     }
@@ -349,26 +343,12 @@ async fn an_agent_runs_from_its_config_file() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(process::BIN)
-        .args(["agent", "-c", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    tokio::time::timeout(STEP, async {
-        loop {
-            let line = lines.next_line().await.unwrap().expect("agent exited");
-            if line.contains("service registered") {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("the agent did not register from its file");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let args = [
+        "agent".to_string(),
+        "-c".into(),
+        config.display().to_string(),
+    ];
+    let (_agent, answers) = run_agent(&args, 1).await;
+    assert!(answers[0].contains("service registered"), "{answers:#?}");
     assert_eq!(echo_through(port, 100_000).await.unwrap().len(), 100_000);
 }
