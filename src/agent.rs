@@ -53,6 +53,22 @@ pub struct ForwardPlan {
     pub secret: Secret,
 }
 
+/// `text` with any `secret=` value hidden, for error messages.
+///
+/// ```
+/// let error = wsgate::agent::parse_forward("nowhere=ssh?secret=hunter2").unwrap_err();
+/// assert!(error.contains("secret=<redacted>") && !error.contains("hunter2"));
+/// ```
+fn redacted(text: &str) -> String {
+    match text.split_once("secret=") {
+        Some((before, after)) => {
+            let rest = after.find('&').map_or("", |at| &after[at..]);
+            format!("{before}secret=<redacted>{rest}")
+        }
+        None => text.to_string(),
+    }
+}
+
 /// Parses `127.0.0.1:9909=ssh?secret=S`.
 ///
 /// ```
@@ -60,7 +76,12 @@ pub struct ForwardPlan {
 /// assert_eq!((f.listen.port(), f.service.as_str(), f.secret.expose()), (9909, "ssh", "s3"));
 /// ```
 pub fn parse_forward(text: &str) -> Result<ForwardPlan, String> {
-    let expected = || format!("expected LISTEN=SERVICE?secret=SECRET, found {text:?}");
+    let expected = || {
+        format!(
+            "expected LISTEN=SERVICE?secret=SECRET, found {:?}",
+            redacted(text)
+        )
+    };
     let (listen, rest) = text.split_once('=').ok_or_else(expected)?;
     let (service, secret) = rest.split_once("?secret=").ok_or_else(expected)?;
     Ok(ForwardPlan {
@@ -107,9 +128,10 @@ pub enum AgentError {
 /// assert_eq!(s.service.local, "http://127.0.0.1:8080/");
 /// ```
 pub fn parse_service(text: &str) -> Result<LocalService, String> {
+    let shown = redacted(text);
     let (base, query) = text
         .split_once('?')
-        .ok_or_else(|| format!("expected URL?mode=path|domain&value=…, found {text:?}"))?;
+        .ok_or_else(|| format!("expected URL?mode=path|domain&value=…, found {shown:?}"))?;
     let mut mode = None;
     let mut value = None;
     let mut name = None;
@@ -120,26 +142,26 @@ pub fn parse_service(text: &str) -> Result<LocalService, String> {
             Some(("value", v)) => value = Some(v.to_string()),
             Some(("name", v)) => name = Some(v.to_string()),
             Some(("secret", v)) => secret = Some(Secret::new(v)),
-            _ => return Err(format!("unknown parameter {pair:?} in {text:?}")),
+            _ => return Err(format!("unknown parameter {pair:?} in {shown:?}")),
         }
     }
-    let value = value.ok_or_else(|| format!("missing value= in {text:?}"))?;
+    let value = value.ok_or_else(|| format!("missing value= in {shown:?}"))?;
     let expose = match mode.as_deref() {
         Some("path") => Expose::Path(format!("/{}", value.trim_start_matches('/'))),
         Some("domain") => Expose::Host(value.clone()),
         Some("port") => Expose::Port(
             value
                 .parse()
-                .map_err(|_| format!("expected a port number in value= of {text:?}"))?,
+                .map_err(|_| format!("expected a port number in value= of {shown:?}"))?,
         ),
         Some("private") => Expose::Private(
             secret
                 .clone()
-                .ok_or_else(|| format!("mode=private needs secret= in {text:?}"))?,
+                .ok_or_else(|| format!("mode=private needs secret= in {shown:?}"))?,
         ),
         _ => {
             return Err(format!(
-                "expected mode=path, mode=domain, mode=port or mode=private in {text:?}"
+                "expected mode=path, mode=domain, mode=port or mode=private in {shown:?}"
             ));
         }
     };
@@ -260,7 +282,7 @@ async fn session_once(server: &Uri, plan: &AgentPlan, live: &Live) -> Result<(),
         .map_err(|e| retry(e.to_string()))?;
     let heartbeat = match wire::read_frame(&mut control).await {
         Ok(Some(Control::Welcome { heartbeat_secs, .. })) => {
-            Duration::from_secs(heartbeat_secs.max(1))
+            Duration::from_secs(heartbeat_secs.clamp(1, 3600))
         }
         Ok(Some(Control::Rejected { reason })) => {
             return Err(Failure::Fatal(AgentError::Rejected {
@@ -277,7 +299,7 @@ async fn session_once(server: &Uri, plan: &AgentPlan, live: &Live) -> Result<(),
         .await
         .map_err(|e| retry(e.to_string()))?;
     live.add(&session);
-    heartbeats(&mut control, heartbeat, server).await;
+    heartbeats(control, heartbeat, server).await;
     session.close().await;
     Ok(())
 }
@@ -302,8 +324,14 @@ impl Live {
 /// Accepts local connections for a forward and joins each to the private service.
 async fn serve_forward(listener: tokio::net::TcpListener, forward: ForwardPlan, live: Live) {
     loop {
-        let Ok((local, _)) = listener.accept().await else {
-            continue;
+        let local = match listener.accept().await {
+            Ok((local, _)) => local,
+            Err(error) => {
+                // Out of descriptors, typically: back off instead of spinning.
+                tracing::warn!(%error, "forward: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         tokio::spawn(forward_one(local, forward.clone(), live.clone()));
     }
@@ -344,7 +372,18 @@ async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
 
 /// Sends a ping every `every` and reads what the gateway says, until the control stream ends
 /// or the gateway misses three heartbeats.
-async fn heartbeats(control: &mut OpenedStream, every: Duration, server: &Uri) {
+async fn heartbeats(control: OpenedStream, every: Duration, server: &Uri) {
+    // Frames are read in a task of their own: a read cut short by the ticker in a `select!`
+    // would lose the part of a frame already read.
+    let (mut reader, mut writer) = tokio::io::split(control);
+    let (frames_tx, mut frames) = tokio::sync::mpsc::channel(16);
+    let reading = tokio::spawn(async move {
+        while let Ok(Some(frame)) = wire::read_frame::<_, Control>(&mut reader).await {
+            if frames_tx.send(frame).await.is_err() {
+                return;
+            }
+        }
+    });
     let mut ticker = tokio::time::interval(every);
     let mut sent = 0u64;
     let mut answered = 0u64;
@@ -353,26 +392,27 @@ async fn heartbeats(control: &mut OpenedStream, every: Duration, server: &Uri) {
             _ = ticker.tick() => {
                 if sent > answered + 3 {
                     tracing::warn!(%server, "gateway stopped answering heartbeats");
-                    return;
+                    break;
                 }
                 sent += 1;
-                if wire::write_frame(control, &Control::Ping(sent)).await.is_err() {
-                    return;
+                if wire::write_frame(&mut writer, &Control::Ping(sent)).await.is_err() {
+                    break;
                 }
             }
-            frame = wire::read_frame(control) => match frame {
-                Ok(Some(Control::Pong(n))) => answered = answered.max(n),
-                Ok(Some(Control::Registered { name, url })) => {
+            frame = frames.recv() => match frame {
+                Some(Control::Pong(n)) => answered = answered.max(n),
+                Some(Control::Registered { name, url }) => {
                     tracing::info!(%server, service = %name, %url, "service registered");
                 }
-                Ok(Some(Control::Refused { name, why })) => {
+                Some(Control::Refused { name, why }) => {
                     tracing::error!(%server, service = %name, %why, "service refused");
                 }
-                Ok(Some(other)) => tracing::debug!(message = ?other, "unexpected control message"),
-                Ok(None) | Err(_) => return,
+                Some(other) => tracing::debug!(message = ?other, "unexpected control message"),
+                None => break,
             },
         }
     }
+    reading.abort();
 }
 
 /// Opens the WebSocket to the gateway, with the token.

@@ -352,3 +352,39 @@ async fn an_agent_runs_from_its_config_file() {
     assert!(answers[0].contains("service registered"), "{answers:#?}");
     assert_eq!(echo_through(port, 100_000).await.unwrap().len(), 100_000);
 }
+
+#[tokio::test]
+async fn agents_cannot_take_requests_from_configured_routes() {
+    let echo = echo_server(true).await;
+    let dir = tempdir("tunnel-shadow");
+    let config = dir.join("gw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"t0ken\"]\n\
+             [[route]]\npath = \"/api\"\nbridge = \"tcp://{echo}\"\n\
+             [[route]]\nhost = \"admin.example.com\"\nbridge = \"tcp://{echo}\"\n"
+        ),
+    )
+    .unwrap();
+    let gateway = process::spawn(&["serve", "-c", config.to_str().unwrap()]).await;
+    let services = [
+        format!("tcp://{echo}?mode=path&value=api/admin&name=under-api"),
+        format!("tcp://{echo}?mode=domain&value=admin.example.com&name=admin-host"),
+        format!("tcp://{echo}?mode=path&value=mine&name=free"),
+    ];
+    let (_agent, answers) = agent(gateway.addr, &services, 3).await;
+    let answer = |name: &str| {
+        answers
+            .iter()
+            .find(|l| l.contains(&format!("service={name} ")))
+            .unwrap_or_else(|| panic!("no answer for {name}: {answers:#?}"))
+            .clone()
+    };
+    assert!(answer("under-api").contains("would take requests from the configured route"));
+    assert!(answer("admin-host").contains("would take requests from the configured route"));
+    assert!(
+        answer("free").contains("service registered"),
+        "{answers:#?}"
+    );
+}

@@ -166,7 +166,12 @@ impl AgentHub {
             _ => tracing::info!("agent opened no control stream in time"),
         }
         session.close().await;
-        let _ = timeout(Duration::from_secs(5), task).await;
+        // A peer that stops reading would keep the close pending forever: past a bound the
+        // session's task is stopped, which drops the connection and ends every stream.
+        let abort = task.abort_handle();
+        if timeout(Duration::from_secs(5), task).await.is_err() {
+            abort.abort();
+        }
         // The routes stay for one heartbeat timeout: visitors meanwhile get 502 (the agent is
         // away, not unknown), and the agent reconnecting takes them straight back. Untracked:
         // shutdown does not wait for it.

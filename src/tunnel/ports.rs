@@ -81,6 +81,12 @@ impl Ports {
             if current.name != name || current.token != token {
                 return Err(format!("port {port} is held by agent {:?}", current.name));
             }
+            if current.id == id && current.connector.service != owner.connector.service {
+                let held = &current.connector.service;
+                return Err(format!(
+                    "port {port} is already this agent's service {held:?}"
+                ));
+            }
             *current = owner;
             return Ok(format!("tcp://{addr}"));
         }
@@ -119,8 +125,14 @@ async fn accept_loop(listener: TcpListener, forward: Arc<Forward>) {
             () = forward.stop.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let Ok((visitor, peer)) = accepted else {
-            continue;
+        let (visitor, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors, typically: back off instead of spinning.
+                tracing::warn!(%error, "remote port: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let connector = forward
             .owner

@@ -143,9 +143,10 @@ impl SessionHandle {
         })
     }
 
-    /// Asks the session to close (GoAway, then the WebSocket's close).
+    /// Asks the session to close (GoAway, then the WebSocket's close). Never waits: a session
+    /// already closing (and no longer reading its requests) is left to its own end.
     pub async fn close(&self) {
-        let _ = self.commands.send(Command::Close).await;
+        let _ = self.commands.try_send(Command::Close);
     }
 
     /// Whether the session has ended.

@@ -13,12 +13,16 @@ use crate::{
         BridgeRoute, Handler, ProxyRoute,
         proxy::{HeaderPolicy, Mode as ProxyMode, Policy, UpstreamServer, UpstreamUrl, Upstreams},
     },
-    router::{HostPattern, Route, normalize_prefix},
+    router::{HostPattern, Route, normalize_prefix, strip_prefix},
     tunnel::{
         session::SessionHandle,
         wire::{Control, Expose, Service},
     },
 };
+
+/// Services one agent session may hold: each is a route in the shared table (rebuilt and sorted
+/// on every registration), so one agent must not grow it without bound.
+const MAX_SERVICES_PER_AGENT: usize = 64;
 
 impl AgentHub {
     /// Registers services; one answer per service.
@@ -42,7 +46,17 @@ impl AgentHub {
         let limits = self.settings.limits.get(token).cloned().unwrap_or_default();
         for service in services {
             let name = service.name.clone();
-            if let Err(why) = limits.allow(&service) {
+            let held = agents
+                .get(&id)
+                .map_or(0, |a| a.routes.len() + a.private.len());
+            let within = if held < MAX_SERVICES_PER_AGENT {
+                limits.allow(&service)
+            } else {
+                Err(format!(
+                    "an agent registers at most {MAX_SERVICES_PER_AGENT} services"
+                ))
+            };
+            if let Err(why) = within {
                 tracing::info!(%agent, service = %name, %why, "agent service refused");
                 answers.push(Control::Refused { name, why });
                 continue;
@@ -132,14 +146,9 @@ impl AgentHub {
         token: usize,
         route: Route,
     ) -> Result<String, String> {
-        if let Some(configured) = self
-            .router
-            .configured()
-            .iter()
-            .find(|r| r.same_match(&route) && r.handler.overlaps(&route.handler))
-        {
+        if let Some(configured) = self.router.configured().iter().find(|r| shadows(&route, r)) {
             return Err(format!(
-                "{} is a configured route ({})",
+                "{} would take requests from the configured route {:?}",
                 describe_match(&route),
                 configured.name
             ));
@@ -167,6 +176,25 @@ impl AgentHub {
         entry.routes.retain(|r| !r.same_match(&route));
         entry.routes.push(Arc::new(route));
         Ok(url)
+    }
+}
+
+/// Whether an agent's `route` would take requests that the configured route `configured`
+/// answers: the same match; a host the configured route names (a host route outranks any
+/// host-less one); or a path at or under a configured prefix other than the `/` catch-all.
+fn shadows(route: &Route, configured: &Route) -> bool {
+    if route.same_match(configured) {
+        return route.handler.overlaps(&configured.handler);
+    }
+    match (&route.host, &configured.host) {
+        (Some(claimed), Some(named)) => {
+            let probe = claimed.to_string().replace('*', "x");
+            named.matches(&probe) || claimed.matches(&named.to_string().replace('*', "x"))
+        }
+        (None, None) => {
+            configured.path != "/" && strip_prefix(&configured.path, &route.path).is_some()
+        }
+        _ => false,
     }
 }
 
