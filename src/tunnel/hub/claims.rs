@@ -20,6 +20,30 @@ use crate::{
     },
 };
 
+/// Who is claiming: the agent's session id, token, name and session.
+struct Claimant<'a> {
+    id: u64,
+    token: usize,
+    agent: &'a str,
+    session: &'a SessionHandle,
+}
+
+/// The control message that answers a claim, logged.
+fn answer(agent: &str, service: &Service, claimed: Result<String, String>) -> Control {
+    let name = service.name.clone();
+    match claimed {
+        Ok(url) => {
+            let local = &service.local;
+            tracing::info!(%agent, service = %name, %url, %local, "agent service registered");
+            Control::Registered { name, url }
+        }
+        Err(why) => {
+            tracing::info!(%agent, service = %name, %why, "agent service refused");
+            Control::Refused { name, why }
+        }
+    }
+}
+
 /// Services one agent session may hold: each is a route in the shared table (rebuilt and sorted
 /// on every registration), so one agent must not grow it without bound.
 const MAX_SERVICES_PER_AGENT: usize = 64;
@@ -34,7 +58,6 @@ impl AgentHub {
         session: &SessionHandle,
         services: Vec<Service>,
     ) -> Vec<Control> {
-        let mut answers = Vec::new();
         let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
         agents.entry(id).or_insert_with(|| Agent {
             name: agent.to_string(),
@@ -43,75 +66,62 @@ impl AgentHub {
             routes: Vec::new(),
             private: Vec::new(),
         });
-        let limits = self.settings.limits.get(token).cloned().unwrap_or_default();
-        for service in services {
-            let name = service.name.clone();
-            let held = agents
-                .get(&id)
-                .map_or(0, |a| a.routes.len() + a.private.len());
-            let within = if held < MAX_SERVICES_PER_AGENT {
-                limits.allow(&service)
-            } else {
-                Err(format!(
-                    "an agent registers at most {MAX_SERVICES_PER_AGENT} services"
-                ))
-            };
-            if let Err(why) = within {
-                tracing::info!(%agent, service = %name, %why, "agent service refused");
-                answers.push(Control::Refused { name, why });
-                continue;
-            }
-            if let Expose::Private(secret) = &service.expose {
-                let answer = match claim_private(
-                    &mut agents,
-                    id,
-                    agent,
-                    token,
-                    session,
-                    &service,
-                    secret,
-                ) {
-                    Ok(()) => {
-                        tracing::info!(%agent, service = %name, local = %service.local, "agent private service registered");
-                        Control::Registered {
-                            name,
-                            url: "private".into(),
-                        }
-                    }
-                    Err(why) => Control::Refused { name, why },
-                };
-                answers.push(answer);
-                continue;
-            }
-            if let Expose::Port(port) = service.expose {
-                let answer = match self.claim_port(port, id, agent, token, session, &service) {
-                    Ok(url) => {
-                        tracing::info!(%agent, service = %name, %url, local = %service.local, "agent service registered");
-                        Control::Registered { name, url }
-                    }
-                    Err(why) => Control::Refused { name, why },
-                };
-                answers.push(answer);
-                continue;
-            }
-            let answer = match build_route(agent, session, &service) {
-                Err(why) => Control::Refused { name, why },
-                Ok(route) => match self.claim(&mut agents, id, agent, token, route) {
-                    Ok(url) => {
-                        tracing::info!(%agent, service = %name, %url, local = %service.local, "agent service registered");
-                        Control::Registered { name, url }
-                    }
-                    Err(why) => Control::Refused { name, why },
-                },
-            };
-            answers.push(answer);
-        }
+        let claimant = Claimant {
+            id,
+            token,
+            agent,
+            session,
+        };
+        let answers = services
+            .iter()
+            .map(|service| {
+                let claimed = self.claim_service(&mut agents, &claimant, service);
+                answer(agent, service, claimed)
+            })
+            .collect();
         let all = agents
             .values()
             .flat_map(|a| a.routes.iter().cloned())
             .collect();
         self.router.set_added(all);
         answers
+    }
+
+    /// Claims one service: within the token's limits and the per-agent cap, as a private
+    /// service, a gateway port or a route. The URL visitors use, or why not.
+    fn claim_service(
+        &self,
+        agents: &mut HashMap<u64, Agent>,
+        who: &Claimant<'_>,
+        service: &Service,
+    ) -> Result<String, String> {
+        let held = agents
+            .get(&who.id)
+            .map_or(0, |a| a.routes.len() + a.private.len());
+        if held >= MAX_SERVICES_PER_AGENT {
+            return Err(format!(
+                "an agent registers at most {MAX_SERVICES_PER_AGENT} services"
+            ));
+        }
+        let limits = self
+            .settings
+            .limits
+            .get(who.token)
+            .cloned()
+            .unwrap_or_default();
+        limits.allow(service)?;
+        match &service.expose {
+            Expose::Private(secret) => {
+                claim_private(agents, who, service, secret).map(|()| "private".to_string())
+            }
+            Expose::Port(port) => {
+                self.claim_port(*port, who.id, who.agent, who.token, who.session, service)
+            }
+            Expose::Path(_) | Expose::Host(_) => {
+                let route = build_route(who.agent, who.session, service)?;
+                self.claim(agents, who.id, who.agent, who.token, route)
+            }
+        }
     }
 
     /// Opens a gateway port for a `tcp://` service.
@@ -210,13 +220,11 @@ fn describe_match(route: &Route) -> String {
 /// that the same agent (name and token) reconnecting takes its own over.
 fn claim_private(
     agents: &mut HashMap<u64, Agent>,
-    id: u64,
-    agent: &str,
-    token: usize,
-    session: &SessionHandle,
+    who: &Claimant<'_>,
     service: &Service,
     secret: &crate::config::Secret,
 ) -> Result<(), String> {
+    let (id, agent, token, session) = (who.id, who.agent, who.token, who.session);
     for (other, held) in agents.iter_mut().filter(|(other, _)| **other != id) {
         if held.private.iter().any(|p| p.name == service.name) {
             if held.name != agent || held.token != token {
