@@ -8,13 +8,17 @@ use http::{HeaderValue, Uri, header};
 use tokio::{io::AsyncWriteExt, net::TcpStream, time::timeout};
 use yamux::Mode;
 
+mod plan;
+
+pub use plan::{AgentPlan, ForwardPlan, LocalService, local_dial, parse_forward, parse_service};
+
 use crate::{
     client::{self, DialError},
     config::Secret,
     connector::tls::MaybeTls,
     tunnel::{
         session::{self, OpenedStream, SessionHandle, TunnelStream},
-        wire::{self, Control, Expose, Open, Opened, Service, VERSION},
+        wire::{self, Control, Open, Opened, VERSION},
         ws_io::{MAX_MESSAGE_BYTES, WsIo},
     },
 };
@@ -25,80 +29,6 @@ const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long dialling the gateway or a local service may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What an agent runs.
-#[derive(Debug, Clone)]
-pub struct AgentPlan {
-    /// Gateway agent endpoints (`ws://` or `wss://`), one session each.
-    pub servers: Vec<Uri>,
-    /// The token the gateways accept.
-    pub token: Secret,
-    /// This agent's name.
-    pub name: String,
-    /// The services to expose.
-    pub services: Vec<LocalService>,
-    /// Local ports that reach other agents' private services.
-    pub forwards: Vec<ForwardPlan>,
-}
-
-/// `--forward LISTEN=SERVICE?secret=S`: connections to a local port reach another agent's
-/// private service through the gateway.
-#[derive(Debug, Clone)]
-pub struct ForwardPlan {
-    /// Where the agent listens.
-    pub listen: std::net::SocketAddr,
-    /// The private service's name.
-    pub service: String,
-    /// Its secret.
-    pub secret: Secret,
-}
-
-/// `text` with any `secret=` value hidden, for error messages.
-///
-/// ```
-/// let error = wsgate::agent::parse_forward("nowhere=ssh?secret=hunter2").unwrap_err();
-/// assert!(error.contains("secret=<redacted>") && !error.contains("hunter2"));
-/// ```
-fn redacted(text: &str) -> String {
-    match text.split_once("secret=") {
-        Some((before, after)) => {
-            let rest = after.find('&').map_or("", |at| &after[at..]);
-            format!("{before}secret=<redacted>{rest}")
-        }
-        None => text.to_string(),
-    }
-}
-
-/// Parses `127.0.0.1:9909=ssh?secret=S`.
-///
-/// ```
-/// let f = wsgate::agent::parse_forward("127.0.0.1:9909=ssh?secret=s3").unwrap();
-/// assert_eq!((f.listen.port(), f.service.as_str(), f.secret.expose()), (9909, "ssh", "s3"));
-/// ```
-pub fn parse_forward(text: &str) -> Result<ForwardPlan, String> {
-    let expected = || {
-        format!(
-            "expected LISTEN=SERVICE?secret=SECRET, found {:?}",
-            redacted(text)
-        )
-    };
-    let (listen, rest) = text.split_once('=').ok_or_else(expected)?;
-    let (service, secret) = rest.split_once("?secret=").ok_or_else(expected)?;
-    Ok(ForwardPlan {
-        listen: listen.parse().map_err(|_| expected())?,
-        service: service.to_string(),
-        secret: Secret::new(secret),
-    })
-}
-
-/// A service and where the agent dials it.
-#[derive(Debug, Clone)]
-pub struct LocalService {
-    /// As registered.
-    pub service: Service,
-    /// `host:port` the agent dials for each visitor.
-    pub dial: String,
-}
 
 /// Why the agent stops for good (a bad token or a refusal does not fix itself by retrying).
 #[derive(Debug, thiserror::Error)]
@@ -117,90 +47,6 @@ pub enum AgentError {
         /// Its reason.
         reason: String,
     },
-}
-
-/// Parses a service given on the command line: `http://127.0.0.1:8080/?mode=path&value=api`,
-/// `tcp://127.0.0.1:5900?mode=domain&value=vnc.example.com`, optionally `&name=NAME`.
-///
-/// ```
-/// let s = wsgate::agent::parse_service("http://127.0.0.1:8080/?mode=path&value=api").unwrap();
-/// assert_eq!((s.service.name.as_str(), s.dial.as_str()), ("api", "127.0.0.1:8080"));
-/// assert_eq!(s.service.local, "http://127.0.0.1:8080/");
-/// ```
-pub fn parse_service(text: &str) -> Result<LocalService, String> {
-    let shown = redacted(text);
-    let (base, query) = text
-        .split_once('?')
-        .ok_or_else(|| format!("expected URL?mode=path|domain&value=…, found {shown:?}"))?;
-    let mut mode = None;
-    let mut value = None;
-    let mut name = None;
-    let mut secret = None;
-    for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some(("mode", v)) => mode = Some(v.to_string()),
-            Some(("value", v)) => value = Some(v.to_string()),
-            Some(("name", v)) => name = Some(v.to_string()),
-            Some(("secret", v)) => secret = Some(Secret::new(v)),
-            _ => return Err(format!("unknown parameter {pair:?} in {shown:?}")),
-        }
-    }
-    let value = value.ok_or_else(|| format!("missing value= in {shown:?}"))?;
-    let expose = match mode.as_deref() {
-        Some("path") => Expose::Path(format!("/{}", value.trim_start_matches('/'))),
-        Some("domain") => Expose::Host(value.clone()),
-        Some("port") => Expose::Port(
-            value
-                .parse()
-                .map_err(|_| format!("expected a port number in value= of {shown:?}"))?,
-        ),
-        Some("private") => Expose::Private(
-            secret
-                .clone()
-                .ok_or_else(|| format!("mode=private needs secret= in {shown:?}"))?,
-        ),
-        _ => {
-            return Err(format!(
-                "expected mode=path, mode=domain, mode=port or mode=private in {shown:?}"
-            ));
-        }
-    };
-    let dial = local_dial(base)?;
-    let name = name.unwrap_or_else(|| value.trim_matches('/').replace('/', "-"));
-    Ok(LocalService {
-        service: Service {
-            name,
-            local: base.to_string(),
-            expose,
-        },
-        dial,
-    })
-}
-
-/// Where the agent dials a service given as `http://host:port/…`, `https://…` or
-/// `tcp://host:port`.
-pub fn local_dial(local: &str) -> Result<String, String> {
-    let (scheme, rest) = local
-        .split_once("://")
-        .ok_or_else(|| format!("expected http://, https:// or tcp://, found {local:?}"))?;
-    let default_port = match scheme {
-        "http" | "tcp" => 80,
-        "https" => 443,
-        _ => {
-            return Err(format!(
-                "expected an http://, https:// or tcp:// service, found {local:?}"
-            ));
-        }
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err(format!("expected host:port in {local:?}"));
-    }
-    Ok(if authority.contains(':') || authority.starts_with('[') {
-        authority.to_string()
-    } else {
-        format!("{authority}:{default_port}")
-    })
 }
 
 /// Runs the agent until a gateway refuses it for good.
