@@ -1,5 +1,5 @@
 //! wsgate: a WebSocket gateway in one binary — a WebSocket→TCP bridge (a websockify drop-in),
-//! a WebSocket and HTTP reverse proxy, static files, and the skeleton the tunnel grows on.
+//! a WebSocket and HTTP reverse proxy, static files, and a tunnel for services behind NAT.
 //!
 //! # Layout
 //!
@@ -13,7 +13,11 @@
 //! - [`handler`]: *how* bytes are spoken — bridge (WebSocket ↔ bytes), proxy (HTTP and
 //!   WebSocket to upstreams, spliced or message by message) and static files.
 //! - [`connector`]: *where* bytes go — a direct TCP or Unix dial, optional PROXY header, TLS
-//!   toward `wss://`/`https://` upstreams.
+//!   toward `wss://`/`https://` upstreams, or a stream to a connected agent's service.
+//! - [`tunnel`]: the agents' side of the gateway — one yamux session per agent over one
+//!   WebSocket, the control conversation, and services turned into routes and ports.
+//! - [`agent`], [`pipe`], [`client`]: the other processes — `wsgate agent` behind NAT,
+//!   `wsgate pipe` for SSH, and the WebSocket dialler they share.
 //! - [`access_log`], [`shutdown`], [`tls`]: cross-cutting pieces.
 
 pub mod access_log;
