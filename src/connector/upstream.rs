@@ -51,8 +51,9 @@ impl Upstream {
     }
 }
 
-/// The reading half. It reads without a buffer of its own: callers wait for
-/// [`readable`](Self::readable) and only then bring a buffer, so an idle connection holds none.
+/// The reading half. It reads without a buffer of its own: [`read_chunk`](Self::read_chunk)
+/// waits for a socket to be readable and only then brings a buffer, so an idle connection
+/// holds none.
 #[derive(Debug)]
 pub enum UpstreamReader<'a> {
     /// TCP read half.
