@@ -34,20 +34,20 @@ pub struct Relayed {
 
 /// Which peer a direction reads from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum From {
+enum Side {
     Client,
     Upstream,
 }
 
-impl From {
+impl Side {
     /// The close the other side gets when this side's connection ends without a close frame:
     /// a clean end of the upstream is 1000 (as the bridge does), a broken one 1011; a client
     /// that went away is 1001 to the upstream.
     fn lost(self, broken: bool) -> (CloseCode, &'static str) {
         match (self, broken) {
-            (From::Client, _) => (CloseCode::GOING_AWAY, "client went away"),
-            (From::Upstream, false) => (CloseCode::NORMAL_CLOSURE, ""),
-            (From::Upstream, true) => (
+            (Side::Client, _) => (CloseCode::GOING_AWAY, "client went away"),
+            (Side::Upstream, false) => (CloseCode::NORMAL_CLOSURE, ""),
+            (Side::Upstream, true) => (
                 CloseCode::INTERNAL_SERVER_ERROR,
                 "upstream connection failed",
             ),
@@ -87,30 +87,30 @@ where
         let up = direction(
             &mut client_rx,
             &mut upstream_tx,
-            From::Client,
+            Side::Client,
             &mut up_bytes,
             &activity,
         );
         let down = direction(
             &mut upstream_rx,
             &mut client_tx,
-            From::Upstream,
+            Side::Upstream,
             &mut down_bytes,
             &activity,
         );
         let (mut up, mut down) = (pin!(up), pin!(down));
         let first = tokio::select! {
-            end = &mut up => First::Direction(end, From::Client),
-            end = &mut down => First::Direction(end, From::Upstream),
+            end = &mut up => First::Direction(end, Side::Client),
+            end = &mut down => First::Direction(end, Side::Upstream),
             () = shutdown.cancelled() => First::Interrupted(CloseCode::GOING_AWAY, "gateway shutting down"),
             () = activity.expired(idle) => First::Interrupted(CloseCode::NORMAL_CLOSURE, "idle timeout"),
         };
         // The other direction now carries the close answer (or ends on the error): wait for it.
         match first {
-            First::Direction(_, From::Client) => {
+            First::Direction(_, Side::Client) => {
                 drop(tokio::time::timeout(CLOSE_LINGER, down).await)
             }
-            First::Direction(_, From::Upstream) => {
+            First::Direction(_, Side::Upstream) => {
                 drop(tokio::time::timeout(CLOSE_LINGER, up).await)
             }
             First::Interrupted(..) => {}
@@ -143,14 +143,14 @@ where
 #[derive(Debug, Clone, Copy)]
 enum First {
     /// One direction, reading from this side.
-    Direction(DirectionEnd, From),
+    Direction(DirectionEnd, Side),
     /// The gateway: shutdown or the idle timeout, with the close both sides get.
     Interrupted(CloseCode, &'static str),
 }
 
 /// The access log's close code and reason for how the first direction ended.
-fn describe(end: DirectionEnd, from: From) -> (Option<u16>, &'static str) {
-    let client = from == From::Client;
+fn describe(end: DirectionEnd, from: Side) -> (Option<u16>, &'static str) {
+    let client = from == Side::Client;
     match end {
         DirectionEnd::Closed(code) if client => (code, "client closed"),
         DirectionEnd::Closed(code) => (code, "upstream closed"),
@@ -166,7 +166,7 @@ fn describe(end: DirectionEnd, from: From) -> (Option<u16>, &'static str) {
 async fn direction<A, B>(
     from: &mut SplitStream<WebSocketStream<A>>,
     to: &mut SplitSink<WebSocketStream<B>, Message>,
-    side: From,
+    side: Side,
     bytes: &mut u64,
     activity: &LastActivity,
 ) -> DirectionEnd
@@ -210,7 +210,7 @@ where
 
 /// The sender's connection ended without a close frame: the other side is told how.
 async fn lost<B>(
-    side: From,
+    side: Side,
     broken: bool,
     to: &mut SplitSink<WebSocketStream<B>, Message>,
 ) -> DirectionEnd
@@ -226,7 +226,7 @@ where
 /// 1007, 1009); the other side is told the same code.
 async fn refused<B>(
     error: WsError,
-    side: From,
+    side: Side,
     to: &mut SplitSink<WebSocketStream<B>, Message>,
 ) -> DirectionEnd
 where
