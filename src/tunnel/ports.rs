@@ -113,10 +113,10 @@ impl Ports {
     }
 }
 
+/// Binds as the gateway's own listeners do (address reuse: a port an agent had, with
+/// connections still in TIME_WAIT, can be opened again when it returns).
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let listener = std::net::TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    TcpListener::from_std(listener)
+    crate::listener::bind(addr)
 }
 
 async fn accept_loop(listener: TcpListener, forward: Arc<Forward>) {
