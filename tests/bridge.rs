@@ -23,23 +23,7 @@ async fn sixty_four_mib_each_way_is_byte_exact_through_a_rechunking_target() {
     let gateway = echo_gateway("").await;
     let client = connect(&gateway.ws_url("/vnc"), "binary").await.unwrap();
     let data = random_bytes(64 << 20, 7);
-    let (mut sink, mut stream) = client.split();
-    let sent = data.clone();
-    let writer = tokio::spawn(async move {
-        let mut at = 0;
-        let mut size = 1usize;
-        while at < sent.len() {
-            size = (size * 7 + 13) % (100 * 1024) + 1;
-            let end = (at + size).min(sent.len());
-            sink.send(Message::binary(sent[at..end].to_vec()))
-                .await
-                .unwrap();
-            at = end;
-        }
-        sink
-    });
-    let received = read_bytes(&mut stream, data.len()).await;
-    let _sink = writer.await.unwrap();
+    let received = echo_in_varied_messages(client, &data).await;
     assert_eq!(received.len(), data.len());
     assert!(received == data, "echoed bytes differ from the bytes sent");
 }

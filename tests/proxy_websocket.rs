@@ -126,20 +126,6 @@ for_each_peer!(
     every_ping_gets_exactly_one_pong,
 );
 
-/// Reads the next data or close message (skipping pings and pongs).
-async fn next_message(client: &mut Client) -> Message {
-    loop {
-        let message = tokio::time::timeout(STEP, client.next())
-            .await
-            .expect("read timed out")
-            .expect("stream ended")
-            .expect("read error");
-        if !message.is_ping() && !message.is_pong() {
-            return message;
-        }
-    }
-}
-
 /// Reads one whole message from raw frames: its opcode and the payload of all its fragments.
 /// Pongs (answers to our pings) are skipped.
 async fn read_raw_message(raw: &mut RawWs) -> (u8, Vec<u8>) {

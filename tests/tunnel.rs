@@ -16,7 +16,7 @@ use tokio::{
 use tokio_websockets::Message;
 
 use support::{
-    Gateway, STEP, connect,
+    Gateway, STEP, connect, echo_in_varied_messages,
     http_client::HttpConn,
     http_upstream::{HttpUpstream, pattern},
     json::parse_string_map,
@@ -290,23 +290,7 @@ async fn tcp_service_via_a_bridge_route_64_mib_each_way_byte_exact() {
     .await;
     let client = connect(&gateway.ws_url("/vnc"), "binary").await.unwrap();
     let data = random_bytes(64 << 20, 11);
-    let (mut sink, mut stream) = client.split();
-    let sent = data.clone();
-    let writer = tokio::spawn(async move {
-        let mut at = 0;
-        let mut size = 1usize;
-        while at < sent.len() {
-            size = (size * 7 + 13) % (100 * 1024) + 1;
-            let end = (at + size).min(sent.len());
-            sink.send(Message::binary(sent[at..end].to_vec()))
-                .await
-                .unwrap();
-            at = end;
-        }
-        sink
-    });
-    let received = read_bytes(&mut stream, data.len()).await;
-    let _sink = writer.await.unwrap();
+    let received = echo_in_varied_messages(client, &data).await;
     assert_eq!(received.len(), data.len());
     assert!(received == data, "echoed bytes differ from the bytes sent");
 }

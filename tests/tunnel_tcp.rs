@@ -18,6 +18,23 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// Starts the real gateway on the config `text` (written to a fresh directory named `name`).
+async fn gateway_from(name: &str, text: &str) -> process::Wsgate {
+    let config = tempdir(name).join("gw.toml");
+    std::fs::write(&config, text).unwrap();
+    process::spawn(&["serve", "-c", config.to_str().unwrap()]).await
+}
+
+/// The agent's registration answer (`service registered` / `service refused` line) for the
+/// service `name`.
+fn answer_for(answers: &[String], name: &str) -> String {
+    answers
+        .iter()
+        .find(|l| l.contains(&format!("service={name} ")))
+        .unwrap_or_else(|| panic!("no answer for {name}: {answers:#?}"))
+        .clone()
+}
+
 /// Starts `wsgate agent` and returns it with the `service registered` / `service refused`
 /// lines it printed for `expected` services.
 async fn agent(
@@ -81,14 +98,7 @@ async fn run_agent(args: &[String], expected: usize) -> (Child, Vec<String>) {
 async fn a_remote_port_carries_64_mib_each_way_and_the_range_is_enforced() {
     let echo = echo_server(true).await;
     let port = free_port();
-    let dir = tempdir("tunnel-ports");
-    let config = dir.join("gw.toml");
-    std::fs::write(
-        &config,
-        format!("listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"t0ken\"]\nremote_ports = \"{port}-{port}\"\n"),
-    )
-    .unwrap();
-    let gateway = process::spawn(&["serve", "-c", config.to_str().unwrap()]).await;
+    let gateway = gateway_from("tunnel-ports", &format!("listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"t0ken\"]\nremote_ports = \"{port}-{port}\"\n")).await;
     let outside = if port == u16::MAX { port - 1 } else { port + 1 };
     let services = [
         format!("tcp://{echo}?mode=port&value={port}&name=echo"),
@@ -147,14 +157,11 @@ async fn echo_through(port: u16, len: usize) -> std::io::Result<Vec<u8>> {
 #[tokio::test]
 async fn a_private_service_is_reached_by_another_agents_forward_with_its_secret() {
     let echo = echo_server(true).await;
-    let dir = tempdir("tunnel-private");
-    let config = dir.join("gw.toml");
-    std::fs::write(
-        &config,
+    let gateway = gateway_from(
+        "tunnel-private",
         "listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"t0ken\"]\n",
     )
-    .unwrap();
-    let gateway = process::spawn(&["serve", "-c", config.to_str().unwrap()]).await;
+    .await;
     let private = [format!("tcp://{echo}?mode=private&value=ssh&secret=s3cret")];
     let (_home, answers) = agent_named("home", gateway.addr, &private, 1).await;
     assert!(answers[0].contains("service registered"), "{}", answers[0]);
@@ -184,17 +191,11 @@ async fn a_private_service_is_reached_by_another_agents_forward_with_its_secret(
 /// A gateway with `[agents]` allowing exactly `port` as a remote port; heartbeats time out
 /// after `heartbeat`.
 async fn gateway_allowing(port: u16, heartbeat: &str) -> process::Wsgate {
-    let dir = tempdir("tunnel-gateway");
-    let config = dir.join("gw.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"t0ken\"]\n\
-             remote_ports = \"{port}-{port}\"\nheartbeat_timeout = \"{heartbeat}\"\n"
-        ),
-    )
-    .unwrap();
-    process::spawn(&["serve", "-c", config.to_str().unwrap()]).await
+    let text = format!(
+        "listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"t0ken\"]\n\
+         remote_ports = \"{port}-{port}\"\nheartbeat_timeout = \"{heartbeat}\"\n"
+    );
+    gateway_from("tunnel-gateway", &text).await
 }
 
 #[tokio::test]
@@ -263,17 +264,11 @@ async fn a_silent_agent_is_dropped_after_the_heartbeat_timeout() {
 async fn gateway_shutdown_ends_agent_sessions_instead_of_waiting_out_the_grace() {
     let echo = echo_server(true).await;
     let port = free_port();
-    let dir = tempdir("tunnel-shutdown");
-    let config = dir.join("gw.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = [\"127.0.0.1:0\"]\nshutdown_grace = \"60s\"\n[agents]\ntokens = [\"t0ken\"]\n\
-             remote_ports = \"{port}-{port}\"\n"
-        ),
-    )
-    .unwrap();
-    let gateway = process::spawn(&["serve", "-c", config.to_str().unwrap()]).await;
+    let text = format!(
+        "listen = [\"127.0.0.1:0\"]\nshutdown_grace = \"60s\"\n[agents]\ntokens = [\"t0ken\"]\n\
+         remote_ports = \"{port}-{port}\"\n"
+    );
+    let gateway = gateway_from("tunnel-shutdown", &text).await;
     let services = [format!("tcp://{echo}?mode=port&value={port}")];
     let (_agent, _) = agent(gateway.addr, &services, 1).await;
     // A connected agent must not hold the drain for the whole 60 s grace.
@@ -286,15 +281,12 @@ async fn gateway_shutdown_ends_agent_sessions_instead_of_waiting_out_the_grace()
 #[tokio::test]
 async fn a_limited_token_claims_only_what_it_is_allowed() {
     let echo = echo_server(true).await;
-    let dir = tempdir("tunnel-limits");
-    let config = dir.join("gw.toml");
-    std::fs::write(
-        &config,
+    let gateway = gateway_from(
+        "tunnel-limits",
         "listen = [\"127.0.0.1:0\"]\n[agents]\n[[agents.token]]\ntoken = \"t0ken\"\n\
          paths = [\"/office\"]\nhosts = [\"*.office.example.com\"]\n",
     )
-    .unwrap();
-    let gateway = process::spawn(&["serve", "-c", config.to_str().unwrap()]).await;
+    .await;
     let services = [
         format!("tcp://{echo}?mode=path&value=office/vnc&name=inside"),
         format!("tcp://{echo}?mode=path&value=admin&name=outside"),
@@ -302,13 +294,7 @@ async fn a_limited_token_claims_only_what_it_is_allowed() {
         format!("tcp://{echo}?mode=domain&value=vnc.example.com&name=host-outside"),
     ];
     let (_agent, answers) = agent(gateway.addr, &services, 4).await;
-    let answer = |name: &str| {
-        answers
-            .iter()
-            .find(|l| l.contains(&format!("service={name} ")))
-            .unwrap_or_else(|| panic!("no answer for {name}: {answers:#?}"))
-            .clone()
-    };
+    let answer = |name: &str| answer_for(&answers, name);
     assert!(
         answer("inside").contains("service registered"),
         "{answers:#?}"
@@ -356,31 +342,22 @@ async fn an_agent_runs_from_its_config_file() {
 #[tokio::test]
 async fn agents_cannot_take_requests_from_configured_routes() {
     let echo = echo_server(true).await;
-    let dir = tempdir("tunnel-shadow");
-    let config = dir.join("gw.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let gateway = gateway_from(
+        "tunnel-shadow",
+        &format!(
             "listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"t0ken\"]\n\
              [[route]]\npath = \"/api\"\nbridge = \"tcp://{echo}\"\n\
              [[route]]\nhost = \"admin.example.com\"\nbridge = \"tcp://{echo}\"\n"
         ),
     )
-    .unwrap();
-    let gateway = process::spawn(&["serve", "-c", config.to_str().unwrap()]).await;
+    .await;
     let services = [
         format!("tcp://{echo}?mode=path&value=api/admin&name=under-api"),
         format!("tcp://{echo}?mode=domain&value=admin.example.com&name=admin-host"),
         format!("tcp://{echo}?mode=path&value=mine&name=free"),
     ];
     let (_agent, answers) = agent(gateway.addr, &services, 3).await;
-    let answer = |name: &str| {
-        answers
-            .iter()
-            .find(|l| l.contains(&format!("service={name} ")))
-            .unwrap_or_else(|| panic!("no answer for {name}: {answers:#?}"))
-            .clone()
-    };
+    let answer = |name: &str| answer_for(&answers, name);
     assert!(answer("under-api").contains("would take requests from the configured route"));
     assert!(answer("admin-host").contains("would take requests from the configured route"));
     assert!(

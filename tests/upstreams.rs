@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use support::{
     http_client::HttpConn,
     http_upstream::{self, HttpUpstream},
@@ -15,20 +15,6 @@ use support::{
     *,
 };
 use tokio_websockets::{CloseCode, Message};
-
-/// Reads the next data message (skipping pings and pongs).
-async fn next_message(client: &mut Client) -> Message {
-    loop {
-        let message = tokio::time::timeout(STEP, client.next())
-            .await
-            .expect("read timed out")
-            .expect("stream ended")
-            .expect("read error");
-        if !message.is_ping() && !message.is_pong() {
-            return message;
-        }
-    }
-}
 
 async fn echo_keeps_text_text_and_binary_binary(peer: Peer) {
     let upstream = WsUpstream::start(peer).await;

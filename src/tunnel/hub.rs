@@ -312,9 +312,4 @@ impl AgentHub {
             self.router.set_added(all);
         }
     }
-
-    /// How many agents are connected (for tests and logs).
-    pub fn connected(&self) -> usize {
-        self.agents.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }

@@ -191,3 +191,40 @@ pub fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Reads the next data or close message (skipping pings and pongs).
+pub async fn next_message(client: &mut Client) -> Message {
+    loop {
+        let message = tokio::time::timeout(STEP, client.next())
+            .await
+            .expect("read timed out")
+            .expect("stream ended")
+            .expect("read error");
+        if !message.is_ping() && !message.is_pong() {
+            return message;
+        }
+    }
+}
+
+/// Sends `data` through an echoing route in binary messages of ever-changing sizes (1 byte to
+/// 100 KiB) while reading the echo, and returns what came back.
+pub async fn echo_in_varied_messages(client: Client, data: &[u8]) -> Vec<u8> {
+    let (mut sink, mut stream) = client.split();
+    let sent = data.to_vec();
+    let writer = tokio::spawn(async move {
+        let mut at = 0;
+        let mut size = 1usize;
+        while at < sent.len() {
+            size = (size * 7 + 13) % (100 * 1024) + 1;
+            let end = (at + size).min(sent.len());
+            sink.send(Message::binary(sent[at..end].to_vec()))
+                .await
+                .unwrap();
+            at = end;
+        }
+        sink
+    });
+    let received = read_bytes(&mut stream, data.len()).await;
+    let _sink = writer.await.unwrap();
+    received
+}
