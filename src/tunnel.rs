@@ -9,5 +9,6 @@ pub mod wire;
 
 /// Copy buffer per direction where a tunnel stream meets a socket: a multiplexed stream costs
 /// a frame and a WebSocket message per write, so large writes matter (tokio's default is 8 KiB).
-pub const COPY_BYTES: usize = 64 * 1024;
+/// A read this size is one yamux frame (`session`'s largest) and one WebSocket message.
+pub const COPY_BYTES: usize = 60 * 1024;
 pub mod ws_io;

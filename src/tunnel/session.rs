@@ -79,8 +79,9 @@ pub const MAX_OPEN_STREAMS: usize = MAX_STREAMS - 32;
 /// Each idle stream costs about 1.5 KB; a stream's buffered bytes are bounded by its window.
 pub const MAX_STREAMS: usize = 1024;
 
-/// The largest data frame a stream sends (yamux reads frames up to 1 MiB).
-const SPLIT_SEND_BYTES: usize = 64 * 1024;
+/// The largest data frame a stream sends (yamux reads frames up to 1 MiB): one WebSocket
+/// message of at most [`super::ws_io::MAX_MESSAGE_BYTES`] with its header.
+const SPLIT_SEND_BYTES: usize = 60 * 1024;
 
 /// The room every stream's window may grow into, together, beyond its first 256 KiB: enough
 /// for a few fast streams over a long link; every byte of it is bounded per session.
@@ -90,7 +91,7 @@ const WINDOW_HEADROOM_BYTES: usize = 32 << 20;
 pub fn config() -> Config {
     let mut config = Config::default();
     config.set_max_num_streams(MAX_STREAMS);
-    // 64 KiB frames: each frame is a flush and a WebSocket message, so bulk transfers take a
+    // 60 KiB frames: each frame is a flush and a WebSocket message, so bulk transfers take a
     // quarter of the messages (and system calls) of yamux's 16 KiB default.
     config.set_split_send_size(SPLIT_SEND_BYTES);
     config
