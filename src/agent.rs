@@ -8,9 +8,15 @@ use http::{HeaderValue, Uri, header};
 use tokio::{io::AsyncWriteExt, net::TcpStream, time::timeout};
 use yamux::Mode;
 
+mod egress;
+mod http_proxy;
 mod plan;
+mod socks5;
 
-pub use plan::{AgentPlan, ForwardPlan, LocalService, local_dial, parse_forward, parse_service};
+pub use plan::{
+    AgentPlan, Credentials, ExitPlan, ForwardPlan, LocalService, ProxyPlan, local_dial,
+    parse_forward, parse_service,
+};
 
 use crate::{
     client::{self, DialError},
@@ -65,6 +71,17 @@ pub async fn run(plan: AgentPlan) -> AgentError {
             }
         }
     }
+    let proxies = [
+        (plan.socks5.clone(), Proxy::Socks5),
+        (plan.http_proxy.clone(), Proxy::Http),
+    ];
+    for (proxy, kind) in proxies {
+        if let Some(proxy) = proxy
+            && let Err(error) = kind.start(proxy, live.clone()).await
+        {
+            return error;
+        }
+    }
     for server in plan.servers.clone() {
         sessions.spawn(maintain(server, plan.clone(), live.clone()));
     }
@@ -74,6 +91,44 @@ pub async fn run(plan: AgentPlan) -> AgentError {
             server: "-".into(),
             reason: "the agent's session task ended".into(),
         },
+    }
+}
+
+/// The local forward proxies an agent can run.
+#[derive(Debug, Clone, Copy)]
+enum Proxy {
+    Socks5,
+    Http,
+}
+
+impl Proxy {
+    /// Listens on the proxy's address and serves it in a task of its own.
+    async fn start(self, plan: ProxyPlan, live: Live) -> Result<(), AgentError> {
+        let listener = tokio::net::TcpListener::bind(plan.listen).await;
+        let listener = listener.map_err(|error| AgentError::Rejected {
+            server: plan.listen.to_string(),
+            reason: format!("cannot listen for the {self:?} proxy: {error}"),
+        })?;
+        let egress = egress::Egress {
+            live,
+            via: plan.via.clone(),
+        };
+        let listen = listener.local_addr().unwrap_or(plan.listen);
+        let exit = plan
+            .via
+            .as_ref()
+            .map_or_else(|| "gateway".to_string(), |v| format!("agent {}", v.agent));
+        match self {
+            Proxy::Socks5 => {
+                tracing::info!(%listen, %exit, "SOCKS5 proxy listening");
+                tokio::spawn(socks5::serve(listener, plan, egress));
+            }
+            Proxy::Http => {
+                tracing::info!(%listen, %exit, "HTTP proxy listening");
+                tokio::spawn(http_proxy::serve(listener, plan, egress));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -111,12 +166,12 @@ enum Failure {
 }
 
 /// One session: connect, hello, register, then heartbeats until it ends.
-async fn session_once(server: &Uri, plan: &AgentPlan, live: &Live) -> Result<(), Failure> {
+async fn session_once(server: &Uri, plan: &Arc<AgentPlan>, live: &Live) -> Result<(), Failure> {
     let retry = |reason: String| Failure::Retry(reason);
     let ws = connect(server, &plan.token).await?;
-    let services = Arc::new(plan.services.clone());
+    let serving = plan.clone();
     let (session, _task) = session::spawn(WsIo::new(ws), Mode::Client, move |stream| {
-        tokio::spawn(serve_stream(stream, services.clone()));
+        tokio::spawn(serve_stream(stream, serving.clone()));
     });
     let mut control = session.open().await.map_err(|e| retry(e.to_string()))?;
     let hello = Control::Hello {
@@ -140,11 +195,13 @@ async fn session_once(server: &Uri, plan: &AgentPlan, live: &Live) -> Result<(),
     };
     let register = Control::Register {
         services: plan.services.iter().map(|s| s.service.clone()).collect(),
+        egress: plan.exit.as_ref().map(|exit| exit.secret.clone()),
     };
     wire::write_frame(&mut control, &register)
         .await
         .map_err(|e| retry(e.to_string()))?;
     live.add(&session);
+    tracing::info!(%server, "gateway session up");
     heartbeats(control, heartbeat, server).await;
     session.close().await;
     Ok(())
@@ -191,10 +248,10 @@ async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
     let Ok(mut stream) = session.open().await else {
         return;
     };
-    let header = wire::Forward {
+    let header = wire::Request::Forward(wire::Forward {
         service: forward.service.clone(),
         secret: forward.secret.clone(),
-    };
+    });
     if wire::write_frame(&mut stream, &header).await.is_err() {
         return;
     }
@@ -209,7 +266,7 @@ async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
             )
             .await;
         }
-        Ok(Some(Opened::Error(reason))) => {
+        Ok(Some(Opened::Failed { reason, .. })) => {
             tracing::warn!(service = %forward.service, %reason, "forward refused");
         }
         _ => {}
@@ -278,26 +335,35 @@ async fn connect(
     }
 }
 
-/// A stream the gateway opened for a visitor: dial the named service and splice.
-async fn serve_stream(mut stream: TunnelStream, services: Arc<Vec<LocalService>>) {
-    let Ok(Some(Open { service })) = wire::read_frame::<_, Open>(&mut stream).await else {
-        return;
-    };
-    let Some(local) = services.iter().find(|s| s.service.name == service) else {
+/// A stream the gateway opened: for a visitor of a service, or for another agent's `via`.
+async fn serve_stream(mut stream: TunnelStream, plan: Arc<AgentPlan>) {
+    match wire::read_frame::<_, Open>(&mut stream).await {
+        Ok(Some(Open::Service(service))) => serve_service(stream, &plan, &service).await,
+        Ok(Some(Open::Connect { host, port })) => {
+            egress::exit_connect(stream, &plan, &host, port).await;
+        }
+        Ok(Some(Open::Datagrams)) => egress::exit_datagrams(stream, &plan).await,
+        _ => {}
+    }
+}
+
+/// A visitor of service `service`: dial it and splice.
+async fn serve_service(mut stream: TunnelStream, plan: &AgentPlan, service: &str) {
+    let Some(local) = plan.services.iter().find(|s| s.service.name == service) else {
         let reason = format!("this agent has no service {service:?}");
-        let _ = wire::write_frame(&mut stream, &Opened::Error(reason)).await;
+        let _ = wire::write_frame(&mut stream, &Opened::general(reason)).await;
         return;
     };
     let mut target = match timeout(DIAL_TIMEOUT, TcpStream::connect(&local.dial)).await {
         Ok(Ok(target)) => target,
         Ok(Err(error)) => {
             let reason = format!("{}: {error}", local.dial);
-            let _ = wire::write_frame(&mut stream, &Opened::Error(reason)).await;
+            let _ = wire::write_frame(&mut stream, &Opened::general(reason)).await;
             return;
         }
         Err(_) => {
             let reason = format!("{}: connect timed out", local.dial);
-            let _ = wire::write_frame(&mut stream, &Opened::Error(reason)).await;
+            let _ = wire::write_frame(&mut stream, &Opened::general(reason)).await;
             return;
         }
     };

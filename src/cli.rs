@@ -38,9 +38,14 @@ pub struct PipeArgs {
 /// `wsgate agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// Agent config file (TOML: `server`, `token`, `[[expose]]`, `[[forward]]`); instead of
+    /// Agent config file (TOML: `server`, `token`, `[[expose]]`, `[[forward]]`, `[socks5]`,
+    /// `[http_proxy]`, `[egress]`); instead of
     /// the options below.
-    #[arg(short, long, conflicts_with_all = ["servers", "token", "services", "forwards"])]
+    #[arg(
+        short,
+        long,
+        conflicts_with_all = ["servers", "token", "services", "forwards", "socks5", "http_proxy"]
+    )]
     pub config: Option<PathBuf>,
     /// A gateway's agent endpoint, e.g. `wss://gw.example.com/_wsgate/agent`; repeat it to
     /// register on several gateways at once.
@@ -59,6 +64,13 @@ pub struct AgentArgs {
     /// Reach another agent's private service on a local port: `127.0.0.1:9909=ssh?secret=S`.
     #[arg(long = "forward", value_name = "LISTEN=SERVICE?secret=S")]
     pub forwards: Vec<String>,
+    /// Run a SOCKS5 proxy here (`127.0.0.1:1080`) whose connections leave from the gateway
+    /// (its `[egress]` must allow this agent's token).
+    #[arg(long, value_name = "LISTEN")]
+    pub socks5: Option<std::net::SocketAddr>,
+    /// Run an HTTP proxy here (`127.0.0.1:8118`: CONNECT and absolute URIs), likewise.
+    #[arg(long, value_name = "LISTEN")]
+    pub http_proxy: Option<std::net::SocketAddr>,
 }
 
 /// `wsgate serve`.

@@ -3,6 +3,7 @@
 //! Loading never binds a port: errors surface before anything listens (STYLE rule 2).
 
 pub mod agent;
+pub mod egress;
 pub mod file;
 mod proxy;
 pub mod units;
@@ -54,6 +55,8 @@ pub struct AgentSettings {
     pub remote_ports: Option<std::ops::RangeInclusive<u16>>,
     /// The address those ports listen on.
     pub remote_bind: std::net::IpAddr,
+    /// `[egress]`: agents whose token allows it connect out from the gateway.
+    pub egress: Option<egress::EgressSettings>,
 }
 
 /// A token or secret: never printed, compared in constant time.
@@ -203,6 +206,7 @@ pub fn embedded_default() -> Config {
         heartbeat_timeout: Duration::from_secs(30),
         remote_ports: None,
         remote_bind: std::net::Ipv4Addr::LOCALHOST.into(),
+        egress: None,
     });
     config
 }

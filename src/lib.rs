@@ -26,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connector;
+pub mod egress;
 pub mod gateway;
 pub mod handler;
 pub mod http;

@@ -161,8 +161,14 @@ fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
         .iter()
         .map(|f| agent::parse_forward(f))
         .collect::<Result<Vec<_>, _>>()?;
-    if services.is_empty() && forwards.is_empty() {
-        return Err("give at least one SERVICE to expose or one --forward".into());
+    if services.is_empty()
+        && forwards.is_empty()
+        && args.socks5.is_none()
+        && args.http_proxy.is_none()
+    {
+        return Err(
+            "give at least one SERVICE to expose, a --forward, --socks5 or --http-proxy".into(),
+        );
     }
     let name = args
         .name
@@ -174,6 +180,9 @@ fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
         name,
         services,
         forwards,
+        socks5: args.socks5.map(agent::ProxyPlan::on),
+        http_proxy: args.http_proxy.map(agent::ProxyPlan::on),
+        exit: None,
     })
 }
 

@@ -103,6 +103,26 @@ fn errors_name_file_line_and_column() {
             "gw.toml:3:21: expected a duration",
         ),
         (
+            "[egress]\nallow = [\"10.0.0.0/8\"]\n",
+            "gw.toml:1:1: [egress] serves agents: it needs an [agents] section",
+        ),
+        (
+            "[agents]\ntokens = [\"t\"]\n[egress]\nallow = [\"10.0.0.0/40\"]\n",
+            "gw.toml:4:10: expected a prefix length from 0 to 32",
+        ),
+        (
+            "[agents]\ntokens = [\"t\"]\n[egress]\ndeny_ports = [\"25-22\"]\n",
+            "gw.toml:4:15: ",
+        ),
+        (
+            "[agents]\ntokens = [\"t\"]\n[egress]\ndefault = \"open\"\n",
+            "gw.toml:4:11: expected \"public\" or \"deny\", found \"open\"",
+        ),
+        (
+            "[agents]\ntokens = [\"t\"]\n[egress]\nsecret = \"s\"\n",
+            "gw.toml:4:10: `secret` belongs in an agent's [egress]",
+        ),
+        (
             "[[route]]\nproxy = \"ws://a:1\"\n[[route]]\nstatic = \".\"\n",
             "gw.toml:3:1: this route can never match: route \"/\" has the same host and path",
         ),

@@ -722,7 +722,7 @@ async fn an_agent_speaking_another_protocol_version_is_told_both_versions() {
     match hello_with_version(gateway.addr, 99).await {
         wsgate::tunnel::wire::Control::Rejected { reason } => assert_eq!(
             reason,
-            "protocol version 99 is not supported: this gateway speaks version 1"
+            "protocol version 99 is not supported: this gateway speaks version 2"
         ),
         other => panic!("expected a rejection, got {other:?}"),
     }

@@ -22,6 +22,66 @@ pub struct AgentPlan {
     pub services: Vec<LocalService>,
     /// Local ports that reach other agents' private services.
     pub forwards: Vec<ForwardPlan>,
+    /// A local SOCKS5 proxy whose connections leave through the gateway (or `via`).
+    pub socks5: Option<ProxyPlan>,
+    /// A local HTTP proxy (CONNECT and absolute URIs), likewise.
+    pub http_proxy: Option<ProxyPlan>,
+    /// Other agents may connect out from this agent's network (`via`).
+    pub exit: Option<ExitPlan>,
+}
+
+/// A local forward proxy (SOCKS5 or HTTP) whose connections leave through the gateway's
+/// egress, or through the exit agent named in `via`.
+#[derive(Debug, Clone)]
+pub struct ProxyPlan {
+    /// Where it listens.
+    pub listen: std::net::SocketAddr,
+    /// Username and password clients must give; none: no authentication.
+    pub credentials: Option<Credentials>,
+    /// Exit through this agent instead of the gateway.
+    pub via: Option<crate::tunnel::wire::Via>,
+    /// SOCKS5: how long a UDP association may sit without a datagram.
+    pub udp_idle_timeout: std::time::Duration,
+}
+
+impl ProxyPlan {
+    /// A proxy on `listen` with no authentication, exiting at the gateway.
+    pub fn on(listen: std::net::SocketAddr) -> Self {
+        ProxyPlan {
+            listen,
+            credentials: None,
+            via: None,
+            udp_idle_timeout: crate::config::egress::DEFAULT_UDP_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// A username and password.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The username.
+    pub username: String,
+    /// The password.
+    pub password: Secret,
+}
+
+impl Credentials {
+    /// Whether `username` and `password` are these; the time taken does not depend on where
+    /// they differ.
+    pub fn matches(&self, username: &str, password: &str) -> bool {
+        let name = Secret::new(self.username.clone()).matches(username);
+        let word = self.password.matches(password);
+        name & word
+    }
+}
+
+/// This agent as an exit for other agents' `via`.
+#[derive(Debug, Clone)]
+pub struct ExitPlan {
+    /// The secret they must give.
+    pub secret: Secret,
+    /// Where they may connect.
+    pub settings: crate::config::egress::EgressSettings,
 }
 
 /// `--forward LISTEN=SERVICE?secret=S`: connections to a local port reach another agent's

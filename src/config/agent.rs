@@ -5,10 +5,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::egress::EgressFile;
 use super::{ConfigError, Location, Secret, file::Sp, validate::Ctx};
 use crate::{
-    agent::{AgentPlan, ForwardPlan, LocalService, local_dial},
-    tunnel::wire::{Expose, Service},
+    agent::{AgentPlan, Credentials, ExitPlan, ForwardPlan, LocalService, ProxyPlan, local_dial},
+    tunnel::wire::{Expose, Service, Via},
 };
 
 /// The file as written.
@@ -25,6 +26,26 @@ struct AgentFile {
     expose: Vec<Sp<ExposeFile>>,
     #[serde(default)]
     forward: Vec<Sp<ForwardFile>>,
+    /// A local SOCKS5 proxy whose egress is the gateway (or `via`).
+    socks5: Option<Sp<ProxyFile>>,
+    /// A local HTTP proxy whose egress is the gateway (or `via`).
+    http_proxy: Option<Sp<ProxyFile>>,
+    /// This agent as an exit for other agents' `via`.
+    egress: Option<Sp<EgressFile>>,
+}
+
+/// `[socks5]` or `[http_proxy]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxyFile {
+    listen: Sp<String>,
+    username: Option<Sp<String>>,
+    password: Option<Sp<String>>,
+    /// Exit through this agent, which holds `secret`.
+    via: Option<Sp<String>>,
+    secret: Option<Sp<String>>,
+    /// SOCKS5 only.
+    udp_idle_timeout: Option<Sp<String>>,
 }
 
 /// `[[expose]]`: a local service and how it is exposed (exactly one of path, host,
@@ -77,8 +98,23 @@ pub fn parse(file: &str, source: &str, base: &Path) -> Result<AgentPlan, ConfigE
         .iter()
         .map(|f| forward(&ctx, f))
         .collect::<Result<Vec<_>, _>>()?;
-    if services.is_empty() && forwards.is_empty() {
-        return Err(ctx.error(0..0, "expected at least one [[expose]] or [[forward]]"));
+    let socks5 = parsed
+        .socks5
+        .as_ref()
+        .map(|p| proxy(&ctx, p, true))
+        .transpose()?;
+    let http_proxy = parsed
+        .http_proxy
+        .as_ref()
+        .map(|p| proxy(&ctx, p, false))
+        .transpose()?;
+    let exit = parsed.egress.as_ref().map(|e| exit(&ctx, e)).transpose()?;
+    let proxies = socks5.is_some() || http_proxy.is_some() || exit.is_some();
+    if services.is_empty() && forwards.is_empty() && !proxies {
+        return Err(ctx.error(
+            0..0,
+            "expected at least one [[expose]], [[forward]], [socks5], [http_proxy] or [egress]",
+        ));
     }
     Ok(AgentPlan {
         servers,
@@ -86,6 +122,9 @@ pub fn parse(file: &str, source: &str, base: &Path) -> Result<AgentPlan, ConfigE
         name: parsed.name.unwrap_or_else(default_name),
         services,
         forwards,
+        socks5,
+        http_proxy,
+        exit,
     })
 }
 
@@ -166,6 +205,52 @@ fn forward(ctx: &Ctx<'_>, value: &Sp<ForwardFile>) -> Result<ForwardPlan, Config
     })
 }
 
+fn proxy(ctx: &Ctx<'_>, value: &Sp<ProxyFile>, socks: bool) -> Result<ProxyPlan, ConfigError> {
+    let file = value.get_ref();
+    let mut plan = ProxyPlan::on(ctx.parse(&file.listen)?);
+    plan.credentials = match (&file.username, &file.password) {
+        (Some(username), Some(password)) => Some(Credentials {
+            username: username.get_ref().clone(),
+            password: Secret::new(password.get_ref().clone()),
+        }),
+        (None, None) => None,
+        (Some(given), None) | (None, Some(given)) => {
+            let message = "expected both `username` and `password`, or neither";
+            return Err(ctx.error(given.span(), message));
+        }
+    };
+    plan.via = match (&file.via, &file.secret) {
+        (Some(agent), Some(secret)) => Some(Via {
+            agent: agent.get_ref().clone(),
+            secret: Secret::new(secret.get_ref().clone()),
+        }),
+        (None, None) => None,
+        (Some(given), None) | (None, Some(given)) => {
+            let message = "expected both `via` (the exit agent) and `secret` (its egress secret)";
+            return Err(ctx.error(given.span(), message));
+        }
+    };
+    if let Some(idle) = &file.udp_idle_timeout {
+        if !socks {
+            let message = "`udp_idle_timeout` is for [socks5] (UDP ASSOCIATE)";
+            return Err(ctx.error(idle.span(), message));
+        }
+        plan.udp_idle_timeout = ctx.duration(&file.udp_idle_timeout)?.unwrap_or_default();
+    }
+    Ok(plan)
+}
+
+fn exit(ctx: &Ctx<'_>, value: &Sp<EgressFile>) -> Result<ExitPlan, ConfigError> {
+    let Some(secret) = &value.get_ref().secret else {
+        let message = "expected `secret`: the secret other agents give with `via` to exit here";
+        return Err(ctx.error(value.span(), message));
+    };
+    Ok(ExitPlan {
+        secret: Secret::new(secret.get_ref().clone()),
+        settings: super::egress::settings(ctx, value)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +281,18 @@ secret = "s"
 listen = "127.0.0.1:9909"
 service = "db"
 secret = "s2"
+[socks5]
+listen = "127.0.0.1:1080"
+username = "u"
+password = "p"
+udp_idle_timeout = "30s"
+[http_proxy]
+listen = "127.0.0.1:8118"
+via = "branch"
+secret = "s3"
+[egress]
+secret = "s4"
+allow = ["192.168.5.0/24"]
 "#,
             Path::new("."),
         )
@@ -209,6 +306,11 @@ secret = "s2"
             Expose::Private(_)
         ));
         assert_eq!(plan.forwards[0].listen.port(), 9909);
+        let socks5 = plan.socks5.unwrap();
+        assert!(socks5.credentials.unwrap().matches("u", "p"));
+        assert_eq!(socks5.udp_idle_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(plan.http_proxy.unwrap().via.unwrap().agent, "branch");
+        assert_eq!(plan.exit.unwrap().secret.expose(), "s4");
     }
 
     #[test]
@@ -242,6 +344,24 @@ secret = "s2"
             (
                 format!("{head}colour = \"red\"\n"),
                 "agent.toml:3:1: unknown field `colour`",
+            ),
+            (
+                format!("{head}[socks5]\nlisten = \"127.0.0.1:1080\"\nusername = \"u\"\n"),
+                "agent.toml:5:12: expected both `username` and `password`, or neither",
+            ),
+            (
+                format!("{head}[socks5]\nlisten = \"127.0.0.1:1080\"\nvia = \"office\"\n"),
+                "agent.toml:5:7: expected both `via` (the exit agent) and `secret`",
+            ),
+            (
+                format!(
+                    "{head}[http_proxy]\nlisten = \"127.0.0.1:8118\"\nudp_idle_timeout = \"1s\"\n"
+                ),
+                "agent.toml:5:20: `udp_idle_timeout` is for [socks5]",
+            ),
+            (
+                format!("{head}[egress]\nallow = [\"10.0.0.0/8\"]\n"),
+                "agent.toml:3:1: expected `secret`: the secret other agents give with `via`",
             ),
         ];
         for (text, expected) in cases {

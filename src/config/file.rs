@@ -28,6 +28,8 @@ pub struct GatewayFile {
     pub routes: Vec<Sp<RouteFile>>,
     /// The agent endpoint: agents behind NAT dial in here.
     pub agents: Option<Sp<AgentsFile>>,
+    /// Where agents' SOCKS5 and HTTP proxy connections may go out from the gateway.
+    pub egress: Option<Sp<super::egress::EgressFile>>,
 }
 
 /// `[agents]`: where agents connect and how they prove who they are.
@@ -63,6 +65,8 @@ pub struct LimitedTokenFile {
     pub paths: Option<Vec<Sp<String>>>,
     /// Host patterns its hosts must fall under.
     pub hosts: Option<Vec<Sp<String>>>,
+    /// Whether its agents may use the gateway's `[egress]` (default false).
+    pub egress: Option<bool>,
 }
 
 /// `[tls]`: a PEM certificate chain and its private key.

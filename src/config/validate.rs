@@ -109,11 +109,22 @@ pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigEr
     };
     let tls = parsed.tls.as_ref().map(|t| tls(&ctx, t)).transpose()?;
     let routes = routes(&ctx, &parsed.routes)?;
-    let agents = parsed
+    let mut agents = parsed
         .agents
         .as_ref()
         .map(|a| agents(&ctx, a, listen[0].ip()))
         .transpose()?;
+    if let Some(egress) = &parsed.egress {
+        let Some(agents) = agents.as_mut() else {
+            let message = "[egress] serves agents: it needs an [agents] section";
+            return Err(ctx.error(egress.span(), message));
+        };
+        if let Some(secret) = &egress.get_ref().secret {
+            let message = "`secret` belongs in an agent's [egress] (an exit for other agents)";
+            return Err(ctx.error(secret.span(), message));
+        }
+        agents.egress = Some(super::egress::settings(&ctx, egress)?);
+    }
     Ok(Config {
         source: file.to_string(),
         listen,
@@ -190,6 +201,7 @@ fn agents(
             names: entry.names.clone(),
             paths,
             hosts,
+            egress: entry.egress.unwrap_or(false),
         });
     }
     if tokens.is_empty() {
@@ -221,6 +233,7 @@ fn agents(
             .unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT),
         remote_ports,
         remote_bind,
+        egress: None,
     })
 }
 

@@ -46,15 +46,13 @@ impl AgentConnector {
             .open()
             .await
             .map_err(|e| failed(format!("agent session: {e}")))?;
-        let open = Open {
-            service: self.service.clone(),
-        };
+        let open = Open::Service(self.service.clone());
         wire::write_frame(&mut stream, &open)
             .await
             .map_err(|e| failed(e.to_string()))?;
         match wire::read_frame::<_, Opened>(&mut stream).await {
             Ok(Some(Opened::Ok)) => Ok(Upstream::Stream(Box::new(stream))),
-            Ok(Some(Opened::Error(reason))) => Err(failed(reason)),
+            Ok(Some(Opened::Failed { reason, .. })) => Err(failed(reason)),
             Ok(None) => Err(failed("the agent closed the stream".into())),
             Err(error) => Err(failed(error.to_string())),
         }

@@ -3,6 +3,7 @@
 //! registration claims, and the routes services become, is in `claims`.
 
 mod claims;
+mod egress;
 
 use std::{
     collections::HashMap,
@@ -65,6 +66,8 @@ struct Agent {
     routes: Vec<Arc<Route>>,
     /// Private services: reached only by other agents with the secret.
     private: Vec<Private>,
+    /// The secret that lets other agents connect out from this agent's network (`via`).
+    egress: Option<crate::config::Secret>,
 }
 
 /// A private service of an agent.
@@ -147,15 +150,15 @@ impl AgentHub {
         let ws = ServerBuilder::new().limits(limits).serve(io);
         let (first, control) = tokio::sync::oneshot::channel();
         let mut first = Some(first);
-        let forwards = self.clone();
+        let hub = self.clone();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (session, task) = session::spawn(WsIo::new(ws), Mode::Server, move |stream| {
-            // The first stream is the control stream; later ones reach private services.
+            // The first stream is the control stream; later ones say what they are for.
             match first.take() {
                 Some(first) => drop(first.send(stream)),
-                None => drop(tokio::spawn(forwards.clone().forward(stream))),
+                None => drop(tokio::spawn(hub.clone().serve_request(stream, id, token))),
             }
         });
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         match timeout(HELLO_TIMEOUT, control).await {
             Ok(Ok(control)) => tokio::select! {
                 () = self.converse(id, token, control, session.clone()) => {}
@@ -216,8 +219,8 @@ impl AgentHub {
                     return;
                 }
                 Ok(Ok(Some(Control::Ping(n)))) => vec![Control::Pong(n)],
-                Ok(Ok(Some(Control::Register { services }))) => {
-                    self.register(id, token, &name, &session, services)
+                Ok(Ok(Some(Control::Register { services, egress }))) => {
+                    self.register(id, token, &name, &session, services, egress)
                 }
                 Ok(Ok(Some(other))) => {
                     tracing::info!(agent = %name, message = ?other, "unexpected control message");
@@ -252,17 +255,31 @@ impl AgentHub {
         }
     }
 
+    /// A stream agent `id` (holding token `token`) opened: a forward to another agent's
+    /// private service, or a connection out.
+    async fn serve_request(self: Arc<Self>, mut stream: TunnelStream, id: u64, token: usize) {
+        let request = timeout(
+            HELLO_TIMEOUT,
+            wire::read_frame::<_, wire::Request>(&mut stream),
+        )
+        .await;
+        match request {
+            Ok(Ok(Some(wire::Request::Forward(forward)))) => self.forward(stream, forward).await,
+            Ok(Ok(Some(wire::Request::Connect(connect)))) => {
+                self.connect_out(stream, id, token, connect).await;
+            }
+            Ok(Ok(Some(wire::Request::Datagrams(datagrams)))) => {
+                self.datagrams_out(stream, id, token, datagrams).await;
+            }
+            Ok(Err(error)) => tracing::info!(%error, "agent stream: bad request"),
+            Ok(Ok(None)) | Err(_) => {}
+        }
+    }
+
     /// A stream an agent opened to another agent's private service: check the secret, open a
     /// stream to the owner, and join the two.
-    async fn forward(self: Arc<Self>, mut stream: TunnelStream) {
-        let Ok(Some(wire::Forward { service, secret })) = timeout(
-            HELLO_TIMEOUT,
-            wire::read_frame::<_, wire::Forward>(&mut stream),
-        )
-        .await
-        .unwrap_or(Ok(None)) else {
-            return;
-        };
+    async fn forward(&self, mut stream: TunnelStream, forward: wire::Forward) {
+        let wire::Forward { service, secret } = forward;
         let connector = {
             let agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
             agents
@@ -273,7 +290,7 @@ impl AgentHub {
         };
         let Some(connector) = connector else {
             let reason = format!("no private service {service:?} with that secret");
-            let _ = wire::write_frame(&mut stream, &wire::Opened::Error(reason)).await;
+            let _ = wire::write_frame(&mut stream, &wire::Opened::general(reason)).await;
             return;
         };
         match connector.connect().await {
@@ -293,7 +310,7 @@ impl AgentHub {
             }
             Err(error) => {
                 let _ =
-                    wire::write_frame(&mut stream, &wire::Opened::Error(error.to_string())).await;
+                    wire::write_frame(&mut stream, &wire::Opened::general(error.to_string())).await;
             }
         }
     }

@@ -13,6 +13,8 @@ pub struct TokenLimits {
     pub paths: Option<Vec<String>>,
     /// Host patterns its exposed hosts must fall under.
     pub hosts: Option<Vec<HostPattern>>,
+    /// Whether the token's agents may connect out through the gateway's `[egress]`.
+    pub egress: bool,
 }
 
 impl TokenLimits {
@@ -93,6 +95,7 @@ mod tests {
             names: Some(vec!["api".into(), "vnc".into()]),
             paths: Some(vec!["/office".into()]),
             hosts: Some(vec![HostPattern::parse("*.office.example.com").unwrap()]),
+            egress: false,
         };
         assert!(
             limits

@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The protocol version this build speaks. A peer speaking another is refused with both
 /// versions named.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The largest frame either side accepts: a control message is small; anything larger is a
 /// confused or hostile peer.
@@ -41,6 +41,10 @@ pub enum Control {
     Register {
         /// The services.
         services: Vec<Service>,
+        /// The secret other agents give (`via`) to connect out from this agent's network;
+        /// none: this agent is no exit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        egress: Option<crate::config::Secret>,
     },
     /// Gateway → agent: one service is exposed at `url`.
     Registered {
@@ -88,7 +92,20 @@ pub enum Expose {
     Private(crate::config::Secret),
 }
 
-/// The first frame on a stream an agent opens to reach another agent's private service.
+/// The first frame on a stream an agent opens: what the stream is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Another agent's private service.
+    Forward(Forward),
+    /// A TCP connection out of the gateway (or of the agent named in `via`).
+    Connect(Connect),
+    /// UDP datagrams out of the gateway (or `via`), each framed on the stream
+    /// (`egress::datagram`).
+    Datagrams(Datagrams),
+}
+
+/// Reaching another agent's private service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Forward {
@@ -98,22 +115,111 @@ pub struct Forward {
     pub secret: crate::config::Secret,
 }
 
-/// The first frame on a stream the gateway opens to an agent: which service to dial.
+/// A TCP connection out through the egress: `host` is a name (resolved where it is dialled,
+/// as socks5h does) or an IP address (IPv6 without brackets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Open {
-    /// The service's name.
-    pub service: String,
+pub struct Connect {
+    /// Name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Exit through this agent instead of the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
 }
 
-/// The agent's answer to [`Open`]: the local service is dialled, or why not.
+/// UDP datagrams out through the egress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Datagrams {
+    /// Exit through this agent instead of the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
+}
+
+/// An agent to exit from, and the secret its `[egress]` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Via {
+    /// The exit agent's name.
+    pub agent: String,
+    /// Its egress secret.
+    pub secret: crate::config::Secret,
+}
+
+/// The first frame on a stream the gateway opens to an agent: what to dial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Open {
+    /// One of the agent's services, by name.
+    Service(String),
+    /// A TCP connection out of the agent's network (another agent's `via`).
+    Connect {
+        /// Name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// UDP datagrams out of the agent's network (another agent's `via`).
+    Datagrams,
+}
+
+/// The answer to an [`Open`] or a [`Request`]: connected, or why not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Opened {
-    /// Connected; raw bytes follow both ways.
+    /// Connected; raw bytes (or framed datagrams) follow both ways.
     Ok,
-    /// Not connected, and why (the visitor gets 502).
-    Error(String),
+    /// Not connected.
+    Failed {
+        /// What kind of failure (a SOCKS5 reply code, an HTTP status).
+        failure: Failure,
+        /// A sentence for the operator.
+        reason: String,
+    },
+}
+
+impl Opened {
+    /// A failure of no more specific kind.
+    pub fn general(reason: impl Into<String>) -> Self {
+        Opened::Failed {
+            failure: Failure::General,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Why a connection could not be made; each kind is a SOCKS5 reply and an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// The egress policy (or the token, or the secret) does not allow it.
+    NotAllowed,
+    /// No route to the network (or the exit agent is not connected).
+    NetworkUnreachable,
+    /// The name does not resolve, or no route to the host.
+    HostUnreachable,
+    /// The destination refused the connection.
+    Refused,
+    /// The destination did not answer in time.
+    TimedOut,
+    /// Anything else.
+    General,
+}
+
+impl Failure {
+    /// The kind of an I/O error from dialling.
+    pub fn of(error: &io::Error) -> Failure {
+        match error.kind() {
+            io::ErrorKind::ConnectionRefused => Failure::Refused,
+            io::ErrorKind::TimedOut => Failure::TimedOut,
+            io::ErrorKind::HostUnreachable => Failure::HostUnreachable,
+            io::ErrorKind::NetworkUnreachable => Failure::NetworkUnreachable,
+            io::ErrorKind::PermissionDenied => Failure::NotAllowed,
+            _ => Failure::General,
+        }
+    }
 }
 
 /// Writes one frame.
@@ -179,6 +285,7 @@ mod tests {
                     local: "http://127.0.0.1:8080".into(),
                     expose: Expose::Path("/api".into()),
                 }],
+                egress: None,
             },
             Control::Ping(7),
         ];

@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::{ClientConfig, RootCertStore, pki_types::CertificateDer};
 
 /// PEM files of a test CA and a server certificate signed by it.
@@ -24,10 +24,18 @@ pub struct TestPki {
 pub fn make(dir: &std::path::Path) -> TestPki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: with rcgen's default name on both, OpenSSL clients (curl) take the server
+    // certificate for a self-signed one.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "wsgate test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let server_key = KeyPair::generate().unwrap();
-    let server_params =
+    let mut server_params =
         CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    server_params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
     let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");

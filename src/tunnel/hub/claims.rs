@@ -57,15 +57,20 @@ impl AgentHub {
         agent: &str,
         session: &SessionHandle,
         services: Vec<Service>,
+        egress: Option<crate::config::Secret>,
     ) -> Vec<Control> {
         let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
-        agents.entry(id).or_insert_with(|| Agent {
-            name: agent.to_string(),
-            token,
-            session: session.clone(),
-            routes: Vec::new(),
-            private: Vec::new(),
-        });
+        agents
+            .entry(id)
+            .or_insert_with(|| Agent {
+                name: agent.to_string(),
+                token,
+                session: session.clone(),
+                routes: Vec::new(),
+                private: Vec::new(),
+                egress: None,
+            })
+            .egress = egress;
         let claimant = Claimant {
             id,
             token,

@@ -1,0 +1,94 @@
+//! The agent's way out: a stream on one of its gateway sessions that asks the gateway (or the
+//! exit agent in `via`) to connect somewhere; and the other side, serving such streams when
+//! this agent is itself an exit.
+
+use super::{AgentPlan, Live};
+use crate::{
+    egress::{dial::Refusal, exit},
+    tunnel::{
+        session::{OpenedStream, TunnelStream},
+        wire::{self, Connect, Datagrams, Failure, Opened, Request, Via},
+    },
+};
+
+/// Opens egress streams for a local proxy.
+#[derive(Debug, Clone)]
+pub(super) struct Egress {
+    pub(super) live: Live,
+    pub(super) via: Option<Via>,
+}
+
+impl Egress {
+    /// A TCP connection to `host:port`, once the exit has made it.
+    pub(super) async fn connect(&self, host: String, port: u16) -> Result<OpenedStream, Refusal> {
+        let via = self.via.clone();
+        self.open(Request::Connect(Connect { host, port, via }))
+            .await
+    }
+
+    /// A UDP association: datagrams framed on the stream (`egress::datagram`).
+    pub(super) async fn datagrams(&self) -> Result<OpenedStream, Refusal> {
+        let via = self.via.clone();
+        self.open(Request::Datagrams(Datagrams { via })).await
+    }
+
+    async fn open(&self, request: Request) -> Result<OpenedStream, Refusal> {
+        let general = |reason: String| Refusal {
+            failure: Failure::General,
+            reason,
+        };
+        let Some(session) = self.live.any() else {
+            return Err(Refusal {
+                failure: Failure::NetworkUnreachable,
+                reason: "no gateway session".into(),
+            });
+        };
+        let opened = session.open().await;
+        let mut stream = opened.map_err(|e| general(format!("gateway session: {e}")))?;
+        wire::write_frame(&mut stream, &request)
+            .await
+            .map_err(|e| general(e.to_string()))?;
+        match wire::read_frame::<_, Opened>(&mut stream).await {
+            Ok(Some(Opened::Ok)) => Ok(stream),
+            Ok(Some(Opened::Failed { failure, reason })) => Err(Refusal { failure, reason }),
+            Ok(None) => Err(general("the gateway closed the stream".into())),
+            Err(error) => Err(general(error.to_string())),
+        }
+    }
+}
+
+/// A stream the gateway opened for another agent's `via`: a TCP connection out from here,
+/// if this agent is an exit.
+pub(super) async fn exit_connect(
+    mut stream: TunnelStream,
+    plan: &AgentPlan,
+    host: &str,
+    port: u16,
+) {
+    if let Some(settings) = exit_settings(&mut stream, plan).await {
+        exit::connect(stream, settings, host, port, "via").await;
+    }
+}
+
+/// Likewise, a UDP association.
+pub(super) async fn exit_datagrams(mut stream: TunnelStream, plan: &AgentPlan) {
+    if let Some(settings) = exit_settings(&mut stream, plan).await {
+        exit::datagrams(stream, settings, "via").await;
+    }
+}
+
+/// This agent's `[egress]`; without one the stream is told no.
+async fn exit_settings<'a>(
+    stream: &mut TunnelStream,
+    plan: &'a AgentPlan,
+) -> Option<&'a crate::config::egress::EgressSettings> {
+    if let Some(exit) = &plan.exit {
+        return Some(&exit.settings);
+    }
+    let answer = Opened::Failed {
+        failure: Failure::NotAllowed,
+        reason: format!("agent {} is no exit (it has no [egress])", plan.name),
+    };
+    let _ = wire::write_frame(stream, &answer).await;
+    None
+}

@@ -1,0 +1,222 @@
+//! The agent's HTTP proxy: `CONNECT host:port` tunnels and absolute-URI `http://` requests,
+//! both leaving through the egress, with optional `Proxy-Authorization: Basic`. A destination
+//! the egress does not allow is a 403, one that cannot be reached a 502, a timeout a 504.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use base64::Engine;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http_body_util::BodyExt;
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::{ProxyPlan, egress::Egress};
+use crate::{
+    egress::dial::Refusal,
+    handler::proxy::headers::strip_hop_by_hop,
+    http::{Body, text_response},
+    tunnel::wire::Failure,
+};
+
+/// How long the destination may take to send its response head.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Accepts proxy clients until the listener fails for good.
+pub(super) async fn serve(listener: TcpListener, plan: ProxyPlan, egress: Egress) {
+    let shared = Arc::new((plan, egress));
+    loop {
+        let (client, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "http proxy: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = client.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(req, &shared.0, &shared.1).await) }
+            });
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(client), service)
+                .with_upgrades()
+                .await;
+            if let Err(error) = served {
+                tracing::debug!(%peer, %error, "http proxy client ended");
+            }
+        });
+    }
+}
+
+/// One request: authenticate, then tunnel (CONNECT) or forward (absolute URI).
+async fn handle(req: Request<Incoming>, plan: &ProxyPlan, egress: &Egress) -> Response<Body> {
+    if !authorized(&req, plan) {
+        let mut response = text_response(
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            "proxy authentication required",
+        );
+        let challenge = HeaderValue::from_static("Basic realm=\"wsgate\"");
+        response
+            .headers_mut()
+            .insert(header::PROXY_AUTHENTICATE, challenge);
+        return response;
+    }
+    if req.method() == Method::CONNECT {
+        return tunnel(req, egress).await;
+    }
+    match req.uri().scheme_str() {
+        Some("http") => forward(req, egress).await,
+        Some(_) => text_response(
+            StatusCode::BAD_REQUEST,
+            "only http:// URIs are forwarded; use CONNECT for https",
+        ),
+        None => text_response(
+            StatusCode::BAD_REQUEST,
+            "this is a proxy: expected CONNECT or an absolute http:// URI",
+        ),
+    }
+}
+
+/// Whether the request carries the proxy's credentials (always, when it has none).
+fn authorized<B>(req: &Request<B>, plan: &ProxyPlan) -> bool {
+    let Some(credentials) = &plan.credentials else {
+        return true;
+    };
+    let decoded = req
+        .headers()
+        .get(header::PROXY_AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic "))
+        .and_then(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    decoded
+        .as_deref()
+        .and_then(|pair| pair.split_once(':'))
+        .is_some_and(|(user, password)| credentials.matches(user, password))
+}
+
+/// CONNECT: once the egress has connected, answer 200 and join the upgraded connection to the
+/// stream.
+async fn tunnel(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
+    let Some((host, port)) = authority(req.uri(), None) else {
+        return text_response(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
+    };
+    let mut stream = match egress.connect(host, port).await {
+        Ok(stream) => stream,
+        Err(refusal) => return refused(&refusal),
+    };
+    tokio::spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => {
+                let mut client = TokioIo::new(upgraded);
+                let _ = tokio::io::copy_bidirectional_with_sizes(
+                    &mut client,
+                    &mut stream,
+                    crate::tunnel::COPY_BYTES,
+                    crate::tunnel::COPY_BYTES,
+                )
+                .await;
+            }
+            Err(error) => tracing::debug!(%error, "http proxy: CONNECT upgrade failed"),
+        }
+    });
+    Response::new(crate::http::full(""))
+}
+
+/// An absolute-URI request: sent in origin form over a fresh connection through the egress,
+/// and the response streamed back.
+async fn forward(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
+    let Some((host, port)) = authority(req.uri(), Some(80)) else {
+        return text_response(StatusCode::BAD_REQUEST, "the URI has no host");
+    };
+    let stream = match egress.connect(host, port).await {
+        Ok(stream) => stream,
+        Err(refusal) => return refused(&refusal),
+    };
+    let handshake = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await;
+    let (mut sender, connection) = match handshake {
+        Ok(pair) => pair,
+        Err(error) => return text_response(StatusCode::BAD_GATEWAY, &error.to_string()),
+    };
+    tokio::spawn(connection);
+    let upstream_req = origin_form(req);
+    let sent = tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(upstream_req)).await;
+    match sent {
+        Ok(Ok(response)) => {
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, body.map_err(std::io::Error::other).boxed())
+        }
+        Ok(Err(error)) => text_response(StatusCode::BAD_GATEWAY, &error.to_string()),
+        Err(_) => text_response(StatusCode::GATEWAY_TIMEOUT, "no response in time"),
+    }
+}
+
+/// The request as the destination should see it: origin-form target, `Host` set, hop-by-hop
+/// and proxy headers gone.
+fn origin_form(req: Request<Incoming>) -> Request<Incoming> {
+    let (mut parts, body) = req.into_parts();
+    let authority = parts.uri.authority().map(|a| a.as_str().to_string());
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    parts.uri = path.parse().unwrap_or_else(|_| Uri::from_static("/"));
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(authority) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        parts.headers.insert(header::HOST, authority);
+    }
+    Request::from_parts(parts, body)
+}
+
+/// The URI's host (IPv6 without brackets) and port (`default` when it names none).
+fn authority(uri: &Uri, default: Option<u16>) -> Option<(String, u16)> {
+    let authority = uri.authority()?;
+    let port = authority.port_u16().or(default)?;
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Some((host.to_string(), port))
+}
+
+/// The status for a refusal: 403 not allowed, 504 timed out, 502 otherwise.
+fn refused(refusal: &Refusal) -> Response<Body> {
+    let status = match refusal.failure {
+        Failure::NotAllowed => StatusCode::FORBIDDEN,
+        Failure::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    text_response(status, &refusal.reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities_give_host_and_port() {
+        let cases = [
+            ("example.com:443", None, Some(("example.com", 443))),
+            ("[::1]:8080", None, Some(("::1", 8080))),
+            ("http://example.com/x", Some(80), Some(("example.com", 80))),
+            ("example.com", None, None),
+        ];
+        for (uri, default, expected) in cases {
+            let uri: Uri = uri.parse().unwrap();
+            let got = authority(&uri, default);
+            let got = got.as_ref().map(|(h, p)| (h.as_str(), *p));
+            assert_eq!(got, expected, "{uri}");
+        }
+    }
+}

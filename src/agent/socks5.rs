@@ -1,0 +1,355 @@
+//! The agent's SOCKS5 server (RFC 1928, with RFC 1929 username/password): CONNECT and UDP
+//! ASSOCIATE; names are resolved where the connection leaves (socks5h). BIND is refused.
+
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::{TcpListener, TcpStream, UdpSocket},
+    sync::mpsc,
+    time::sleep,
+};
+
+use super::{ProxyPlan, egress::Egress};
+use crate::{
+    egress::{
+        address::{Address, AddressError},
+        datagram::{self, Datagram},
+        dial::Refusal,
+    },
+    tunnel::{session::OpenedStream, wire::Failure},
+};
+
+const VERSION: u8 = 5;
+const NO_AUTH: u8 = 0;
+const USER_PASS: u8 = 2;
+const NO_METHOD: u8 = 0xff;
+const CONNECT: u8 = 1;
+const UDP_ASSOCIATE: u8 = 3;
+
+/// How long a client may take to say what it wants.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SOCKS5 reply codes (RFC 1928 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    Succeeded = 0,
+    General = 1,
+    NotAllowed = 2,
+    NetworkUnreachable = 3,
+    HostUnreachable = 4,
+    Refused = 5,
+    TtlExpired = 6,
+    CommandNotSupported = 7,
+    AddressTypeNotSupported = 8,
+}
+
+impl From<Failure> for Reply {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::NotAllowed => Reply::NotAllowed,
+            Failure::NetworkUnreachable => Reply::NetworkUnreachable,
+            Failure::HostUnreachable => Reply::HostUnreachable,
+            Failure::Refused => Reply::Refused,
+            // A timeout is what clients read 0x06 as (curl: "TTL expired", i.e. timed out).
+            Failure::TimedOut => Reply::TtlExpired,
+            Failure::General => Reply::General,
+        }
+    }
+}
+
+/// Accepts SOCKS5 clients until the listener fails for good.
+pub(super) async fn serve(listener: TcpListener, plan: ProxyPlan, egress: Egress) {
+    let plan = Arc::new(plan);
+    loop {
+        let (client, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "socks5: accept failed");
+                sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (plan, egress) = (plan.clone(), egress.clone());
+        tokio::spawn(async move {
+            if let Err(error) = serve_client(client, &plan, &egress).await {
+                tracing::debug!(%peer, %error, "socks5 client ended");
+            }
+        });
+    }
+}
+
+/// One client: handshake, then its CONNECT or UDP ASSOCIATE.
+async fn serve_client(mut client: TcpStream, plan: &ProxyPlan, egress: &Egress) -> io::Result<()> {
+    let _ = client.set_nodelay(true);
+    let request = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut client, plan)).await;
+    let Ok(request) = request else {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "handshake timed out",
+        ));
+    };
+    let (command, address) = match request? {
+        Ok(request) => request,
+        Err(reply) => return send_reply(&mut client, reply, None).await,
+    };
+    match command {
+        CONNECT => connect(client, address, egress).await,
+        UDP_ASSOCIATE => associate(client, plan, egress).await,
+        _ => send_reply(&mut client, Reply::CommandNotSupported, None).await,
+    }
+}
+
+/// Method selection, authentication and the request: the command and its address, or the
+/// reply that refuses it.
+async fn handshake<S>(client: &mut S, plan: &ProxyPlan) -> io::Result<Result<(u8, Address), Reply>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let [version, count] = read_array(client).await?;
+    if version != VERSION {
+        return Err(invalid("not SOCKS version 5"));
+    }
+    let mut methods = vec![0u8; usize::from(count)];
+    client.read_exact(&mut methods).await?;
+    let wanted = if plan.credentials.is_some() {
+        USER_PASS
+    } else {
+        NO_AUTH
+    };
+    if !methods.contains(&wanted) {
+        client.write_all(&[VERSION, NO_METHOD]).await?;
+        return Err(invalid("no acceptable authentication method"));
+    }
+    client.write_all(&[VERSION, wanted]).await?;
+    if let Some(credentials) = &plan.credentials {
+        let (username, password) = read_credentials(client).await?;
+        let good = credentials.matches(&username, &password);
+        client.write_all(&[1, u8::from(!good)]).await?;
+        if !good {
+            return Err(invalid("wrong username or password"));
+        }
+    }
+    let [version, command, _reserved] = read_array(client).await?;
+    if version != VERSION {
+        return Err(invalid("not SOCKS version 5"));
+    }
+    match read_address(client).await? {
+        Ok(address) => Ok(Ok((command, address))),
+        Err(AddressError::UnknownType(_)) => Ok(Err(Reply::AddressTypeNotSupported)),
+        Err(AddressError::BadName) => Ok(Err(Reply::General)),
+    }
+}
+
+/// RFC 1929's username and password.
+async fn read_credentials<S: AsyncRead + Unpin>(client: &mut S) -> io::Result<(String, String)> {
+    let [version, length] = read_array(client).await?;
+    if version != 1 {
+        return Err(invalid("not username/password authentication version 1"));
+    }
+    let mut username = vec![0u8; usize::from(length)];
+    client.read_exact(&mut username).await?;
+    let [length] = read_array(client).await?;
+    let mut password = vec![0u8; usize::from(length)];
+    client.read_exact(&mut password).await?;
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    Ok((text(username), text(password)))
+}
+
+/// An address as a request writes it, read exactly (nothing past it).
+async fn read_address<S: AsyncRead + Unpin>(
+    client: &mut S,
+) -> io::Result<Result<Address, AddressError>> {
+    let [kind] = read_array(client).await?;
+    let rest = match kind {
+        1 => 4 + 2,
+        4 => 16 + 2,
+        3 => {
+            let [length] = read_array(client).await?;
+            let mut bytes = vec![3, length];
+            bytes.resize(2 + usize::from(length) + 2, 0);
+            client.read_exact(&mut bytes[2..]).await?;
+            return Ok(Address::decode(&bytes).map(|read| read.expect("complete").0));
+        }
+        other => return Ok(Err(AddressError::UnknownType(other))),
+    };
+    let mut bytes = vec![kind; 1 + rest];
+    client.read_exact(&mut bytes[1..]).await?;
+    Ok(Address::decode(&bytes).map(|read| read.expect("complete").0))
+}
+
+/// CONNECT: the egress dials, the client gets the reply, then bytes flow both ways.
+async fn connect(mut client: TcpStream, address: Address, egress: &Egress) -> io::Result<()> {
+    let opened = egress.connect(address.host.to_string(), address.port).await;
+    let mut stream = match opened {
+        Ok(stream) => stream,
+        Err(refusal) => return refuse(&mut client, &address, refusal).await,
+    };
+    send_reply(&mut client, Reply::Succeeded, None).await?;
+    tokio::io::copy_bidirectional_with_sizes(
+        &mut client,
+        &mut stream,
+        crate::tunnel::COPY_BYTES,
+        crate::tunnel::COPY_BYTES,
+    )
+    .await
+    .map(drop)
+}
+
+/// Tells the client why not.
+async fn refuse(client: &mut TcpStream, address: &Address, refusal: Refusal) -> io::Result<()> {
+    tracing::info!(destination = %address, reason = %refusal.reason, "socks5: refused");
+    send_reply(client, refusal.failure.into(), None).await
+}
+
+/// UDP ASSOCIATE: a UDP socket for the client beside the listener, its datagrams carried on a
+/// tunnel stream to the exit, until the client's TCP connection ends or nothing moves for the
+/// idle timeout.
+async fn associate(mut client: TcpStream, plan: &ProxyPlan, egress: &Egress) -> io::Result<()> {
+    let local = client.local_addr()?;
+    let udp = UdpSocket::bind(SocketAddr::new(local.ip(), 0)).await?;
+    let stream = match egress.datagrams().await {
+        Ok(stream) => stream,
+        Err(refusal) => {
+            let here = Address::from(local);
+            return refuse(&mut client, &here, refusal).await;
+        }
+    };
+    send_reply(&mut client, Reply::Succeeded, Some(udp.local_addr()?)).await?;
+    let owner = client.peer_addr()?.ip();
+    relay_datagrams(client, udp, stream, owner, plan.udp_idle_timeout).await;
+    Ok(())
+}
+
+/// Moves datagrams between the client's UDP socket and the tunnel stream.
+async fn relay_datagrams(
+    mut client: TcpStream,
+    udp: UdpSocket,
+    stream: OpenedStream,
+    owner: std::net::IpAddr,
+    idle: Duration,
+) {
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    // Frames are read in a task of their own: a read cut short by `select!` would lose the
+    // part of a frame already read.
+    let (frames_tx, mut frames) = mpsc::channel::<Datagram>(64);
+    let reading = tokio::spawn(async move {
+        while let Ok(Some(datagram)) = datagram::read(&mut reader).await {
+            if frames_tx.send(datagram).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = vec![0u8; 65_536];
+    let mut peer: Option<SocketAddr> = None;
+    let mut control = [0u8; 1];
+    loop {
+        tokio::select! {
+            received = udp.recv_from(&mut buf) => {
+                let Ok((n, from)) = received else { continue };
+                // Only the client that asked may use the association, from one port.
+                if from.ip() != owner || peer.is_some_and(|p| p != from) {
+                    continue;
+                }
+                peer = Some(from);
+                let Some((address, payload)) = parse_udp_header(&buf[..n]) else { continue };
+                if datagram::write(&mut writer, &address, payload).await.is_err() {
+                    break;
+                }
+            }
+            frame = frames.recv() => {
+                let (Some(answer), Some(peer)) = (frame, peer) else {
+                    break;
+                };
+                let _ = udp.send_to(&udp_packet(&answer), peer).await;
+            }
+            read = client.read(&mut control) => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    break; // the association lives as long as its TCP connection
+                }
+            }
+            () = sleep(idle) => {
+                tracing::info!(idle = ?idle, "socks5: UDP association idle: closed");
+                break;
+            }
+        }
+    }
+    reading.abort();
+}
+
+/// A client's UDP request (RFC 1928 §7): the destination and the payload. Fragments (FRAG ≠ 0)
+/// are dropped, as most servers do.
+fn parse_udp_header(packet: &[u8]) -> Option<(Address, &[u8])> {
+    let [0, 0, 0, rest @ ..] = packet else {
+        return None;
+    };
+    let (address, used) = Address::decode(rest).ok()??;
+    Some((address, &rest[used..]))
+}
+
+/// A datagram from the exit, with the UDP request header naming its source.
+fn udp_packet(answer: &Datagram) -> Vec<u8> {
+    let mut packet = vec![0, 0, 0];
+    answer.address.encode(&mut packet);
+    packet.extend_from_slice(&answer.payload);
+    packet
+}
+
+/// Sends a reply; the bound address is 0.0.0.0:0 unless given.
+async fn send_reply<S>(client: &mut S, reply: Reply, bound: Option<SocketAddr>) -> io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    let bound = bound.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut bytes = vec![VERSION, reply as u8, 0];
+    Address::from(bound).encode(&mut bytes);
+    client.write_all(&bytes).await
+}
+
+async fn read_array<const N: usize, S: AsyncRead + Unpin>(client: &mut S) -> io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    client.read_exact(&mut bytes).await?;
+    Ok(bytes)
+}
+
+fn invalid(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_headers_parse_and_fragments_are_dropped() {
+        let to = Address::from(SocketAddr::from(([192, 0, 2, 1], 53)));
+        let mut packet = vec![0, 0, 0];
+        to.encode(&mut packet);
+        packet.extend_from_slice(b"q");
+        assert_eq!(parse_udp_header(&packet), Some((to.clone(), &b"q"[..])));
+        packet[2] = 1;
+        assert_eq!(parse_udp_header(&packet), None);
+        let answer = Datagram {
+            address: to,
+            payload: b"a".to_vec(),
+        };
+        let built = udp_packet(&answer);
+        assert_eq!(parse_udp_header(&built).unwrap().1, b"a");
+    }
+
+    #[test]
+    fn failures_map_to_reply_codes() {
+        let codes: Vec<u8> = [
+            Failure::General,
+            Failure::NotAllowed,
+            Failure::NetworkUnreachable,
+            Failure::HostUnreachable,
+            Failure::Refused,
+            Failure::TimedOut,
+        ]
+        .into_iter()
+        .map(|f| Reply::from(f) as u8)
+        .collect();
+        assert_eq!(codes, [1, 2, 3, 4, 5, 6]);
+    }
+}

@@ -1,0 +1,113 @@
+//! UDP datagrams carried on a tunnel stream: each is a 4-byte big-endian length, then the
+//! peer's address as SOCKS5 writes it ([`Address`]), then the payload. Toward the exit the
+//! address is the destination; back from it, the source.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::address::Address;
+
+/// The largest payload carried: UDP's over IPv4.
+pub const MAX_PAYLOAD: usize = 65_507;
+
+/// The largest frame: a payload and the longest address (a 255-byte name).
+const MAX_FRAME: usize = MAX_PAYLOAD + 1 + 1 + 255 + 2;
+
+/// One datagram and its peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    /// Destination (toward the exit) or source (back from it).
+    pub address: Address,
+    /// The bytes.
+    pub payload: Vec<u8>,
+}
+
+/// Writes one datagram and flushes it.
+pub async fn write<W>(writer: &mut W, address: &Address, payload: &[u8]) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    if payload.len() > MAX_PAYLOAD {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "datagram too large",
+        ));
+    }
+    let mut frame = Vec::with_capacity(4 + 20 + payload.len());
+    frame.extend_from_slice(&[0; 4]);
+    address.encode(&mut frame);
+    frame.extend_from_slice(payload);
+    let length = (frame.len() - 4) as u32;
+    frame[..4].copy_from_slice(&length.to_be_bytes());
+    writer.write_all(&frame).await?;
+    writer.flush().await
+}
+
+/// Reads one datagram; `Ok(None)` at a clean end of the stream.
+pub async fn read<R>(reader: &mut R) -> io::Result<Option<Datagram>>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut length = [0u8; 4];
+    match reader.read_exact(&mut length).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    let length = u32::from_be_bytes(length) as usize;
+    if length > MAX_FRAME {
+        return Err(invalid(format!("a datagram frame of {length} bytes")));
+    }
+    let mut frame = vec![0u8; length];
+    reader.read_exact(&mut frame).await?;
+    match Address::decode(&frame) {
+        Ok(Some((address, used))) => Ok(Some(Datagram {
+            address,
+            payload: frame.split_off(used),
+        })),
+        Ok(None) => Err(invalid("a datagram frame ends inside its address".into())),
+        Err(error) => Err(invalid(format!("a datagram's address: {error:?}"))),
+    }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egress::address::Host;
+
+    #[tokio::test]
+    async fn datagrams_round_trip_and_end_cleanly() {
+        let to = Address {
+            host: Host::Name("dns.example".into()),
+            port: 53,
+        };
+        let mut bytes = Vec::new();
+        write(&mut bytes, &to, b"query").await.unwrap();
+        write(&mut bytes, &to, b"").await.unwrap();
+        let mut reader = bytes.as_slice();
+        let first = read(&mut reader).await.unwrap().unwrap();
+        assert_eq!(
+            (first.address, first.payload),
+            (to.clone(), b"query".to_vec())
+        );
+        assert!(read(&mut reader).await.unwrap().unwrap().payload.is_empty());
+        assert!(read(&mut reader).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_are_refused() {
+        let mut reader: &[u8] = &[0xff, 0xff, 0xff, 0xff];
+        let error = read(&mut reader).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        let to = Address::from(std::net::SocketAddr::from(([127, 0, 0, 1], 9)));
+        let error = write(&mut Vec::new(), &to, &vec![0; MAX_PAYLOAD + 1])
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    }
+}

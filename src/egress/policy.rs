@@ -1,0 +1,843 @@
+//! The egress policy: which destinations the forward proxies may reach through the gateway, so
+//! that an agent cannot use the gateway to reach into the gateway's own network (SSRF).
+//!
+//! The checks are pure and cheap; [`super::dial()`] calls them in order: port, name, then every
+//! address the name resolves to.
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    ops::RangeInclusive,
+    str::FromStr,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use crate::router::HostPattern;
+
+/// A destination an allow or deny list names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// A network in CIDR form; a bare address is a /32 (IPv4) or /128 (IPv6).
+    Net {
+        /// The network address, host bits cleared.
+        addr: IpAddr,
+        /// The prefix length: at most 32 for IPv4, 128 for IPv6.
+        prefix: u8,
+    },
+    /// A host name, exact or `*.` wildcard (which does not match the bare suffix). It matches
+    /// the name a client asks for, never what an address resolves back to.
+    Name(HostPattern),
+}
+
+impl Rule {
+    /// A network rule, its host bits cleared. An IPv4-mapped IPv6 network
+    /// (`::ffff:10.0.0.0/104`) becomes the IPv4 network it maps, since addresses are
+    /// compared in their canonical form.
+    fn net(addr: IpAddr, prefix: u8) -> Rule {
+        let (addr, prefix) = match addr {
+            IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => (IpAddr::V4(v4), prefix - 96),
+                None => (addr, prefix),
+            },
+            _ => (addr, prefix),
+        };
+        Rule::Net {
+            addr: masked(addr, prefix),
+            prefix,
+        }
+    }
+
+    /// Whether this is a network rule containing `addr` (canonical).
+    fn contains(&self, addr: IpAddr) -> bool {
+        matches!(self, Rule::Net { addr: net, prefix } if net_contains(*net, *prefix, addr))
+    }
+
+    /// Whether this is a name rule matching `name` (trailing dot already removed).
+    fn matches_name(&self, name: &str) -> bool {
+        matches!(self, Rule::Name(pattern) if pattern.matches(name))
+    }
+}
+
+/// Parses `"10.0.0.0/8"`, `"192.168.1.7"`, `"::1"`, `"[::1]"`, `"fd00::/8"`, `"example.com"`
+/// or `"*.example.com"`. Host bits set in a CIDR (`"10.1.2.3/8"`) are accepted and cleared,
+/// as `ip route` does, rather than refused: the intent is plain.
+impl FromStr for Rule {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Rule, String> {
+        let expected = || {
+            format!(
+                "expected a CIDR (\"10.0.0.0/8\"), an address, or a host name (\"*.example.com\"), found {text:?}"
+            )
+        };
+        let (addr_text, prefix_text) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr_text = addr_text
+            .strip_prefix('[')
+            .and_then(|inner| inner.strip_suffix(']'))
+            .unwrap_or(addr_text);
+        let Ok(addr) = addr_text.parse::<IpAddr>() else {
+            return match prefix_text {
+                None => parse_name(text).ok_or_else(expected),
+                Some(_) => Err(expected()),
+            };
+        };
+        let max = max_prefix(addr);
+        let prefix = match prefix_text {
+            None => max,
+            Some(prefix) => prefix.parse().ok().filter(|p| *p <= max).ok_or_else(|| {
+                format!("expected a prefix length from 0 to {max} after \"/\", found {text:?}")
+            })?,
+        };
+        Ok(Rule::net(addr, prefix))
+    }
+}
+
+/// A name rule, or `None` when `text` is no host name. A name whose last label is all digits
+/// is a mistyped address (`10.0.0.300`), not a name.
+fn parse_name(text: &str) -> Option<Rule> {
+    let name = text.strip_suffix('.').unwrap_or(text);
+    let last_label = name.rsplit('.').next().unwrap_or(name);
+    if last_label.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    HostPattern::parse(name).ok().map(Rule::Name)
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::Net { addr, prefix } => write!(f, "{addr}/{prefix}"),
+            Rule::Name(pattern) => write!(f, "{pattern}"),
+        }
+    }
+}
+
+/// A destination port or an inclusive range of them, never including 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRange(RangeInclusive<u16>);
+
+impl PortRange {
+    /// Whether `port` is in the range.
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.contains(&port)
+    }
+}
+
+/// Parses `"443"` or `"8000-8100"`.
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<PortRange, String> {
+        let (start, end) = text.split_once('-').unwrap_or((text, text));
+        let port = |p: &str| p.trim().parse::<u16>().ok().filter(|p| *p != 0);
+        match (port(start), port(end)) {
+            (Some(start), Some(end)) if start <= end => Ok(PortRange(start..=end)),
+            (Some(start), Some(end)) => Err(format!(
+                "expected a range from low to high (\"{end}-{start}\"), found {text:?}"
+            )),
+            _ => Err(format!(
+                "expected a port (\"443\") or a range of ports (\"8000-8100\"), each from 1 to 65535, found {text:?}"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (start, end) = (self.0.start(), self.0.end());
+        if start == end {
+            write!(f, "{start}")
+        } else {
+            write!(f, "{start}-{end}")
+        }
+    }
+}
+
+/// What happens to an address no rule names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// Allowed unless it is in a blocked range (loopback, private, link-local, multicast,
+    /// reserved…) or one of this machine's addresses: the public internet, nothing inside.
+    #[default]
+    Public,
+    /// Denied: only what an allow rule names is reachable.
+    Deny,
+}
+
+/// Why the policy refuses a destination: a short sentence naming the rule or range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+/// What a name's rules decide before it is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameVerdict {
+    /// An allow rule names it: its addresses skip the fallback (deny networks still apply).
+    Allowed,
+    /// No rule names it: its addresses decide.
+    Undecided,
+}
+
+/// The egress policy. Deny rules beat allow rules; allow rules beat the fallback.
+#[derive(Debug)]
+pub struct Policy {
+    /// Destinations reachable whatever the fallback says.
+    allow: Vec<Rule>,
+    /// Destinations never reachable; they beat every allow rule.
+    deny: Vec<Rule>,
+    /// Reachable ports; `None` means all.
+    ports: Option<Vec<PortRange>>,
+    /// Unreachable ports; they beat `ports`.
+    deny_ports: Vec<PortRange>,
+    /// What happens to addresses no rule names.
+    fallback: Fallback,
+    /// This machine's addresses, read once: under [`Fallback::Public`] they are refused, since
+    /// a public address of the gateway reaches its own listeners (admin, internal ports) just
+    /// as loopback does.
+    own: Vec<IpAddr>,
+    /// Connections and datagrams refused so far (a metric), counted by the caller, once each.
+    denials: AtomicU64,
+}
+
+impl Policy {
+    /// A policy; reads this machine's addresses ([`own_addresses`]) once, here.
+    pub fn new(
+        allow: Vec<Rule>,
+        deny: Vec<Rule>,
+        ports: Option<Vec<PortRange>>,
+        deny_ports: Vec<PortRange>,
+        fallback: Fallback,
+    ) -> Policy {
+        Policy {
+            allow,
+            deny,
+            ports,
+            deny_ports,
+            fallback,
+            own: own_addresses(),
+            denials: AtomicU64::new(0),
+        }
+    }
+
+    /// The same policy with `own` as this machine's addresses instead of those read from the
+    /// system: for tests, and for hosts whose outside addresses the system does not list.
+    pub fn with_own_addresses(mut self, own: Vec<IpAddr>) -> Policy {
+        self.own = own.into_iter().map(|addr| addr.to_canonical()).collect();
+        self
+    }
+
+    /// Whether `port` may be dialled.
+    pub fn check_port(&self, port: u16) -> Result<(), Denied> {
+        if port == 0 {
+            return Err(Denied("port 0 is not a destination".into()));
+        }
+        if let Some(range) = self.deny_ports.iter().find(|range| range.contains(port)) {
+            return Err(Denied(if range.0.start() == range.0.end() {
+                format!("port {port} is denied")
+            } else {
+                format!("port {port} is in the denied ports {range}")
+            }));
+        }
+        match &self.ports {
+            Some(ports) if !ports.iter().any(|range| range.contains(port)) => {
+                Err(Denied(format!("port {port} is not in the allowed ports")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What the name rules say of `name` (case-insensitive, a trailing dot ignored).
+    pub fn check_name(&self, name: &str) -> Result<NameVerdict, Denied> {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        if let Some(rule) = self.deny.iter().find(|rule| rule.matches_name(name)) {
+            return Err(Denied(format!("{name} matches the deny rule {rule}")));
+        }
+        if self.allow.iter().any(|rule| rule.matches_name(name)) {
+            Ok(NameVerdict::Allowed)
+        } else {
+            Ok(NameVerdict::Undecided)
+        }
+    }
+
+    /// Whether `addr` may be dialled; `name_allowed` when it is the address of a name an allow
+    /// rule names ([`NameVerdict::Allowed`]). IPv4-mapped IPv6 addresses count as the IPv4
+    /// address they map; deny networks also catch an IPv4 address embedded in NAT64 or 6to4.
+    pub fn check_addr(&self, addr: IpAddr, name_allowed: bool) -> Result<(), Denied> {
+        let addr = addr.to_canonical();
+        for candidate in candidates(addr) {
+            if let Some(rule) = self.deny.iter().find(|rule| rule.contains(candidate)) {
+                let subject = subject(addr, candidate);
+                return Err(Denied(format!("{subject} is in the deny rule {rule}")));
+            }
+        }
+        if name_allowed || self.allow.iter().any(|rule| rule.contains(addr)) {
+            return Ok(());
+        }
+        match self.fallback {
+            Fallback::Deny => Err(Denied(format!("{addr} is not allowed by any rule"))),
+            Fallback::Public => self.check_public(addr),
+        }
+    }
+
+    /// The [`Fallback::Public`] verdict: refused if blocked or this machine's own.
+    fn check_public(&self, addr: IpAddr) -> Result<(), Denied> {
+        for candidate in candidates(addr) {
+            let subject = subject(addr, candidate);
+            if let Some(blocked) = BLOCKED.iter().find(|b| b.contains(candidate)) {
+                return Err(Denied(format!("{subject} is {}", blocked.what)));
+            }
+            if self.own.contains(&candidate) {
+                return Err(Denied(format!("{subject} is an address of this machine")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Connections and datagrams refused so far.
+    pub fn denied(&self) -> u64 {
+        self.denials.load(Ordering::Relaxed)
+    }
+
+    /// Counts one refused connection or datagram; returns the new total. The checks do not
+    /// count, since one connection may take several checks (one per resolved address).
+    pub fn count_denial(&self) -> u64 {
+        self.denials.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// No rules, all ports, [`Fallback::Public`].
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy::new(Vec::new(), Vec::new(), None, Vec::new(), Fallback::Public)
+    }
+}
+
+/// A range refused under [`Fallback::Public`], and what to call an address in it.
+struct Blocked {
+    addr: IpAddr,
+    prefix: u8,
+    /// Completes "ADDR is …".
+    what: &'static str,
+}
+
+impl Blocked {
+    fn contains(&self, addr: IpAddr) -> bool {
+        net_contains(self.addr, self.prefix, addr)
+    }
+}
+
+const fn v4(a: u8, b: u8, c: u8, d: u8, prefix: u8, what: &'static str) -> Blocked {
+    let addr = IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    Blocked { addr, prefix, what }
+}
+
+/// `bits` is the network address as one number: `0xfe80 << 112` is `fe80::`.
+const fn v6(bits: u128, prefix: u8, what: &'static str) -> Blocked {
+    let addr = IpAddr::V6(Ipv6Addr::from_bits(bits));
+    Blocked { addr, prefix, what }
+}
+
+const UNSPECIFIED: &str = "an unspecified address";
+const PRIVATE: &str = "a private address (allow it explicitly)";
+const SHARED: &str = "a shared (CGNAT) address (allow it explicitly)";
+const LOOPBACK: &str = "a loopback address";
+const LINK_LOCAL: &str = "a link-local address";
+const MULTICAST: &str = "a multicast address";
+const RESERVED: &str = "a reserved address";
+
+/// The ranges [`Fallback::Public`] refuses: everything that is not the public internet
+/// (RFC 6890's special-purpose registries, minus the documentation ranges, which route
+/// nowhere). NAT64 (`64:ff9b::/96`) and 6to4 (`2002::/16`) are not listed: the IPv4 address
+/// they embed is checked against this table instead.
+const BLOCKED: &[Blocked] = &[
+    v4(0, 0, 0, 0, 8, UNSPECIFIED), // "this network": a connect to 0.0.0.0 reaches this machine
+    v4(10, 0, 0, 0, 8, PRIVATE),    // RFC 1918
+    v4(100, 64, 0, 0, 10, SHARED),  // carrier-grade NAT (RFC 6598)
+    v4(127, 0, 0, 0, 8, LOOPBACK),  // the whole /8 is loopback on Linux
+    v4(169, 254, 0, 0, 16, LINK_LOCAL), // includes cloud metadata at 169.254.169.254
+    v4(172, 16, 0, 0, 12, PRIVATE), // RFC 1918
+    v4(192, 0, 0, 0, 24, RESERVED), // IETF protocol assignments (RFC 6890)
+    v4(192, 168, 0, 0, 16, PRIVATE), // RFC 1918
+    v4(198, 18, 0, 0, 15, RESERVED), // benchmarking (RFC 2544)
+    v4(224, 0, 0, 0, 4, MULTICAST), // RFC 5771
+    v4(240, 0, 0, 0, 4, RESERVED),  // class E, including 255.255.255.255 broadcast
+    v6(0, 128, UNSPECIFIED),        // `::`: like 0.0.0.0, a connect reaches this machine
+    v6(1, 128, LOOPBACK),           // `::1`
+    v6(0xfc00 << 112, 7, PRIVATE),  // unique local (RFC 4193), includes fd00:ec2::254 (metadata)
+    v6(0xfe80 << 112, 10, LINK_LOCAL), // RFC 4291
+    v6(0xff00 << 112, 8, MULTICAST), // RFC 4291
+];
+
+/// `addr`, then the IPv4 address it embeds, if any: NAT64 (`64:ff9b::a.b.c.d`, RFC 6052) and
+/// 6to4 (`2002:AABB:CCDD::/48`, RFC 3056) reach that IPv4 address through a translator.
+fn candidates(addr: IpAddr) -> impl Iterator<Item = IpAddr> {
+    std::iter::once(addr).chain(embedded_ipv4(addr).map(IpAddr::V4))
+}
+
+/// The `/96` NAT64 well-known prefix, shifted down to its 96 bits.
+const NAT64_PREFIX: u128 = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0).to_bits() >> 32;
+
+/// The IPv4 address a NAT64 or 6to4 address embeds.
+fn embedded_ipv4(addr: IpAddr) -> Option<Ipv4Addr> {
+    let IpAddr::V6(v6) = addr else {
+        return None;
+    };
+    let bits = v6.to_bits();
+    if bits >> 32 == NAT64_PREFIX {
+        Some(Ipv4Addr::from_bits(bits as u32)) // the last 32 bits
+    } else if bits >> 112 == 0x2002 {
+        Some(Ipv4Addr::from_bits((bits >> 80) as u32)) // bits 16..48
+    } else {
+        None
+    }
+}
+
+/// How a reason names `candidate`, the address checked for `addr`.
+fn subject(addr: IpAddr, candidate: IpAddr) -> String {
+    if addr == candidate {
+        addr.to_string()
+    } else {
+        format!("{addr} (embedding {candidate})")
+    }
+}
+
+fn max_prefix(addr: IpAddr) -> u8 {
+    if addr.is_ipv4() { 32 } else { 128 }
+}
+
+fn v4_mask(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn v6_mask(prefix: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn masked(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from_bits(v4.to_bits() & v4_mask(prefix))),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & v6_mask(prefix))),
+    }
+}
+
+/// Whether the network `net/prefix` contains `addr`; never across address families.
+fn net_contains(net: IpAddr, prefix: u8, addr: IpAddr) -> bool {
+    match (net, addr) {
+        (IpAddr::V4(net), IpAddr::V4(addr)) => {
+            (net.to_bits() ^ addr.to_bits()) & v4_mask(prefix) == 0
+        }
+        (IpAddr::V6(net), IpAddr::V6(addr)) => {
+            (net.to_bits() ^ addr.to_bits()) & v6_mask(prefix) == 0
+        }
+        _ => false,
+    }
+}
+
+/// This machine's addresses, from Linux's `/proc/net/fib_trie` (IPv4) and
+/// `/proc/net/if_inet6` (IPv6), without duplicates. Empty where those files cannot be read
+/// (other systems); loopback and private ranges are blocked anyway, so what this adds is the
+/// machine's public addresses.
+pub fn own_addresses() -> Vec<IpAddr> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let v4 = parse_fib_trie(&read("/proc/net/fib_trie")).into_iter();
+    let v6 = parse_if_inet6(&read("/proc/net/if_inet6")).into_iter();
+    let mut own = Vec::new();
+    for addr in v4.map(IpAddr::V4).chain(v6.map(IpAddr::V6)) {
+        if !own.contains(&addr) {
+            own.push(addr);
+        }
+    }
+    own
+}
+
+/// The local IPv4 addresses in `/proc/net/fib_trie`: each `|-- a.b.c.d` leaf followed by a
+/// `/32 host LOCAL` line. The trie is printed once per table, so addresses repeat.
+fn parse_fib_trie(text: &str) -> Vec<Ipv4Addr> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    lines
+        .windows(2)
+        .filter(|pair| pair[1].split_whitespace().eq(["/32", "host", "LOCAL"]))
+        .filter_map(|pair| pair[0].strip_prefix("|--")?.trim().parse().ok())
+        .collect()
+}
+
+/// The IPv6 addresses in `/proc/net/if_inet6`: the first field of each line, 32 hex digits.
+fn parse_if_inet6(text: &str) -> Vec<Ipv6Addr> {
+    text.lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|hex| hex.len() == 32)
+        .filter_map(|hex| u128::from_str_radix(hex, 16).ok())
+        .map(Ipv6Addr::from_bits)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(texts: &[&str]) -> Vec<Rule> {
+        texts.iter().map(|text| text.parse().unwrap()).collect()
+    }
+
+    /// A policy with no own addresses, so tests do not depend on this machine.
+    fn policy(allow: &[&str], deny: &[&str], fallback: Fallback) -> Policy {
+        Policy::new(rules(allow), rules(deny), None, Vec::new(), fallback)
+            .with_own_addresses(Vec::new())
+    }
+
+    fn addr(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn reason(result: Result<(), Denied>) -> String {
+        result.expect_err("expected a denial").0
+    }
+
+    #[test]
+    fn rules_parse() {
+        let net = |addr: &str, prefix| Rule::Net {
+            addr: addr.parse().unwrap(),
+            prefix,
+        };
+        let name = |pattern| Rule::Name(HostPattern::parse(pattern).unwrap());
+        let cases = [
+            ("10.0.0.0/8", net("10.0.0.0", 8)),
+            ("10.1.2.3/8", net("10.0.0.0", 8)),
+            ("192.168.1.7", net("192.168.1.7", 32)),
+            ("0.0.0.0/0", net("0.0.0.0", 0)),
+            ("::1", net("::1", 128)),
+            ("[::1]", net("::1", 128)),
+            ("fd00::/8", net("fd00::", 8)),
+            ("fd12:3456::1/8", net("fd00::", 8)),
+            ("[fd00::]/8", net("fd00::", 8)),
+            ("::ffff:10.0.0.0/104", net("10.0.0.0", 8)),
+            ("example.com", name("example.com")),
+            ("Example.COM.", name("example.com")),
+            ("*.example.com", name("*.example.com")),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(text.parse::<Rule>(), Ok(expected), "{text}");
+        }
+        for text in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/x",
+            "10.0.0.300",
+            "1.2.3",
+            "example.com/8",
+            "exa mple.com",
+            "*example.com",
+            "[::1",
+            "http://example.com",
+        ] {
+            assert!(text.parse::<Rule>().is_err(), "{text} should not parse");
+        }
+        assert_eq!(
+            "nope!".parse::<Rule>().unwrap_err(),
+            "expected a CIDR (\"10.0.0.0/8\"), an address, or a host name (\"*.example.com\"), found \"nope!\""
+        );
+        assert!(
+            "10.0.0.0/33"
+                .parse::<Rule>()
+                .unwrap_err()
+                .contains("from 0 to 32")
+        );
+        assert_eq!(rules(&["fd00::/8"])[0].to_string(), "fd00::/8");
+    }
+
+    #[test]
+    fn port_ranges_parse() {
+        let range: PortRange = "8000-8100".parse().unwrap();
+        assert!(range.contains(8000) && range.contains(8100) && !range.contains(8101));
+        assert_eq!(range.to_string(), "8000-8100");
+        assert_eq!("443".parse::<PortRange>().unwrap().to_string(), "443");
+        for text in ["0", "0-10", "8100-8000", "65536", "", "a-b", "1-2-3", "-5"] {
+            assert!(
+                text.parse::<PortRange>().is_err(),
+                "{text} should not parse"
+            );
+        }
+        assert!(
+            "8100-8000"
+                .parse::<PortRange>()
+                .unwrap_err()
+                .contains("\"8000-8100\"")
+        );
+    }
+
+    #[test]
+    fn ports_are_checked() {
+        let ports = ["443", "8000-8100"].map(|p| p.parse().unwrap()).to_vec();
+        let deny_ports = ["25", "8080-8081"].map(|p| p.parse().unwrap()).to_vec();
+        let policy = Policy::new(vec![], vec![], Some(ports), deny_ports, Fallback::Public);
+        assert!(policy.check_port(443).is_ok());
+        assert!(policy.check_port(8000).is_ok());
+        assert_eq!(
+            reason(policy.check_port(22)),
+            "port 22 is not in the allowed ports"
+        );
+        assert_eq!(reason(policy.check_port(25)), "port 25 is denied");
+        assert_eq!(
+            reason(policy.check_port(8080)),
+            "port 8080 is in the denied ports 8080-8081"
+        );
+        let open = Policy::default();
+        assert!(open.check_port(22).is_ok() && open.check_port(65535).is_ok());
+        assert!(open.check_port(0).is_err());
+    }
+
+    #[test]
+    fn names_match_wildcards_case_and_trailing_dot() {
+        let policy = policy(
+            &["*.example.com", "api.test"],
+            &["*.internal"],
+            Fallback::Deny,
+        );
+        let cases = [
+            ("a.example.com", Ok(NameVerdict::Allowed)),
+            ("A.B.Example.COM.", Ok(NameVerdict::Allowed)),
+            ("example.com", Ok(NameVerdict::Undecided)),
+            ("API.test.", Ok(NameVerdict::Allowed)),
+            ("xapi.test", Ok(NameVerdict::Undecided)),
+            (
+                "db.internal",
+                Err(Denied(
+                    "db.internal matches the deny rule *.internal".into(),
+                )),
+            ),
+            (
+                "DB.Internal.",
+                Err(Denied(
+                    "DB.Internal matches the deny rule *.internal".into(),
+                )),
+            ),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(policy.check_name(name), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn deny_beats_allow() {
+        let policy = policy(
+            &["*.example.com", "10.0.0.0/8"],
+            &["secret.example.com", "10.9.0.0/16"],
+            Fallback::Public,
+        );
+        assert!(policy.check_name("secret.example.com").is_err());
+        assert!(policy.check_addr(addr("10.1.0.1"), false).is_ok());
+        assert_eq!(
+            reason(policy.check_addr(addr("10.9.0.1"), false)),
+            "10.9.0.1 is in the deny rule 10.9.0.0/16"
+        );
+    }
+
+    #[test]
+    fn explicit_allow_beats_the_private_block() {
+        let policy = policy(&["10.0.0.0/8", "::1"], &[], Fallback::Public);
+        assert!(policy.check_addr(addr("10.1.2.3"), false).is_ok());
+        assert!(policy.check_addr(addr("::1"), false).is_ok());
+        assert_eq!(
+            reason(policy.check_addr(addr("192.168.1.5"), false)),
+            "192.168.1.5 is a private address (allow it explicitly)"
+        );
+        let default = Policy::default().with_own_addresses(Vec::new());
+        assert_eq!(
+            reason(default.check_addr(addr("10.1.2.3"), false)),
+            "10.1.2.3 is a private address (allow it explicitly)"
+        );
+        assert_eq!(
+            reason(default.check_addr(addr("127.0.0.1"), false)),
+            "127.0.0.1 is a loopback address"
+        );
+        assert!(default.check_addr(addr("93.184.216.34"), false).is_ok());
+        assert!(
+            default
+                .check_addr(addr("2606:2800:220:1::1"), false)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn allowed_name_passes_its_private_address_but_not_a_deny_network() {
+        let policy = policy(&["db.corp"], &["10.9.0.0/16"], Fallback::Public);
+        assert_eq!(policy.check_name("db.corp"), Ok(NameVerdict::Allowed));
+        assert!(policy.check_addr(addr("10.1.2.3"), true).is_ok());
+        assert!(policy.check_addr(addr("10.1.2.3"), false).is_err());
+        assert!(policy.check_addr(addr("10.9.0.1"), true).is_err());
+    }
+
+    #[test]
+    fn fallback_deny_allows_only_rules() {
+        let policy = policy(&["93.184.216.0/24"], &[], Fallback::Deny);
+        assert!(policy.check_addr(addr("93.184.216.34"), false).is_ok());
+        assert!(policy.check_addr(addr("1.1.1.1"), true).is_ok());
+        assert_eq!(
+            reason(policy.check_addr(addr("1.1.1.1"), false)),
+            "1.1.1.1 is not allowed by any rule"
+        );
+    }
+
+    #[test]
+    fn blocked_ranges_and_their_disguises() {
+        let policy = policy(&[], &[], Fallback::Public);
+        let cases = [
+            ("169.254.169.254", "169.254.169.254 is a link-local address"),
+            ("::ffff:127.0.0.1", "127.0.0.1 is a loopback address"),
+            ("0.0.0.0", "0.0.0.0 is an unspecified address"),
+            ("::", ":: is an unspecified address"),
+            (
+                "fd00:ec2::254",
+                "fd00:ec2::254 is a private address (allow it explicitly)",
+            ),
+            ("fe80::1", "fe80::1 is a link-local address"),
+            (
+                "100.64.0.1",
+                "100.64.0.1 is a shared (CGNAT) address (allow it explicitly)",
+            ),
+            (
+                "172.31.255.255",
+                "172.31.255.255 is a private address (allow it explicitly)",
+            ),
+            ("198.19.0.1", "198.19.0.1 is a reserved address"),
+            ("239.1.1.1", "239.1.1.1 is a multicast address"),
+            ("ff02::1", "ff02::1 is a multicast address"),
+            ("255.255.255.255", "255.255.255.255 is a reserved address"),
+            (
+                "64:ff9b::7f00:1",
+                "64:ff9b::7f00:1 (embedding 127.0.0.1) is a loopback address",
+            ),
+            (
+                "64:ff9b::a9fe:a9fe",
+                "64:ff9b::a9fe:a9fe (embedding 169.254.169.254) is a link-local address",
+            ),
+            (
+                "2002:c0a8:105::1",
+                "2002:c0a8:105::1 (embedding 192.168.1.5) is a private address (allow it explicitly)",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                reason(policy.check_addr(addr(text), false)),
+                expected,
+                "{text}"
+            );
+        }
+        for text in [
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+            "172.32.0.1",
+            "100.128.0.1",
+        ] {
+            assert!(policy.check_addr(addr(text), false).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn deny_networks_catch_embedded_and_mapped_addresses() {
+        let policy = policy(&[], &["93.184.216.0/24"], Fallback::Public);
+        for text in [
+            "93.184.216.34",
+            "::ffff:93.184.216.34",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+        ] {
+            assert!(policy.check_addr(addr(text), true).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn own_addresses_are_denied() {
+        let own = vec![addr("203.0.113.7"), addr("2001:db8::7")];
+        let policy = policy(&["2001:db8::7"], &[], Fallback::Public).with_own_addresses(own);
+        assert_eq!(
+            reason(policy.check_addr(addr("203.0.113.7"), false)),
+            "203.0.113.7 is an address of this machine"
+        );
+        assert!(
+            policy
+                .check_addr(addr("::ffff:203.0.113.7"), false)
+                .is_err()
+        );
+        assert!(
+            policy
+                .check_addr(addr("64:ff9b::cb00:7107"), false)
+                .is_err()
+        );
+        assert!(
+            policy.check_addr(addr("2001:db8::7"), false).is_ok(),
+            "explicitly allowed"
+        );
+        assert!(policy.check_addr(addr("203.0.113.8"), false).is_ok());
+    }
+
+    #[test]
+    fn denials_are_counted_by_the_caller() {
+        let policy = Policy::default();
+        assert!(policy.check_addr(addr("127.0.0.1"), false).is_err());
+        assert_eq!(policy.denied(), 0);
+        assert_eq!(policy.count_denial(), 1);
+        assert_eq!(policy.count_denial(), 2);
+        assert_eq!(policy.denied(), 2);
+    }
+
+    const FIB_TRIE: &str = "\
+Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 127.0.0.0/8 2 0 2
+        +-- 127.0.0.0/31 1 0 0
+           |-- 127.0.0.0
+              /8 host LOCAL
+           |-- 127.0.0.1
+              /32 host LOCAL
+        |-- 127.255.255.255
+           /32 link BROADCAST
+     +-- 203.0.113.0/24 2 0 2
+        +-- 203.0.113.0/30 2 0 2
+           |-- 203.0.113.0
+              /24 link UNICAST
+           |-- 203.0.113.2
+              /32 host LOCAL
+        |-- 203.0.113.255
+           /32 link BROADCAST
+Local:
+  +-- 0.0.0.0/0 3 0 5
+     +-- 127.0.0.0/8 2 0 2
+           |-- 127.0.0.1
+              /32 host LOCAL
+     +-- 203.0.113.0/24 2 0 2
+           |-- 203.0.113.2
+              /32 host LOCAL
+";
+
+    const IF_INET6: &str = "\
+fd000000000000000000000000000002 04 40 00 82     eth0
+fe8000000000000000fc00fffe000001 04 40 20 80     eth0
+00000000000000000000000000000001 01 80 10 80       lo
+";
+
+    #[test]
+    fn proc_files_parse() {
+        let v4: Vec<Ipv4Addr> = ["127.0.0.1", "203.0.113.2", "127.0.0.1", "203.0.113.2"]
+            .map(|a| a.parse().unwrap())
+            .to_vec();
+        assert_eq!(parse_fib_trie(FIB_TRIE), v4);
+        let v6: Vec<Ipv6Addr> = ["fd00::2", "fe80::fc:ff:fe00:1", "::1"]
+            .map(|a| a.parse().unwrap())
+            .to_vec();
+        assert_eq!(parse_if_inet6(IF_INET6), v6);
+        assert!(parse_fib_trie("").is_empty() && parse_if_inet6("garbage\n").is_empty());
+        let own = own_addresses();
+        let mut unique = own.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(own.len(), unique.len(), "own addresses repeat: {own:?}");
+    }
+}
