@@ -114,6 +114,9 @@ impl Proxy {
             via: plan.via.clone(),
         };
         let listen = listener.local_addr().unwrap_or(plan.listen);
+        if !listen.ip().is_loopback() && plan.credentials.is_none() {
+            tracing::warn!(%listen, "the {self:?} proxy takes anyone who reaches it: set a username and password");
+        }
         let exit = plan
             .via
             .as_ref()

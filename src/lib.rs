@@ -16,7 +16,10 @@
 //!   toward `wss://`/`https://` upstreams, or a stream to a connected agent's service.
 //! - [`tunnel`]: the agents' side of the gateway — one yamux session per agent over one
 //!   WebSocket, the control conversation, and services turned into routes and ports.
-//! - [`agent`], [`pipe`], [`client`]: the other processes — `wsgate agent` behind NAT,
+//! - [`egress`]: connections agents ask to make out of the gateway (or out of an exit agent)
+//!   for their SOCKS5 and HTTP proxies — the policy, the dial, UDP datagrams.
+//! - [`agent`], [`pipe`], [`client`]: the other processes — `wsgate agent` behind NAT (with
+//!   its local SOCKS5 and HTTP proxies),
 //!   `wsgate pipe` for SSH, and the WebSocket dialler they share.
 //! - [`access_log`], [`shutdown`], [`tls`]: cross-cutting pieces.
 

@@ -5,10 +5,11 @@ mod support;
 use std::path::Path;
 
 #[test]
-fn the_agent_example_is_valid() {
-    let path = Path::new("examples/agent/agent.toml");
-    if let Err(error) = wsgate::config::agent::load(path) {
-        panic!("{error}");
+fn the_agent_examples_are_valid() {
+    for file in ["examples/agent/agent.toml", "examples/agent/laptop.toml"] {
+        if let Err(error) = wsgate::config::agent::load(Path::new(file)) {
+            panic!("{error}");
+        }
     }
 }
 
