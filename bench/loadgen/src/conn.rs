@@ -1,5 +1,5 @@
 //! One benchmark connection: raw TCP or a WebSocket client, split into a sender and a receiver
-//! of bytes, so the modes do not care which.
+//! of bytes, so the modes do not care which; a TCP one directly or through a SOCKS5 proxy.
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -18,6 +18,8 @@ use tokio::{
     },
 };
 use tokio_websockets::{ClientBuilder, MaybeTlsStream, Message, WebSocketStream};
+
+use crate::socks5;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -38,24 +40,45 @@ pub enum Receiver {
 }
 
 /// Connects to `tcp://host:port` or `ws://host:port/path` (subprotocol `binary`), within
-/// `CONNECT_TIMEOUT`.
-pub async fn connect(url: &str) -> anyhow::Result<(Sender, Receiver)> {
-    tokio::time::timeout(CONNECT_TIMEOUT, connect_now(url))
+/// `CONNECT_TIMEOUT`; a `tcp://` URL through the SOCKS5 proxy `socks5` when one is given.
+pub async fn connect(url: &str, socks5: Option<&str>) -> anyhow::Result<(Sender, Receiver)> {
+    tokio::time::timeout(CONNECT_TIMEOUT, connect_now(url, socks5))
         .await
         .with_context(|| format!("connect {url}: timed out"))?
 }
 
-async fn connect_now(url: &str) -> anyhow::Result<(Sender, Receiver)> {
-    if let Some(addr) = url.strip_prefix("tcp://") {
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connect {addr}"))?;
-        stream.set_nodelay(true)?;
-        let (read, write) = stream.into_split();
+/// Connects to `tcp://host:port`, directly or through the SOCKS5 proxy `socks5`, within
+/// `CONNECT_TIMEOUT`; the stream has `TCP_NODELAY` set.
+pub async fn connect_tcp(url: &str, socks5: Option<&str>) -> anyhow::Result<TcpStream> {
+    tokio::time::timeout(CONNECT_TIMEOUT, connect_tcp_now(url, socks5))
+        .await
+        .with_context(|| format!("connect {url}: timed out"))?
+}
+
+async fn connect_tcp_now(url: &str, socks5: Option<&str>) -> anyhow::Result<TcpStream> {
+    let Some(addr) = url.strip_prefix("tcp://") else {
+        bail!("expected tcp://, got {url}");
+    };
+    if let Some(proxy) = socks5 {
+        return socks5::connect(proxy, addr).await;
+    }
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connect {addr}"))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+async fn connect_now(url: &str, socks5: Option<&str>) -> anyhow::Result<(Sender, Receiver)> {
+    if url.starts_with("tcp://") {
+        let (read, write) = connect_tcp_now(url, socks5).await?.into_split();
         return Ok((Sender::Tcp(write), Receiver::Tcp(read, vec![0; 64 * 1024])));
     }
     if !url.starts_with("ws://") {
         bail!("expected tcp:// or ws://, got {url}");
+    }
+    if socks5.is_some() {
+        bail!("--socks5 takes tcp:// URLs only, got {url}");
     }
     let (ws, _) = ClientBuilder::new()
         .uri(url)?

@@ -32,7 +32,7 @@ pub async fn run(url: &str, conns: usize, hold: Duration) -> anyhow::Result<()> 
 
 /// One connection that has echoed one byte, so it is bridged end to end.
 async fn open_proven(url: &str) -> anyhow::Result<(conn::Sender, conn::Receiver)> {
-    let (mut sender, mut receiver) = conn::connect(url).await?;
+    let (mut sender, mut receiver) = conn::connect(url, None).await?;
     sender.send(Bytes::from_static(b"!")).await?;
     receiver.recv_exact(1).await?;
     Ok((sender, receiver))

@@ -16,12 +16,17 @@ const WARMUP: usize = 200;
 const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the measurement and prints `result p50_us=… p99_us=… mean_us=…`.
-pub async fn run(url: &str, count: usize, msg_bytes: usize) -> anyhow::Result<()> {
+pub async fn run(
+    url: &str,
+    socks5: Option<&str>,
+    count: usize,
+    msg_bytes: usize,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         count > 0 && msg_bytes > 0,
         "count and msg-bytes must be positive"
     );
-    let (mut sender, mut receiver) = conn::connect(url).await?;
+    let (mut sender, mut receiver) = conn::connect(url, socks5).await?;
     let payload = Bytes::from(vec![0x42u8; msg_bytes]);
     let mut samples = Vec::with_capacity(count);
     for round in 0..WARMUP + count {
@@ -42,7 +47,7 @@ pub async fn run(url: &str, count: usize, msg_bytes: usize) -> anyhow::Result<()
 }
 
 /// Prints percentiles (nearest rank, rounded down) and the mean of the samples in µs.
-fn print_summary(samples: &mut [f64]) {
+pub fn print_summary(samples: &mut [f64]) {
     samples.sort_by(f64::total_cmp);
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
     let mean = samples.iter().sum::<f64>() / samples.len() as f64;

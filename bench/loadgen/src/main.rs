@@ -1,6 +1,6 @@
 //! Load generator for the wsgate benchmarks: TCP and WebSocket echo targets, throughput,
-//! ping-pong latency and idle connections, over raw TCP or WebSocket (direct, or through a
-//! bridge or a proxy).
+//! ping-pong latency, connection setup and idle connections, over raw TCP or WebSocket
+//! (direct, or through a bridge, a reverse proxy or a SOCKS5 forward proxy).
 //!
 //! Every mode prints one machine-readable `result key=value ...` line on stdout.
 #![forbid(unsafe_code)]
@@ -9,6 +9,8 @@ mod conn;
 mod echo;
 mod idle;
 mod latency;
+mod setup;
+mod socks5;
 mod throughput;
 mod ws_echo;
 
@@ -44,6 +46,8 @@ enum Mode {
         /// (i mod count)-th), and the result is their sum over one shared measurement window.
         #[arg(long, required = true)]
         url: Vec<String>,
+        #[command(flatten)]
+        via: Via,
         /// Concurrent connections.
         #[arg(long, default_value_t = 1)]
         conns: usize,
@@ -59,12 +63,26 @@ enum Mode {
         /// `tcp://…` or `ws://…`.
         #[arg(long)]
         url: String,
+        #[command(flatten)]
+        via: Via,
         /// Measured round trips (after 200 warm-up ones).
         #[arg(long, default_value_t = 5000)]
         count: usize,
         /// Bytes per message.
         #[arg(long, default_value_t = 32)]
         msg_bytes: usize,
+    },
+    /// Time to first byte of new connections, one after another: connect, write one byte,
+    /// read its echo, close.
+    Setup {
+        /// `tcp://host:port`.
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        via: Via,
+        /// Measured connections (after 50 warm-up ones).
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
     },
     /// Opens N connections, proves each with one echo, prints `result ready conns=N`, holds
     /// them until stdin closes (or `--hold-seconds` pass).
@@ -81,6 +99,15 @@ enum Mode {
     },
 }
 
+/// How `tcp://` connections reach their target.
+#[derive(Debug, clap::Args)]
+struct Via {
+    /// A SOCKS5 proxy (`HOST:PORT`, no authentication) that every `tcp://` connection goes
+    /// through: CONNECT to the URL's host and port (an address, or a name the proxy resolves).
+    #[arg(long, value_name = "HOST:PORT")]
+    socks5: Option<String>,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // One thread: the bench pins the load to one core.
@@ -93,15 +120,18 @@ fn main() -> anyhow::Result<()> {
             Mode::WsEcho { listen } => ws_echo::run(&listen).await,
             Mode::Throughput {
                 url,
+                via,
                 conns,
                 seconds,
                 msg_bytes,
-            } => throughput::run(&url, conns, seconds, msg_bytes).await,
+            } => throughput::run(&url, via.socks5.as_deref(), conns, seconds, msg_bytes).await,
             Mode::Latency {
                 url,
+                via,
                 count,
                 msg_bytes,
-            } => latency::run(&url, count, msg_bytes).await,
+            } => latency::run(&url, via.socks5.as_deref(), count, msg_bytes).await,
+            Mode::Setup { url, via, count } => setup::run(&url, via.socks5.as_deref(), count).await,
             Mode::Idle {
                 url,
                 conns,

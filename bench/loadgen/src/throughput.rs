@@ -30,6 +30,7 @@ struct Flow {
 /// Runs the measurement and prints `result mbps=…`; connection i goes to `urls[i % urls.len()]`.
 pub async fn run(
     urls: &[String],
+    socks5: Option<&str>,
     conns: usize,
     seconds: f64,
     msg_bytes: usize,
@@ -43,7 +44,7 @@ pub async fn run(
     let payload = Bytes::from(vec![0xa5u8; msg_bytes]);
     let mut tasks = Vec::new();
     for i in 0..conns {
-        let (sender, receiver) = conn::connect(&urls[i % urls.len()]).await?;
+        let (sender, receiver) = conn::connect(&urls[i % urls.len()], socks5).await?;
         tasks.push(tokio::spawn(drive(
             sender,
             receiver,
