@@ -258,10 +258,12 @@ async fn relay_datagrams(
                 }
             }
             frame = frames.recv() => {
-                let (Some(answer), Some(peer)) = (frame, peer) else {
-                    break;
+                let Some(answer) = frame else {
+                    break; // the exit ended the association
                 };
-                let _ = udp.send_to(&udp_packet(&answer), peer).await;
+                if let Some(peer) = peer {
+                    let _ = udp.send_to(&udp_packet(&answer), peer).await;
+                }
             }
             read = client.read(&mut control) => {
                 if matches!(read, Ok(0) | Err(_)) {
