@@ -279,46 +279,61 @@ async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
 /// Sends a ping every `every` and reads what the gateway says, until the control stream ends
 /// or the gateway misses three heartbeats.
 async fn heartbeats(control: OpenedStream, every: Duration, server: &Uri) {
-    // Frames are read in a task of their own: a read cut short by the ticker in a `select!`
-    // would lose the part of a frame already read.
+    // Frames are read by a future of their own, beside the ticker's (a read cut short by the
+    // ticker in a `select!` would lose the part of a frame already read), in this one task:
+    // a tunnel stream's reader and writer stay in one task (see `egress::association`).
     let (mut reader, mut writer) = tokio::io::split(control);
     let (frames_tx, mut frames) = tokio::sync::mpsc::channel(16);
-    let reading = tokio::spawn(async move {
+    let reading = async move {
         while let Ok(Some(frame)) = wire::read_frame::<_, Control>(&mut reader).await {
             if frames_tx.send(frame).await.is_err() {
-                return;
+                break;
             }
         }
-    });
-    let mut ticker = tokio::time::interval(every);
-    let mut sent = 0u64;
-    let mut answered = 0u64;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                if sent > answered + 3 {
-                    tracing::warn!(%server, "gateway stopped answering heartbeats");
-                    break;
+        // The talking side ends once it has taken every frame read.
+        drop(frames_tx);
+        std::future::pending::<()>().await
+    };
+    let talking = async {
+        let mut ticker = tokio::time::interval(every);
+        let (mut sent, mut answered) = (0u64, 0u64);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    if sent > answered + 3 {
+                        tracing::warn!(%server, "gateway stopped answering heartbeats");
+                        return;
+                    }
+                    sent += 1;
+                    if wire::write_frame(&mut writer, &Control::Ping(sent)).await.is_err() {
+                        return;
+                    }
                 }
-                sent += 1;
-                if wire::write_frame(&mut writer, &Control::Ping(sent)).await.is_err() {
-                    break;
-                }
+                frame = frames.recv() => match frame {
+                    Some(Control::Pong(n)) => answered = answered.max(n),
+                    Some(other) => log_control(server, other),
+                    None => return,
+                },
             }
-            frame = frames.recv() => match frame {
-                Some(Control::Pong(n)) => answered = answered.max(n),
-                Some(Control::Registered { name, url }) => {
-                    tracing::info!(%server, service = %name, %url, "service registered");
-                }
-                Some(Control::Refused { name, why }) => {
-                    tracing::error!(%server, service = %name, %why, "service refused");
-                }
-                Some(other) => tracing::debug!(message = ?other, "unexpected control message"),
-                None => break,
-            },
         }
+    };
+    tokio::select! {
+        () = reading => {}
+        () = talking => {}
     }
-    reading.abort();
+}
+
+/// Logs what the gateway says on the control stream besides pongs.
+fn log_control(server: &Uri, message: Control) {
+    match message {
+        Control::Registered { name, url } => {
+            tracing::info!(%server, service = %name, %url, "service registered");
+        }
+        Control::Refused { name, why } => {
+            tracing::error!(%server, service = %name, %why, "service refused");
+        }
+        other => tracing::debug!(message = ?other, "unexpected control message"),
+    }
 }
 
 /// Opens the WebSocket to the gateway, with the token.
@@ -342,10 +357,10 @@ async fn connect(
 async fn serve_stream(mut stream: TunnelStream, plan: Arc<AgentPlan>) {
     match wire::read_frame::<_, Open>(&mut stream).await {
         Ok(Some(Open::Service(service))) => serve_service(stream, &plan, &service).await,
-        Ok(Some(Open::Connect { host, port })) => {
-            egress::exit_connect(stream, &plan, &host, port).await;
+        Ok(Some(Open::Connect { host, port, agent })) => {
+            egress::exit_connect(stream, &plan, &host, port, &agent).await;
         }
-        Ok(Some(Open::Datagrams)) => egress::exit_datagrams(stream, &plan).await,
+        Ok(Some(Open::Datagrams { agent })) => egress::exit_datagrams(stream, &plan, &agent).await,
         _ => {}
     }
 }

@@ -26,10 +26,12 @@
 //! - [`dial`](mod@dial): check, resolve, check, connect.
 //! - [`address`], [`datagram`]: destinations as SOCKS5 writes them, and UDP datagrams framed
 //!   on a tunnel stream.
+//! - [`association`]: a UDP association on the exit side, its two directions apart.
 //! - [`exit`]: the exit side (the gateway, or an agent named in `via`): dial under the policy,
 //!   answer, then carry the bytes or the datagrams.
 
 pub mod address;
+pub mod association;
 pub mod datagram;
 pub mod dial;
 pub mod exit;

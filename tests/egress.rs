@@ -202,7 +202,11 @@ async fn curl_connects_to_an_https_server_through_the_http_proxy() {
     );
     std::fs::write(&config, origin_toml).unwrap();
     let origin = process::spawn(&["serve", "-c", config.to_str().unwrap()]).await;
-    let gw = gateway("egress-https-gw", Some("allow = [\"localhost\"]")).await;
+    let gw = gateway(
+        "egress-https-gw",
+        Some("allow = [\"127.0.0.0/8\", \"::1\"]"),
+    )
+    .await;
     let agent = cli_agent(gw.addr, "t0ken", &["--http-proxy", "127.0.0.1:0"]).await;
     let http = format!("http://{}", agent.http.unwrap());
     let url = format!("https://localhost:{}/hello.txt", origin.addr.port());
@@ -288,6 +292,51 @@ async fn the_egress_policy_allows_denies_and_counts() {
     assert_eq!(socks::connect(proxy, &unknown).await.0, 4);
     let (silent, _fillers, _socket) = unresponsive_listener();
     assert_eq!(socks::connect(proxy, &Target::Addr(silent)).await.0, 6);
+}
+
+#[tokio::test]
+async fn by_default_loopback_is_denied_however_it_is_written() {
+    let echo = echo_server(false).await;
+    let mut gw = gateway("egress-default", Some("connect_timeout = \"2s\"")).await;
+    let agent = cli_agent(gw.addr, "t0ken", &["--socks5", "127.0.0.1:0"]).await;
+    let proxy = agent.socks5.unwrap();
+    let port = echo.port();
+    let v6 = |text: &str| Target::Addr(SocketAddr::new(text.parse().unwrap(), port));
+    let denied = [
+        Target::Addr(echo),
+        Target::Name("localhost".into(), port),
+        Target::Name("2130706433".into(), port), // 127.0.0.1 as one number
+        Target::Name("0x7f.1".into(), port),
+        v6("::ffff:127.0.0.1"),
+        v6("::1"),
+    ];
+    for target in &denied {
+        assert_eq!(socks::connect(proxy, target).await.0, 2, "{target:?}");
+    }
+    let line = gw
+        .wait_for_log(&format!("denied_total={}", denied.len()))
+        .await;
+    assert!(line.contains("egress denied"), "{line}");
+}
+
+#[tokio::test]
+async fn bind_and_unknown_address_types_get_their_reply_codes() {
+    let gw = gateway("egress-codes", Some("allow = [\"127.0.0.0/8\"]")).await;
+    let agent = cli_agent(gw.addr, "t0ken", &["--socks5", "127.0.0.1:0"]).await;
+    let proxy = agent.socks5.unwrap();
+    let bind = Target::Addr(SocketAddr::from(([127, 0, 0, 1], 9)));
+    assert_eq!(socks::request(proxy, 2, &bind, None).await.unwrap().code, 7);
+    let mut stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    stream.write_all(&[5, 1, 0]).await.unwrap();
+    let mut chosen = [0u8; 2];
+    stream.read_exact(&mut chosen).await.unwrap();
+    stream
+        .write_all(&[5, 1, 0, 9, 1, 2, 3, 4, 0, 80])
+        .await
+        .unwrap();
+    let mut reply = [0u8; 2];
+    stream.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply, [5, 8]);
 }
 
 #[tokio::test]
@@ -380,6 +429,12 @@ async fn egress_via_another_agent_exits_from_its_network() {
     // The office's own policy still applies: 10.0.0.0/8 is not allowed there.
     let private = Target::Addr(SocketAddr::from(([10, 0, 0, 1], 80)));
     assert_eq!(socks::connect(laptop.socks5.unwrap(), &private).await.0, 2);
+    // Datagrams take the same way out.
+    let udp_echo = udp_echo().await;
+    let (relay, _control) = associate(laptop.socks5.unwrap()).await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let answer = udp_round_trip(&client, relay, &Target::Addr(udp_echo), b"via").await;
+    assert_eq!(answer, (udp_echo, b"via".to_vec()));
     let wrong = "[socks5]\nlisten = \"127.0.0.1:0\"\nvia = \"office\"\nsecret = \"guess\"\n";
     let wrong = file_agent("egress-via-wrong", gw.addr, "other", wrong).await;
     assert_eq!(
@@ -409,6 +464,80 @@ async fn udp_echo() -> SocketAddr {
         }
     });
     addr
+}
+
+/// A UDP ASSOCIATE through `proxy`: the relay address and the control connection.
+async fn associate(proxy: SocketAddr) -> (SocketAddr, tokio::net::TcpStream) {
+    let anywhere = Target::Addr(SocketAddr::from(([0, 0, 0, 0], 0)));
+    let reply = socks::request(proxy, 3, &anywhere, None).await.unwrap();
+    assert_eq!(reply.code, 0);
+    (reply.bound, reply.stream)
+}
+
+/// Sends `payload` to `target` through the relay and returns the first answer's source and
+/// payload.
+async fn udp_round_trip(
+    client: &UdpSocket,
+    relay: SocketAddr,
+    target: &Target,
+    payload: &[u8],
+) -> (SocketAddr, Vec<u8>) {
+    let packet = socks::udp_request(target, payload);
+    client.send_to(&packet, relay).await.unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let received = tokio::time::timeout(STEP, client.recv_from(&mut buf)).await;
+    let (n, _) = received.expect("no answer").unwrap();
+    socks::udp_reply(&buf[..n])
+}
+
+/// Waits (bounded) until the control connection of an association ends.
+async fn control_ends(control: &mut tokio::net::TcpStream) {
+    let mut end = [0u8; 1];
+    let read = tokio::time::timeout(STEP, control.read(&mut end)).await;
+    let read = read.expect("the association is still open");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
+#[tokio::test]
+async fn a_udp_flood_both_ways_does_not_wedge_an_association_and_the_exit_ends_it_when_idle() {
+    let echo = udp_echo().await;
+    let policy = "allow = [\"127.0.0.0/8\"]\nudp_idle_timeout = \"1s\"";
+    let gw = gateway("egress-udp-flood", Some(policy)).await;
+    let agent = cli_agent(gw.addr, "t0ken", &["--socks5", "127.0.0.1:0"]).await;
+    let (relay, mut control) = associate(agent.socks5.unwrap()).await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Datagrams out as fast as they go for 3 s while none of the echoes is read: both ways of
+    // the tunnel stream fill at once (a relay that waits on one way to serve the other wedges
+    // here, as an earlier one did).
+    let target = Target::Addr(echo);
+    let bulk = socks::udp_request(&target, &[7u8; 1200]);
+    let flood_until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    for _ in 0..1_000_000 {
+        if tokio::time::Instant::now() > flood_until {
+            break;
+        }
+        client.send_to(&bulk, relay).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    // The association still carries a datagram both ways (echoes of the flood may come first).
+    let probe = socks::udp_request(&target, b"probe");
+    let mut buf = vec![0u8; 65_536];
+    let answered = tokio::time::timeout(STEP, async {
+        loop {
+            client.send_to(&probe, relay).await.unwrap();
+            let short = std::time::Duration::from_millis(200);
+            while let Ok(Ok((n, _))) = tokio::time::timeout(short, client.recv_from(&mut buf)).await
+            {
+                if socks::udp_reply(&buf[..n]).1 == b"probe" {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "the association no longer answers");
+    // Quiet now: the exit's idle timeout (1 s; the agent's is 60 s) ends it, end to end.
+    control_ends(&mut control).await;
 }
 
 #[tokio::test]
@@ -451,11 +580,7 @@ async fn udp_associate_echoes_datagrams_and_ends_when_idle() {
     let line = gw.wait_for_log("egress datagram denied").await;
     assert!(line.contains("denied_total=1"), "{line}");
     // Nothing for the idle timeout: the association ends, and so does its TCP connection.
-    let mut end = [0u8; 1];
-    let read = tokio::time::timeout(STEP, reply.stream.read(&mut end))
-        .await
-        .unwrap();
-    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    control_ends(&mut reply.stream).await;
     // PySocks' UDP support through the same proxy.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/socks_client.py");
     let (host, port) = (proxy.ip().to_string(), proxy.port().to_string());

@@ -57,23 +57,24 @@ impl Egress {
     }
 }
 
-/// A stream the gateway opened for another agent's `via`: a TCP connection out from here,
-/// if this agent is an exit.
+/// A stream the gateway opened for agent `from`'s `via`: a TCP connection out from here, if
+/// this agent is an exit.
 pub(super) async fn exit_connect(
     mut stream: TunnelStream,
     plan: &AgentPlan,
     host: &str,
     port: u16,
+    from: &str,
 ) {
     if let Some(settings) = exit_settings(&mut stream, plan).await {
-        exit::connect(stream, settings, host, port, "via").await;
+        exit::connect(stream, settings, host, port, from).await;
     }
 }
 
 /// Likewise, a UDP association.
-pub(super) async fn exit_datagrams(mut stream: TunnelStream, plan: &AgentPlan) {
+pub(super) async fn exit_datagrams(mut stream: TunnelStream, plan: &AgentPlan, from: &str) {
     if let Some(settings) = exit_settings(&mut stream, plan).await {
-        exit::datagrams(stream, settings, "via").await;
+        exit::datagrams(stream, settings, from).await;
     }
 }
 

@@ -8,7 +8,7 @@ use base64::Engine;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::BodyExt;
 use hyper::{body::Incoming, service::service_fn};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::{ProxyPlan, egress::Egress};
@@ -21,6 +21,12 @@ use crate::{
 
 /// How long the destination may take to send its response head.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a client may take to send a request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `Via` this proxy adds to what it forwards (RFC 9110 §7.6.3).
+const VIA: &str = "1.1 wsgate";
 
 /// Accepts proxy clients until the listener fails for good.
 pub(super) async fn serve(listener: TcpListener, plan: ProxyPlan, egress: Egress) {
@@ -42,6 +48,8 @@ pub(super) async fn serve(listener: TcpListener, plan: ProxyPlan, egress: Egress
                 async move { Ok::<_, Infallible>(handle(req, &shared.0, &shared.1).await) }
             });
             let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
                 .serve_connection(TokioIo::new(client), service)
                 .with_upgrades()
                 .await;
@@ -153,6 +161,9 @@ async fn forward(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
         Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
+            parts
+                .headers
+                .append(header::VIA, HeaderValue::from_static(VIA));
             Response::from_parts(parts, body.map_err(std::io::Error::other).boxed())
         }
         Ok(Err(error)) => text_response(StatusCode::BAD_GATEWAY, &error.to_string()),
@@ -160,11 +171,14 @@ async fn forward(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
     }
 }
 
-/// The request as the destination should see it: origin-form target, `Host` set, hop-by-hop
-/// and proxy headers gone.
+/// The request as the destination should see it: origin-form target, `Host` set (never with
+/// the URI's userinfo), hop-by-hop and proxy headers gone, `Via` added.
 fn origin_form(req: Request<Incoming>) -> Request<Incoming> {
     let (mut parts, body) = req.into_parts();
-    let authority = parts.uri.authority().map(|a| a.as_str().to_string());
+    let authority = parts.uri.authority().map(|a| match a.port() {
+        Some(port) => format!("{}:{port}", a.host()),
+        None => a.host().to_string(),
+    });
     let path = parts
         .uri
         .path_and_query()
@@ -175,6 +189,9 @@ fn origin_form(req: Request<Incoming>) -> Request<Incoming> {
     if let Some(authority) = authority.and_then(|a| HeaderValue::from_str(&a).ok()) {
         parts.headers.insert(header::HOST, authority);
     }
+    parts
+        .headers
+        .append(header::VIA, HeaderValue::from_static(VIA));
     Request::from_parts(parts, body)
 }
 

@@ -1,12 +1,16 @@
 //! The agent's SOCKS5 server (RFC 1928, with RFC 1929 username/password): CONNECT and UDP
 //! ASSOCIATE; names are resolved where the connection leaves (socks5h). BIND is refused.
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    io,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf},
     net::{TcpListener, TcpStream, UdpSocket},
-    sync::mpsc,
     time::sleep,
 };
 
@@ -14,7 +18,7 @@ use super::{ProxyPlan, egress::Egress};
 use crate::{
     egress::{
         address::{Address, AddressError},
-        datagram::{self, Datagram},
+        datagram::{self, Datagram, IdleClock, MAX_PAYLOAD},
         dial::Refusal,
     },
     tunnel::{session::OpenedStream, wire::Failure},
@@ -221,62 +225,88 @@ async fn associate(mut client: TcpStream, plan: &ProxyPlan, egress: &Egress) -> 
     Ok(())
 }
 
-/// Moves datagrams between the client's UDP socket and the tunnel stream.
+/// Moves datagrams between the client's UDP socket and the tunnel stream, each direction a
+/// future of its own in one task (neither may wait on the other, and the stream's halves must
+/// stay in one task: see `egress::association`), until the client's TCP connection ends, the
+/// exit ends the stream, or nothing moves for `idle`.
 async fn relay_datagrams(
     mut client: TcpStream,
     udp: UdpSocket,
     stream: OpenedStream,
-    owner: std::net::IpAddr,
+    owner: IpAddr,
     idle: Duration,
 ) {
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    // Frames are read in a task of their own: a read cut short by `select!` would lose the
-    // part of a frame already read.
-    let (frames_tx, mut frames) = mpsc::channel::<Datagram>(64);
-    let reading = tokio::spawn(async move {
-        while let Ok(Some(datagram)) = datagram::read(&mut reader).await {
-            if frames_tx.send(datagram).await.is_err() {
-                return;
-            }
-        }
-    });
+    let (reader, writer) = tokio::io::split(stream);
+    let peer = Mutex::new(None);
+    let clock = IdleClock::new();
+    let control_ends = async {
+        let mut byte = [0u8; 1];
+        // The association lives as long as its TCP connection.
+        while let Ok(1..) = client.read(&mut byte).await {}
+    };
+    tokio::select! {
+        () = clock.expired(idle) => tracing::info!(idle = ?idle, "socks5: UDP association idle: closed"),
+        () = control_ends => {}
+        () = from_client(&udp, writer, owner, &peer, &clock) => {}
+        () = to_client(reader, &udp, &peer, &clock) => {}
+    }
+}
+
+/// The client's UDP address, once it has sent from it.
+type Peer = Mutex<Option<SocketAddr>>;
+
+/// The client's datagrams, framed onto the stream. Only the client that asked may use the
+/// association, from one port.
+async fn from_client(
+    udp: &UdpSocket,
+    mut writer: WriteHalf<OpenedStream>,
+    owner: IpAddr,
+    peer: &Peer,
+    clock: &IdleClock,
+) {
     let mut buf = vec![0u8; 65_536];
-    let mut peer: Option<SocketAddr> = None;
-    let mut control = [0u8; 1];
     loop {
-        tokio::select! {
-            received = udp.recv_from(&mut buf) => {
-                let Ok((n, from)) = received else { continue };
-                // Only the client that asked may use the association, from one port.
-                if from.ip() != owner || peer.is_some_and(|p| p != from) {
-                    continue;
-                }
-                peer = Some(from);
-                let Some((address, payload)) = parse_udp_header(&buf[..n]) else { continue };
-                if datagram::write(&mut writer, &address, payload).await.is_err() {
-                    break;
-                }
+        let Ok((n, from)) = udp.recv_from(&mut buf).await else {
+            continue;
+        };
+        {
+            let mut peer = peer.lock().unwrap_or_else(|e| e.into_inner());
+            if from.ip() != owner || peer.is_some_and(|p| p != from) {
+                continue;
             }
-            frame = frames.recv() => {
-                let Some(answer) = frame else {
-                    break; // the exit ended the association
-                };
-                if let Some(peer) = peer {
-                    let _ = udp.send_to(&udp_packet(&answer), peer).await;
-                }
-            }
-            read = client.read(&mut control) => {
-                if matches!(read, Ok(0) | Err(_)) {
-                    break; // the association lives as long as its TCP connection
-                }
-            }
-            () = sleep(idle) => {
-                tracing::info!(idle = ?idle, "socks5: UDP association idle: closed");
-                break;
-            }
+            *peer = Some(from);
+        }
+        let Some((address, payload)) = parse_udp_header(&buf[..n]) else {
+            continue;
+        };
+        if payload.len() > MAX_PAYLOAD {
+            continue;
+        }
+        if datagram::write(&mut writer, &address, payload)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        clock.touch();
+    }
+}
+
+/// Datagrams from the exit, to the client with the header naming their source.
+async fn to_client(
+    mut reader: ReadHalf<OpenedStream>,
+    udp: &UdpSocket,
+    peer: &Peer,
+    clock: &IdleClock,
+) {
+    while let Ok(Some(answer)) = datagram::read(&mut reader).await {
+        let client = *peer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = client
+            && udp.send_to(&udp_packet(&answer), client).await.is_ok()
+        {
+            clock.touch();
         }
     }
-    reading.abort();
 }
 
 /// A client's UDP request (RFC 1928 §7): the destination and the payload. Fragments (FRAG ≠ 0)

@@ -245,6 +245,9 @@ fn exit(ctx: &Ctx<'_>, value: &Sp<EgressFile>) -> Result<ExitPlan, ConfigError> 
         let message = "expected `secret`: the secret other agents give with `via` to exit here";
         return Err(ctx.error(value.span(), message));
     };
+    if secret.get_ref().is_empty() {
+        return Err(ctx.error(secret.span(), "expected a secret that is not empty"));
+    }
     Ok(ExitPlan {
         secret: Secret::new(secret.get_ref().clone()),
         settings: super::egress::settings(ctx, value)?,

@@ -2,9 +2,16 @@
 //! peer's address as SOCKS5 writes it ([`Address`]), then the payload. Toward the exit the
 //! address is the destination; back from it, the source.
 
-use std::io;
+use std::{
+    io,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    time::{Instant, sleep_until},
+};
 
 use super::address::Address;
 
@@ -68,6 +75,39 @@ where
         })),
         Ok(None) => Err(invalid("a datagram frame ends inside its address".into())),
         Err(error) => Err(invalid(format!("a datagram's address: {error:?}"))),
+    }
+}
+
+/// When a UDP association last moved a datagram: it ends once that is longer ago than its
+/// idle timeout. Only datagrams forwarded count, so strangers spraying its port (dropped)
+/// cannot keep it alive.
+#[derive(Debug)]
+pub struct IdleClock {
+    last: Mutex<Instant>,
+}
+
+impl IdleClock {
+    /// A clock that starts now.
+    pub fn new() -> Arc<IdleClock> {
+        Arc::new(IdleClock {
+            last: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// A datagram moved.
+    pub fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// Returns once `idle` has passed with no datagram moved.
+    pub async fn expired(&self, idle: Duration) {
+        loop {
+            let deadline = *self.last.lock().unwrap_or_else(|e| e.into_inner()) + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            sleep_until(deadline).await;
+        }
     }
 }
 

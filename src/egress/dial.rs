@@ -118,9 +118,33 @@ fn ip_literal(host: &str) -> Option<IpAddr> {
     bare.parse().ok()
 }
 
+/// Lookups in flight at once, per process. Each holds one of tokio's blocking threads
+/// (getaddrinfo) until the resolver gives up, however soon its caller stopped waiting: an agent
+/// asking for names on a slow DNS server must not take them all.
+const MAX_LOOKUPS: usize = 64;
+
+static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_LOOKUPS);
+
 /// Resolves `host` once, before `deadline`; never empty.
 async fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, Refusal> {
-    match timeout_at(deadline, tokio::net::lookup_host((host, port))).await {
+    let slot = match timeout_at(deadline, LOOKUPS.acquire()).await {
+        Ok(slot) => slot.expect("the semaphore is never closed"),
+        Err(_elapsed) => {
+            let reason = format!("cannot resolve {host}: too many lookups in flight");
+            return Err(Refusal::new(Failure::TimedOut, reason));
+        }
+    };
+    let name = host.to_string();
+    // Spawned: the slot is held until the lookup really ends (getaddrinfo cannot be
+    // cancelled), not only until this caller stops waiting.
+    let lookup = tokio::spawn(async move {
+        let _slot = slot;
+        tokio::net::lookup_host((name, port))
+            .await
+            .map(|addrs| addrs.collect::<Vec<SocketAddr>>())
+    });
+    let lookup = async { lookup.await.unwrap_or_else(|e| Err(io::Error::other(e))) };
+    match timeout_at(deadline, lookup).await {
         Err(_elapsed) => Err(Refusal::new(
             Failure::TimedOut,
             format!("cannot resolve {host}: timed out"),
@@ -130,7 +154,6 @@ async fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketA
             format!("cannot resolve {host}: {err}"),
         )),
         Ok(Ok(addrs)) => {
-            let addrs: Vec<SocketAddr> = addrs.collect();
             if addrs.is_empty() {
                 Err(Refusal::new(
                     Failure::HostUnreachable,
@@ -230,7 +253,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn localhost_needs_an_allow_rule() {
+    async fn localhost_needs_a_loopback_rule() {
         let (listener, port) = listener().await;
         let refusal = dial(&Policy::default(), "localhost", port, TIMEOUT)
             .await
@@ -238,7 +261,10 @@ mod tests {
         assert_eq!(refusal.failure, Failure::NotAllowed, "{refusal}");
         assert!(refusal.reason.contains("loopback"), "{refusal}");
 
-        let policy = allowing(&["localhost"]);
+        // Allowing the name does not open loopback: its DNS could point anywhere.
+        let refusal = dial(&allowing(&["localhost"]), "localhost", port, TIMEOUT).await;
+        assert_eq!(refusal.unwrap_err().failure, Failure::NotAllowed);
+        let policy = allowing(&["127.0.0.0/8", "::1"]);
         let stream = dial(&policy, "localhost", port, TIMEOUT).await.unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
         assert_eq!(accepted.peer_addr().unwrap(), stream.local_addr().unwrap());

@@ -273,20 +273,27 @@ impl Policy {
                 return Err(Denied(format!("{subject} is in the deny rule {rule}")));
             }
         }
-        if name_allowed || self.allow.iter().any(|rule| rule.contains(addr)) {
+        if self.allow.iter().any(|rule| rule.contains(addr)) {
             return Ok(());
+        }
+        if name_allowed {
+            return self.check_blocked(addr, true);
         }
         match self.fallback {
             Fallback::Deny => Err(Denied(format!("{addr} is not allowed by any rule"))),
-            Fallback::Public => self.check_public(addr),
+            Fallback::Public => self.check_blocked(addr, false),
         }
     }
 
-    /// The [`Fallback::Public`] verdict: refused if blocked or this machine's own.
-    fn check_public(&self, addr: IpAddr) -> Result<(), Denied> {
+    /// Refused if blocked or this machine's own. For the address of an allowed name (`named`)
+    /// only the private and shared ranges are open (an internal host by its name): loopback,
+    /// link-local (metadata), this machine's addresses and the rest stay closed unless a
+    /// network rule opens them, so a name whose DNS someone else controls cannot point at them.
+    fn check_blocked(&self, addr: IpAddr, named: bool) -> Result<(), Denied> {
         for candidate in candidates(addr) {
             let subject = subject(addr, candidate);
-            if let Some(blocked) = BLOCKED.iter().find(|b| b.contains(candidate)) {
+            let closed = |b: &&Blocked| b.contains(candidate) && !(named && b.opens_to_names());
+            if let Some(blocked) = BLOCKED.iter().find(closed) {
                 return Err(Denied(format!("{subject} is {}", blocked.what)));
             }
             if self.own.contains(&candidate) {
@@ -327,6 +334,11 @@ impl Blocked {
     fn contains(&self, addr: IpAddr) -> bool {
         net_contains(self.addr, self.prefix, addr)
     }
+
+    /// Whether an allowed name may resolve into this range.
+    fn opens_to_names(&self) -> bool {
+        self.what == PRIVATE || self.what == SHARED
+    }
 }
 
 const fn v4(a: u8, b: u8, c: u8, d: u8, prefix: u8, what: &'static str) -> Blocked {
@@ -366,8 +378,13 @@ const BLOCKED: &[Blocked] = &[
     v4(240, 0, 0, 0, 4, RESERVED),  // class E, including 255.255.255.255 broadcast
     v6(0, 128, UNSPECIFIED),        // `::`: like 0.0.0.0, a connect reaches this machine
     v6(1, 128, LOOPBACK),           // `::1`
+    v6(0, 96, RESERVED),            // IPv4-compatible (deprecated): `::127.0.0.1` and the like
+    v6(0x0100 << 112, 64, RESERVED), // discard-only (RFC 6666)
+    v6(0x0064_ff9b_0001 << 80, 48, RESERVED), // local-use NAT64 (RFC 8215): reaches anything
+    v6(0x2001 << 112, 23, RESERVED), // IETF protocol assignments, including Teredo
     v6(0xfc00 << 112, 7, PRIVATE),  // unique local (RFC 4193), includes fd00:ec2::254 (metadata)
     v6(0xfe80 << 112, 10, LINK_LOCAL), // RFC 4291
+    v6(0xfec0 << 112, 10, PRIVATE), // site-local (deprecated by RFC 3879, still routed inside)
     v6(0xff00 << 112, 8, MULTICAST), // RFC 4291
 ];
 

@@ -160,9 +160,14 @@ pub enum Open {
         host: String,
         /// Port.
         port: u16,
+        /// The agent asking, for the exit's logs.
+        agent: String,
     },
     /// UDP datagrams out of the agent's network (another agent's `via`).
-    Datagrams,
+    Datagrams {
+        /// The agent asking, for the exit's logs.
+        agent: String,
+    },
 }
 
 /// The answer to an [`Open`] or a [`Request`]: connected, or why not.
@@ -216,7 +221,6 @@ impl Failure {
             io::ErrorKind::TimedOut => Failure::TimedOut,
             io::ErrorKind::HostUnreachable => Failure::HostUnreachable,
             io::ErrorKind::NetworkUnreachable => Failure::NetworkUnreachable,
-            io::ErrorKind::PermissionDenied => Failure::NotAllowed,
             _ => Failure::General,
         }
     }

@@ -197,6 +197,38 @@ fn allowed_name_passes_its_private_address_but_not_a_deny_network() {
 }
 
 #[test]
+fn an_allowed_name_cannot_reach_loopback_metadata_or_this_machine() {
+    let own = vec![addr("203.0.113.7")];
+    let named = policy(&["*.example.com"], &[], Fallback::Public).with_own_addresses(own);
+    for text in [
+        "127.0.0.1",
+        "::1",
+        "169.254.169.254",
+        "203.0.113.7",
+        "0.0.0.0",
+    ] {
+        assert!(named.check_addr(addr(text), true).is_err(), "{text}");
+    }
+    assert!(named.check_addr(addr("100.64.1.1"), true).is_ok());
+    let opened = policy(&["*.example.com", "127.0.0.0/8"], &[], Fallback::Public);
+    assert!(opened.check_addr(addr("127.0.0.1"), true).is_ok());
+}
+
+#[test]
+fn odd_ipv6_forms_of_internal_addresses_are_denied() {
+    let policy = policy(&[], &[], Fallback::Public).with_own_addresses(Vec::new());
+    for text in [
+        "::127.0.0.1",
+        "64:ff9b:1::7f00:1",
+        "fec0::1",
+        "2001::1",
+        "100::1",
+    ] {
+        assert!(policy.check_addr(addr(text), false).is_err(), "{text}");
+    }
+}
+
+#[test]
 fn fallback_deny_allows_only_rules() {
     let policy = policy(&["93.184.216.0/24"], &[], Fallback::Deny);
     assert!(policy.check_addr(addr("93.184.216.34"), false).is_ok());

@@ -25,7 +25,11 @@ impl AgentHub {
         let agent = self.agent_name(id);
         let Connect { host, port, via } = connect;
         if let Some(via) = via {
-            let open = Open::Connect { host, port };
+            let open = Open::Connect {
+                host,
+                port,
+                agent: agent.clone(),
+            };
             return self.through_exit(stream, &agent, &via, open).await;
         }
         match self.egress_for(token) {
@@ -44,9 +48,10 @@ impl AgentHub {
     ) {
         let agent = self.agent_name(id);
         if let Some(via) = datagrams.via {
-            return self
-                .through_exit(stream, &agent, &via, Open::Datagrams)
-                .await;
+            let open = Open::Datagrams {
+                agent: agent.clone(),
+            };
+            return self.through_exit(stream, &agent, &via, open).await;
         }
         match self.egress_for(token) {
             Ok(settings) => exit::datagrams(stream, settings, &agent).await,
