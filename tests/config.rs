@@ -119,6 +119,10 @@ fn errors_name_file_line_and_column() {
             "gw.toml:4:11: expected \"public\" or \"deny\", found \"open\"",
         ),
         (
+            "[agents]\ntokens = [\"t\"]\n[egress]\nown_addresses = [\"gw.example.com\"]\n",
+            "gw.toml:4:18: invalid IP address syntax",
+        ),
+        (
             "[agents]\ntokens = [\"t\"]\n[egress]\nsecret = \"s\"\n",
             "gw.toml:4:10: `secret` belongs in an agent's [egress]",
         ),

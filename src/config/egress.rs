@@ -36,6 +36,10 @@ pub struct EgressFile {
     pub connect_timeout: Option<Sp<String>>,
     /// How long a UDP association may sit idle.
     pub udp_idle_timeout: Option<Sp<String>>,
+    /// Addresses of this machine no interface lists (a 1:1 NAT's public address): refused
+    /// like its own.
+    #[serde(default)]
+    pub own_addresses: Vec<Sp<String>>,
     /// Agents only: the secret other agents name with `via` to exit here.
     pub secret: Option<Sp<String>>,
 }
@@ -88,13 +92,19 @@ pub(super) fn settings(
             }
         },
     };
+    let own = file
+        .own_addresses
+        .iter()
+        .map(|entry| ctx.parse::<std::net::IpAddr>(entry))
+        .collect::<Result<Vec<_>, _>>()?;
     let policy = Policy::new(
         rules(&file.allow)?,
         rules(&file.deny)?,
         file.ports.as_deref().map(ports).transpose()?,
         ports(&file.deny_ports)?,
         fallback,
-    );
+    )
+    .with_more_own_addresses(&own);
     Ok(EgressSettings {
         policy: Arc::new(policy),
         connect_timeout: ctx

@@ -223,9 +223,16 @@ impl Policy {
     }
 
     /// The same policy with `own` as this machine's addresses instead of those read from the
-    /// system: for tests, and for hosts whose outside addresses the system does not list.
+    /// system, so that tests do not depend on the machine they run on.
     pub fn with_own_addresses(mut self, own: Vec<IpAddr>) -> Policy {
         self.own = own.into_iter().map(|addr| addr.to_canonical()).collect();
+        self
+    }
+
+    /// The same policy, with `more` also counted as this machine's addresses (a public address
+    /// a 1:1 NAT maps to it, which no interface lists).
+    pub fn with_more_own_addresses(mut self, more: &[IpAddr]) -> Policy {
+        self.own.extend(more.iter().map(|addr| addr.to_canonical()));
         self
     }
 

@@ -215,6 +215,18 @@ fn an_allowed_name_cannot_reach_loopback_metadata_or_this_machine() {
 }
 
 #[test]
+fn configured_own_addresses_are_denied_too() {
+    let policy = policy(&[], &[], Fallback::Public)
+        .with_own_addresses(Vec::new())
+        .with_more_own_addresses(&[addr("198.51.100.9")]);
+    assert_eq!(
+        reason(policy.check_addr(addr("198.51.100.9"), false)),
+        "198.51.100.9 is an address of this machine"
+    );
+    assert!(policy.check_addr(addr("198.51.100.10"), false).is_ok());
+}
+
+#[test]
 fn odd_ipv6_forms_of_internal_addresses_are_denied() {
     let policy = policy(&[], &[], Fallback::Public).with_own_addresses(Vec::new());
     for text in [
