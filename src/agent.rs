@@ -255,24 +255,14 @@ async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
         service: forward.service.clone(),
         secret: forward.secret.clone(),
     });
-    if wire::write_frame(&mut stream, &header).await.is_err() {
-        return;
-    }
-    match wire::read_frame::<_, Opened>(&mut stream).await {
-        Ok(Some(Opened::Ok)) => {
+    match wire::ask(&mut stream, &header).await {
+        Ok(()) => {
             let _ = local.set_nodelay(true);
-            let _ = tokio::io::copy_bidirectional_with_sizes(
-                &mut local,
-                &mut stream,
-                crate::tunnel::COPY_BYTES,
-                crate::tunnel::COPY_BYTES,
-            )
-            .await;
+            let _ = crate::tunnel::splice(&mut local, &mut stream).await;
         }
-        Ok(Some(Opened::Failed { reason, .. })) => {
+        Err((_, reason)) => {
             tracing::warn!(service = %forward.service, %reason, "forward refused");
         }
-        _ => {}
     }
 }
 
@@ -389,12 +379,6 @@ async fn serve_service(mut stream: TunnelStream, plan: &AgentPlan, service: &str
     if wire::write_frame(&mut stream, &Opened::Ok).await.is_err() {
         return;
     }
-    let _ = tokio::io::copy_bidirectional_with_sizes(
-        &mut stream,
-        &mut target,
-        crate::tunnel::COPY_BYTES,
-        crate::tunnel::COPY_BYTES,
-    )
-    .await;
+    let _ = crate::tunnel::splice(&mut stream, &mut target).await;
     let _ = target.shutdown().await;
 }

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::{net::SocketAddr, process::Stdio};
+use std::net::SocketAddr;
 
 use support::{
     STEP,
@@ -45,28 +45,19 @@ struct Agent {
     http: Option<SocketAddr>,
 }
 
-/// Runs `wsgate agent ARGS` until its gateway session is up; its log is drained afterwards.
+/// Runs `wsgate agent ARGS` until its gateway session is up.
 async fn agent(args: &[String]) -> Agent {
-    let mut child = Command::new(process::BIN)
-        .arg("agent")
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut argv = vec!["agent".to_string()];
+    argv.extend_from_slice(args);
+    let (child, mut lines) = process::start(&argv);
     let (mut socks5, mut http) = (None, None);
     tokio::time::timeout(STEP, async {
         loop {
-            let line = lines.next_line().await.unwrap().expect("agent exited");
-            let listen = || listen_addr(&line);
+            let line = lines.recv().await.expect("agent exited");
             if line.contains("SOCKS5 proxy listening") {
-                socks5 = listen();
+                socks5 = listen_addr(&line);
             } else if line.contains("HTTP proxy listening") {
-                http = listen();
+                http = listen_addr(&line);
             } else if line.contains("gateway session up") {
                 return;
             }
@@ -74,7 +65,6 @@ async fn agent(args: &[String]) -> Agent {
     })
     .await
     .expect("the agent's session did not come up in time");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Agent {
         _child: child,
         socks5,

@@ -5,14 +5,10 @@
 
 mod support;
 
-use std::{net::SocketAddr, path::PathBuf, process::Stdio};
+use std::{net::SocketAddr, path::PathBuf};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, BufReader},
-    process::{Child, Command},
-    sync::mpsc,
-};
+use tokio::{io::AsyncReadExt, process::Child, sync::mpsc};
 use tokio_websockets::Message;
 
 use support::{
@@ -21,7 +17,7 @@ use support::{
     http_upstream::{HttpUpstream, pattern},
     json::parse_string_map,
     net::{echo_server, raw_request, upgrade_request},
-    process::{self, BIN, Wsgate},
+    process::{self, Wsgate},
     random_bytes, read_bytes, read_close, send_binary,
     upstream::{Peer, RawWs, WsUpstream, opcode},
 };
@@ -46,26 +42,13 @@ impl Agent {
     /// SERVICES…`; does not wait for anything.
     fn spawn(gateway: SocketAddr, token: &str, name: &str, services: &[String]) -> Agent {
         let server = format!("ws://{gateway}/_wsgate/agent");
-        let mut child = Command::new(BIN)
-            .args([
-                "agent", "--server", &server, "--token", token, "--name", name,
-            ])
-            .args(services)
-            .env("RUST_LOG", "info")
-            .env_remove("WSGATE_AGENT_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn wsgate agent");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = stderr.next_line().await {
-                let _ = tx.send(line);
-            }
-        });
+        let mut args: Vec<String> = [
+            "agent", "--server", &server, "--token", token, "--name", name,
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend_from_slice(services);
+        let (child, lines) = process::start(&args);
         Agent {
             child,
             lines,

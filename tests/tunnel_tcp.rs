@@ -3,13 +3,11 @@
 
 mod support;
 
-use std::process::Stdio;
-
 use support::{STEP, net::echo_server, process, tempdir};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    process::{Child, Command},
+    process::Child,
 };
 
 /// A port the kernel just had free (released again for the gateway to bind).
@@ -68,20 +66,11 @@ async fn agent_named(
 /// Runs `wsgate ARGS` (an agent) and waits for `expected` registration answers (`service
 /// registered` or `service refused` lines), which it returns; its log is drained afterwards.
 async fn run_agent(args: &[String], expected: usize) -> (Child, Vec<String>) {
-    let mut child = Command::new(process::BIN)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (child, mut lines) = process::start(args);
     let mut answers = Vec::new();
     tokio::time::timeout(STEP, async {
         while answers.len() < expected {
-            let line = lines.next_line().await.unwrap().expect("agent exited");
+            let line = lines.recv().await.expect("agent exited");
             if line.contains("service registered") || line.contains("service refused") {
                 answers.push(line);
             }
@@ -89,8 +78,6 @@ async fn run_agent(args: &[String], expected: usize) -> (Child, Vec<String>) {
     })
     .await
     .expect("the agent did not register in time");
-    // Keep reading its log so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, answers)
 }
 

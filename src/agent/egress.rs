@@ -33,27 +33,20 @@ impl Egress {
     }
 
     async fn open(&self, request: Request) -> Result<OpenedStream, Refusal> {
-        let general = |reason: String| Refusal {
-            failure: Failure::General,
-            reason,
-        };
         let Some(session) = self.live.any() else {
             return Err(Refusal {
                 failure: Failure::NetworkUnreachable,
                 reason: "no gateway session".into(),
             });
         };
-        let opened = session.open().await;
-        let mut stream = opened.map_err(|e| general(format!("gateway session: {e}")))?;
-        wire::write_frame(&mut stream, &request)
+        let mut stream = session.open().await.map_err(|e| Refusal {
+            failure: Failure::General,
+            reason: format!("gateway session: {e}"),
+        })?;
+        wire::ask(&mut stream, &request)
             .await
-            .map_err(|e| general(e.to_string()))?;
-        match wire::read_frame::<_, Opened>(&mut stream).await {
-            Ok(Some(Opened::Ok)) => Ok(stream),
-            Ok(Some(Opened::Failed { failure, reason })) => Err(Refusal { failure, reason }),
-            Ok(None) => Err(general("the gateway closed the stream".into())),
-            Err(error) => Err(general(error.to_string())),
-        }
+            .map_err(|(failure, reason)| Refusal { failure, reason })?;
+        Ok(stream)
     }
 }
 

@@ -125,13 +125,7 @@ async fn tunnel(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
-                let _ = tokio::io::copy_bidirectional_with_sizes(
-                    &mut client,
-                    &mut stream,
-                    crate::tunnel::COPY_BYTES,
-                    crate::tunnel::COPY_BYTES,
-                )
-                .await;
+                let _ = crate::tunnel::splice(&mut client, &mut stream).await;
             }
             Err(error) => tracing::debug!(%error, "http proxy: CONNECT upgrade failed"),
         }

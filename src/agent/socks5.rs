@@ -190,14 +190,9 @@ async fn connect(mut client: TcpStream, address: Address, egress: &Egress) -> io
         Err(refusal) => return refuse(&mut client, &address, refusal).await,
     };
     send_reply(&mut client, Reply::Succeeded, None).await?;
-    tokio::io::copy_bidirectional_with_sizes(
-        &mut client,
-        &mut stream,
-        crate::tunnel::COPY_BYTES,
-        crate::tunnel::COPY_BYTES,
-    )
-    .await
-    .map(drop)
+    crate::tunnel::splice(&mut client, &mut stream)
+        .await
+        .map(drop)
 }
 
 /// Tells the client why not.

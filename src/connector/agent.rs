@@ -8,7 +8,7 @@ use tokio::time::timeout;
 use super::{ConnectError, Upstream};
 use crate::tunnel::{
     session::SessionHandle,
-    wire::{self, Open, Opened},
+    wire::{self, Open},
 };
 
 /// One service of one agent.
@@ -47,15 +47,10 @@ impl AgentConnector {
             .await
             .map_err(|e| failed(format!("agent session: {e}")))?;
         let open = Open::Service(self.service.clone());
-        wire::write_frame(&mut stream, &open)
+        wire::ask(&mut stream, &open)
             .await
-            .map_err(|e| failed(e.to_string()))?;
-        match wire::read_frame::<_, Opened>(&mut stream).await {
-            Ok(Some(Opened::Ok)) => Ok(Upstream::Stream(Box::new(stream))),
-            Ok(Some(Opened::Failed { reason, .. })) => Err(failed(reason)),
-            Ok(None) => Err(failed("the agent closed the stream".into())),
-            Err(error) => Err(failed(error.to_string())),
-        }
+            .map_err(|(_, reason)| failed(reason))?;
+        Ok(Upstream::Stream(Box::new(stream)))
     }
 }
 

@@ -9,7 +9,7 @@ use std::{
 };
 
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
     time::{Instant, sleep_until},
 };
 
@@ -56,18 +56,9 @@ pub async fn read<R>(reader: &mut R) -> io::Result<Option<Datagram>>
 where
     R: AsyncRead + Unpin,
 {
-    let mut length = [0u8; 4];
-    match reader.read_exact(&mut length).await {
-        Ok(_) => {}
-        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(error) => return Err(error),
-    }
-    let length = u32::from_be_bytes(length) as usize;
-    if length > MAX_FRAME {
-        return Err(invalid(format!("a datagram frame of {length} bytes")));
-    }
-    let mut frame = vec![0u8; length];
-    reader.read_exact(&mut frame).await?;
+    let Some(mut frame) = crate::tunnel::wire::read_prefixed(reader, MAX_FRAME).await? else {
+        return Ok(None);
+    };
     match Address::decode(&frame) {
         Ok(Some((address, used))) => Ok(Some(Datagram {
             address,

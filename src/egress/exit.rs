@@ -42,13 +42,7 @@ pub async fn connect<S>(
     if wire::write_frame(&mut stream, &Opened::Ok).await.is_err() {
         return;
     }
-    let copied = tokio::io::copy_bidirectional_with_sizes(
-        &mut stream,
-        &mut target,
-        crate::tunnel::COPY_BYTES,
-        crate::tunnel::COPY_BYTES,
-    )
-    .await;
+    let copied = crate::tunnel::splice(&mut stream, &mut target).await;
     let (up, down) = copied.as_ref().map_or((0, 0), |&(up, down)| (up, down));
     tracing::info!(
         target: "wsgate::access",

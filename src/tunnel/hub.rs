@@ -299,13 +299,7 @@ impl AgentHub {
                     .await
                     .is_ok()
                 {
-                    let _ = tokio::io::copy_bidirectional_with_sizes(
-                        &mut stream,
-                        &mut target,
-                        crate::tunnel::COPY_BYTES,
-                        crate::tunnel::COPY_BYTES,
-                    )
-                    .await;
+                    let _ = crate::tunnel::splice(&mut stream, &mut target).await;
                 }
             }
             Err(error) => {

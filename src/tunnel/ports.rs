@@ -150,13 +150,7 @@ async fn splice(mut visitor: TcpStream, peer: SocketAddr, connector: AgentConnec
     crate::connector::keep_alive(&visitor);
     match connector.connect().await {
         Ok(mut upstream) => {
-            let copied = tokio::io::copy_bidirectional_with_sizes(
-                &mut visitor,
-                &mut upstream,
-                crate::tunnel::COPY_BYTES,
-                crate::tunnel::COPY_BYTES,
-            )
-            .await;
+            let copied = crate::tunnel::splice(&mut visitor, &mut upstream).await;
             let (up, down) = copied.unwrap_or_default();
             tracing::info!(
                 target: "wsgate::access",

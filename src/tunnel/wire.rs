@@ -246,11 +246,45 @@ where
     writer.flush().await
 }
 
+/// Sends `message` as a stream's first frame and reads the answer: `Ok` once it is
+/// [`Opened::Ok`]; otherwise the failure's kind and reason (`General` when the stream breaks
+/// or ends first).
+pub async fn ask<S, T>(stream: &mut S, message: &T) -> Result<(), (Failure, String)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: Serialize,
+{
+    let general = |reason: String| (Failure::General, reason);
+    write_frame(stream, message)
+        .await
+        .map_err(|e| general(e.to_string()))?;
+    match read_frame::<_, Opened>(stream).await {
+        Ok(Some(Opened::Ok)) => Ok(()),
+        Ok(Some(Opened::Failed { failure, reason })) => Err((failure, reason)),
+        Ok(None) => Err(general("the stream ended before the answer".into())),
+        Err(error) => Err(general(error.to_string())),
+    }
+}
+
 /// Reads one frame; `Ok(None)` at a clean end of the stream before a frame starts.
 pub async fn read_frame<R, T>(reader: &mut R) -> io::Result<Option<T>>
 where
     R: AsyncRead + Unpin,
     T: for<'de> Deserialize<'de>,
+{
+    let Some(json) = read_prefixed(reader, MAX_FRAME_BYTES).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&json)
+        .map(Some)
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+}
+
+/// Reads a 4-byte big-endian length and that many bytes (at most `max`); `Ok(None)` at a
+/// clean end of the stream before the length starts.
+pub async fn read_prefixed<R>(reader: &mut R, max: usize) -> io::Result<Option<Vec<u8>>>
+where
+    R: AsyncRead + Unpin,
 {
     let mut length = [0u8; 4];
     match reader.read_exact(&mut length).await {
@@ -259,17 +293,15 @@ where
         Err(error) => return Err(error),
     }
     let length = u32::from_be_bytes(length) as usize;
-    if length > MAX_FRAME_BYTES {
+    if length > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("frame of {length} bytes is over the {MAX_FRAME_BYTES}-byte limit"),
+            format!("frame of {length} bytes is over the {max}-byte limit"),
         ));
     }
-    let mut json = vec![0u8; length];
-    reader.read_exact(&mut json).await?;
-    serde_json::from_slice(&json)
-        .map(Some)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+    let mut bytes = vec![0u8; length];
+    reader.read_exact(&mut bytes).await?;
+    Ok(Some(bytes))
 }
 
 #[cfg(test)]

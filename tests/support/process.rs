@@ -27,11 +27,14 @@ pub struct Wsgate {
     pub banner: Vec<String>,
 }
 
-/// Starts `wsgate ARGS` and waits for its first "listening on" log line.
-pub async fn spawn(args: &[&str]) -> Wsgate {
+/// Starts `wsgate ARGS` (logging at info, without the agent token from the environment):
+/// the child, killed on drop, and its stderr line by line, drained continuously so it never
+/// blocks on a full pipe. Waits for nothing.
+pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Child, mpsc::UnboundedReceiver<String>) {
     let mut child = Command::new(BIN)
         .args(args)
         .env("RUST_LOG", "info")
+        .env_remove("WSGATE_AGENT_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -39,9 +42,21 @@ pub async fn spawn(args: &[&str]) -> Wsgate {
         .spawn()
         .expect("spawn wsgate");
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// Starts `wsgate ARGS` and waits for its first "listening on" log line.
+pub async fn spawn(args: &[&str]) -> Wsgate {
+    let (child, mut stderr) = start(args);
     let mut banner = Vec::new();
     let addr = tokio::time::timeout(STEP, async {
-        while let Some(line) = stderr.next_line().await.unwrap() {
+        while let Some(line) = stderr.recv().await {
             banner.push(line.clone());
             if let Some(addr) = line.split("listening on http").nth(1) {
                 let addr = addr.trim_start_matches('s').trim_start_matches("://");
@@ -57,16 +72,10 @@ pub async fn spawn(args: &[&str]) -> Wsgate {
     })
     .await
     .expect("wsgate did not start listening");
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = stderr.next_line().await {
-            let _ = tx.send(line);
-        }
-    });
     Wsgate {
         child,
         addr,
-        stderr: rx,
+        stderr,
         banner,
     }
 }

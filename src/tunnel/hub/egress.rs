@@ -98,13 +98,7 @@ impl AgentHub {
             }
         };
         if wire::write_frame(&mut stream, &Opened::Ok).await.is_ok() {
-            let _ = tokio::io::copy_bidirectional_with_sizes(
-                &mut stream,
-                &mut exit_stream,
-                crate::tunnel::COPY_BYTES,
-                crate::tunnel::COPY_BYTES,
-            )
-            .await;
+            let _ = crate::tunnel::splice(&mut stream, &mut exit_stream).await;
         }
     }
 
@@ -146,21 +140,14 @@ impl AgentHub {
 
 /// Opens a stream on an exit agent's session and asks it for `open`.
 async fn open_on_exit(session: &SessionHandle, open: &Open) -> Result<OpenedStream, Refusal> {
-    let general = |reason: String| Refusal {
+    let mut stream = session.open().await.map_err(|e| Refusal {
         failure: Failure::General,
-        reason,
-    };
-    let opened = session.open().await;
-    let mut stream = opened.map_err(|e| general(format!("exit agent's session: {e}")))?;
-    wire::write_frame(&mut stream, open)
+        reason: format!("exit agent's session: {e}"),
+    })?;
+    wire::ask(&mut stream, open)
         .await
-        .map_err(|e| general(e.to_string()))?;
-    match wire::read_frame::<_, Opened>(&mut stream).await {
-        Ok(Some(Opened::Ok)) => Ok(stream),
-        Ok(Some(Opened::Failed { failure, reason })) => Err(Refusal { failure, reason }),
-        Ok(None) => Err(general("the exit agent closed the stream".into())),
-        Err(error) => Err(general(error.to_string())),
-    }
+        .map_err(|(failure, reason)| Refusal { failure, reason })?;
+    Ok(stream)
 }
 
 /// Tells the asking agent why not, and logs it.
