@@ -70,7 +70,7 @@ type Peers = Arc<Mutex<HashSet<SocketAddr>>>;
 /// Runs the association until the stream ends or it sits idle.
 pub async fn serve<S>(stream: S, sockets: Arc<Sockets>, settings: EgressSettings, agent: String)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let (reader, writer) = tokio::io::split(stream);
     let clock = IdleClock::new();

@@ -89,7 +89,7 @@ pub async fn refuse<S>(
 /// sockets of this process, and answers from the destinations come back.
 pub async fn datagrams<S>(mut stream: S, settings: &EgressSettings, agent: &str)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let Some(sockets) = association::Sockets::bind().await else {
         let refusal = Refusal {
