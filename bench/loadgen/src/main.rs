@@ -1,12 +1,15 @@
 //! Load generator for the wsgate benchmarks: TCP and WebSocket echo targets, throughput,
 //! ping-pong latency, connection setup and idle connections, over raw TCP or WebSocket
-//! (direct, or through a bridge, a reverse proxy or a SOCKS5 forward proxy).
+//! (direct, or through a bridge, a reverse proxy or a SOCKS5 forward proxy); and an HTTP
+//! origin with keep-alive requests per second against it (direct or through a tunnel).
 //!
 //! Every mode prints one machine-readable `result key=value ...` line on stdout.
 #![forbid(unsafe_code)]
 
 mod conn;
 mod echo;
+mod http_load;
+mod http_server;
 mod idle;
 mod latency;
 mod setup;
@@ -35,6 +38,13 @@ enum Mode {
     },
     /// A WebSocket echo server (the proxy's upstream); prints `listening ADDR` when ready.
     WsEcho {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// An HTTP/1.1 server answering every request with 200 and a 13-byte body, keep-alive on;
+    /// prints `listening ADDR` when ready.
+    HttpServer {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
@@ -84,6 +94,19 @@ enum Mode {
         #[arg(long, default_value_t = 5000)]
         count: usize,
     },
+    /// HTTP requests per second: N keep-alive connections, each sending GET requests back to
+    /// back (one in flight); completed 200 responses count, anything else is an error.
+    Http {
+        /// `http://host:port/path`.
+        #[arg(long)]
+        url: String,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 1)]
+        conns: usize,
+        /// Measured seconds (after a half-second warm-up).
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
     /// Opens N connections, proves each with one echo, prints `result ready conns=N`, holds
     /// them until stdin closes (or `--hold-seconds` pass).
     Idle {
@@ -118,6 +141,7 @@ fn main() -> anyhow::Result<()> {
         match cli.mode {
             Mode::Echo { listen } => echo::run(&listen).await,
             Mode::WsEcho { listen } => ws_echo::run(&listen).await,
+            Mode::HttpServer { listen } => http_server::run(&listen).await,
             Mode::Throughput {
                 url,
                 via,
@@ -131,6 +155,11 @@ fn main() -> anyhow::Result<()> {
                 count,
                 msg_bytes,
             } => latency::run(&url, via.socks5.as_deref(), count, msg_bytes).await,
+            Mode::Http {
+                url,
+                conns,
+                seconds,
+            } => http_load::run(&url, conns, seconds).await,
             Mode::Setup { url, via, count } => setup::run(&url, via.socks5.as_deref(), count).await,
             Mode::Idle {
                 url,
