@@ -20,7 +20,7 @@ use crate::http::Body;
 
 /// Idle connections kept per upstream: enough for a burst of parallel requests to find warm
 /// connections, few enough that an idle gateway holds little.
-const MAX_IDLE: usize = 32;
+const MAX_IDLE: usize = 256;
 
 /// An idle connection older than this is closed rather than reused: upstreams commonly close
 /// keep-alive connections after 60–75 s, and reusing one they are closing fails the request.
