@@ -258,7 +258,7 @@ async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
     match wire::ask(&mut stream, &header).await {
         Ok(()) => {
             let _ = local.set_nodelay(true);
-            let _ = crate::tunnel::splice(&mut local, &mut stream).await;
+            let _ = stream.splice(&mut local).await;
         }
         Err((_, reason)) => {
             tracing::warn!(service = %forward.service, %reason, "forward refused");
@@ -379,6 +379,6 @@ async fn serve_service(mut stream: TunnelStream, plan: &AgentPlan, service: &str
     if wire::write_frame(&mut stream, &Opened::Ok).await.is_err() {
         return;
     }
-    let _ = crate::tunnel::splice(&mut stream, &mut target).await;
+    let _ = crate::tunnel::frames::splice(stream.get_mut(), &mut target, || false).await;
     let _ = target.shutdown().await;
 }

@@ -125,7 +125,7 @@ async fn tunnel(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
-                let _ = crate::tunnel::splice(&mut client, &mut stream).await;
+                let _ = stream.splice(&mut client).await;
             }
             Err(error) => tracing::debug!(%error, "http proxy: CONNECT upgrade failed"),
         }

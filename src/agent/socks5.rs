@@ -190,9 +190,7 @@ async fn connect(mut client: TcpStream, address: Address, egress: &Egress) -> io
         Err(refusal) => return refuse(&mut client, &address, refusal).await,
     };
     send_reply(&mut client, Reply::Succeeded, None).await?;
-    crate::tunnel::splice(&mut client, &mut stream)
-        .await
-        .map(drop)
+    stream.splice(&mut client).await.map(drop)
 }
 
 /// Tells the client why not.

@@ -7,7 +7,7 @@ use tokio::time::timeout;
 
 use super::{ConnectError, Upstream};
 use crate::tunnel::{
-    session::SessionHandle,
+    session::{OpenedStream, SessionHandle},
     wire::{self, Open},
 };
 
@@ -27,6 +27,12 @@ pub struct AgentConnector {
 impl AgentConnector {
     /// Opens a stream to the service, once the agent says it has reached it.
     pub async fn connect(&self) -> Result<super::Upstream, ConnectError> {
+        let stream = self.connect_stream().await?;
+        Ok(Upstream::Stream(Box::new(stream)))
+    }
+
+    /// As [`Self::connect`], the tunnel stream itself (to splice it frame by frame).
+    pub async fn connect_stream(&self) -> Result<OpenedStream, ConnectError> {
         match timeout(self.connect_timeout, self.open()).await {
             Ok(result) => result,
             Err(_) => Err(ConnectError::Timeout {
@@ -36,7 +42,7 @@ impl AgentConnector {
         }
     }
 
-    async fn open(&self) -> Result<Upstream, ConnectError> {
+    async fn open(&self) -> Result<OpenedStream, ConnectError> {
         let failed = |reason: String| ConnectError::Agent {
             target: self.to_string(),
             reason,
@@ -50,7 +56,7 @@ impl AgentConnector {
         wire::ask(&mut stream, &open)
             .await
             .map_err(|(_, reason)| failed(reason))?;
-        Ok(Upstream::Stream(Box::new(stream)))
+        Ok(stream)
     }
 }
 

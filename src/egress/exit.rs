@@ -15,20 +15,21 @@ use super::{
 };
 use crate::{
     config::egress::EgressSettings,
-    tunnel::wire::{self, Failure, Opened},
+    tunnel::{
+        session::TunnelStream,
+        wire::{self, Failure, Opened},
+    },
 };
 
 /// Serves a TCP connection out to `host:port`: dials it, answers the stream, and carries
 /// bytes both ways until both sides end. One access-log line at the end.
-pub async fn connect<S>(
-    mut stream: S,
+pub async fn connect(
+    mut stream: TunnelStream,
     settings: &EgressSettings,
     host: &str,
     port: u16,
     agent: &str,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) {
     let destination = Address {
         host: Host::parse(host),
         port,
@@ -42,7 +43,7 @@ pub async fn connect<S>(
     if wire::write_frame(&mut stream, &Opened::Ok).await.is_err() {
         return;
     }
-    let copied = crate::tunnel::splice(&mut stream, &mut target).await;
+    let copied = crate::tunnel::frames::splice(stream.get_mut(), &mut target, || false).await;
     let (up, down) = copied.as_ref().map_or((0, 0), |&(up, down)| (up, down));
     tracing::info!(
         target: "wsgate::access",

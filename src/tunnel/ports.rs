@@ -148,9 +148,9 @@ async fn accept_loop(listener: TcpListener, forward: Arc<Forward>) {
 async fn splice(mut visitor: TcpStream, peer: SocketAddr, connector: AgentConnector) {
     let _ = visitor.set_nodelay(true);
     crate::connector::keep_alive(&visitor);
-    match connector.connect().await {
+    match connector.connect_stream().await {
         Ok(mut upstream) => {
-            let copied = crate::tunnel::splice(&mut visitor, &mut upstream).await;
+            let copied = upstream.splice(&mut visitor).await;
             let (up, down) = copied.unwrap_or_default();
             tracing::info!(
                 target: "wsgate::access",

@@ -29,6 +29,18 @@ pub struct OpenedStream {
     session: mpsc::Sender<Command>,
 }
 
+impl OpenedStream {
+    /// Copies both ways between this stream and `socket` taking frames whole
+    /// ([`super::frames::splice`]); the session dying is an error, as for reads.
+    pub async fn splice<S>(&mut self, socket: &mut S) -> std::io::Result<(u64, u64)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        let session = self.session.clone();
+        super::frames::splice(self.stream.get_mut(), socket, || session.is_closed()).await
+    }
+}
+
 impl AsyncRead for OpenedStream {
     /// As the stream's, except that an end caused by the session dying (the peer vanished) is
     /// an error of kind `ConnectionAborted`, not a clean end: yamux shows both as end of file.
