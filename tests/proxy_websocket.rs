@@ -601,23 +601,20 @@ async fn every_ping_gets_exactly_one_pong(peer: Peer) {
     }
 }
 
+/// Routes `/splice` and `/message` to `proxy`, in those modes, both with `idle_timeout = IDLE`.
+fn idle_routes(proxy: &str, idle: &str) -> String {
+    let idle = format!("idle_timeout = \"{idle}\"");
+    let message = format!("mode = \"message\"\n{idle}");
+    route(&path_key("/splice"), proxy, &idle) + &route(&path_key("/message"), proxy, &message)
+}
+
 /// `idle_timeout` is opt-in: message mode closes with 1000 "idle timeout"; splice mode, which
 /// sees no frames, closes the TCP connection. A route without it keeps a quiet WebSocket open.
 #[tokio::test]
 async fn idle_timeout_closes_a_quiet_websocket_only_when_set() {
     let upstream = WsUpstream::start(Peer::Python).await;
     let proxy = format!("\"{}\"", upstream.ws_url("/"));
-    let idle = "idle_timeout = \"300ms\"";
-    let config = [
-        route(&path_key("/splice"), &proxy, idle),
-        route(
-            &path_key("/message"),
-            &proxy,
-            &format!("mode = \"message\"\n{idle}"),
-        ),
-        route(&path_key("/forever"), &proxy, ""),
-    ]
-    .concat();
+    let config = idle_routes(&proxy, "300ms") + &route(&path_key("/forever"), &proxy, "");
     let gateway = Gateway::start(&config).await;
     let mut message = connect(&gateway.ws_url("/message"), "").await.unwrap();
     assert_eq!(
@@ -647,17 +644,7 @@ async fn idle_timeout_closes_a_quiet_websocket_only_when_set() {
 async fn a_receive_only_websocket_is_not_idle() {
     let upstream = WsUpstream::start(Peer::Python).await;
     let proxy = format!("\"{}\"", upstream.ws_url("/"));
-    let idle = "idle_timeout = \"500ms\"";
-    let config = [
-        route(&path_key("/splice"), &proxy, idle),
-        route(
-            &path_key("/message"),
-            &proxy,
-            &format!("mode = \"message\"\n{idle}"),
-        ),
-    ]
-    .concat();
-    let gateway = Gateway::start(&config).await;
+    let gateway = Gateway::start(&idle_routes(&proxy, "500ms")).await;
     for mode in Mode::ALL {
         let url = gateway.ws_url(&format!("{}/ticks", mode.prefix()));
         let mut client = connect(&url, "").await.unwrap();

@@ -106,6 +106,14 @@ impl Agent {
 }
 
 /// A service on the agent's command line: `SCHEME://ADDR/?mode=MODE&value=VALUE`.
+/// A gateway in this process on [`AGENTS`], and an agent named `office` that has registered
+/// `services` with it.
+async fn office(services: &[String]) -> (Gateway, Agent) {
+    let gateway = Gateway::start(AGENTS).await;
+    let agent = Agent::ready(gateway.addr, "office", services).await;
+    (gateway, agent)
+}
+
 fn service(scheme: &str, addr: SocketAddr, mode: &str, value: &str) -> String {
     let slash = if scheme == "http" { "/" } else { "" };
     format!("{scheme}://{addr}{slash}?mode={mode}&value={value}")
@@ -188,13 +196,8 @@ async fn http_in_path_mode_status_headers_and_a_streamed_50_mib_body() {
 #[tokio::test]
 async fn domain_mode_serves_its_host_and_no_other() {
     let upstream = HttpUpstream::start("app").await;
-    let gateway = Gateway::start(AGENTS).await;
-    let _agent = Agent::ready(
-        gateway.addr,
-        "office",
-        &[service("http", upstream.addr, "domain", "app.example.com")],
-    )
-    .await;
+    let (gateway, _agent) =
+        office(&[service("http", upstream.addr, "domain", "app.example.com")]).await;
 
     let response = get(gateway.addr, "app.example.com", "/name").await;
     assert_eq!((response.status, response.text().as_str()), (200, "app"));
@@ -213,13 +216,7 @@ async fn domain_mode_serves_its_host_and_no_other() {
 #[tokio::test]
 async fn a_websocket_app_behind_an_agent_echoes_text_and_binary() {
     let app = WsUpstream::start(Peer::Python).await;
-    let gateway = Gateway::start(AGENTS).await;
-    let _agent = Agent::ready(
-        gateway.addr,
-        "office",
-        &[service("http", app.addr, "path", "chat")],
-    )
-    .await;
+    let (gateway, _agent) = office(&[service("http", app.addr, "path", "chat")]).await;
     let mut client = connect(&gateway.ws_url("/chat/room"), "")
         .await
         .unwrap_or_else(|e| panic!("{e}; upstream stderr: {}", app.stderr()));
@@ -264,13 +261,7 @@ async fn a_websocket_app_behind_an_agent_echoes_text_and_binary() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_service_via_a_bridge_route_64_mib_each_way_byte_exact() {
     let echo = echo_server(true).await;
-    let gateway = Gateway::start(AGENTS).await;
-    let _agent = Agent::ready(
-        gateway.addr,
-        "office",
-        &[service("tcp", echo, "path", "vnc")],
-    )
-    .await;
+    let (gateway, _agent) = office(&[service("tcp", echo, "path", "vnc")]).await;
     let client = connect(&gateway.ws_url("/vnc"), "binary").await.unwrap();
     let data = random_bytes(64 << 20, 11);
     let received = echo_in_varied_messages(client, &data).await;
@@ -281,13 +272,7 @@ async fn tcp_service_via_a_bridge_route_64_mib_each_way_byte_exact() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_concurrent_requests_through_one_agent_get_their_own_bodies() {
     let upstream = HttpUpstream::start("api").await;
-    let gateway = Gateway::start(AGENTS).await;
-    let _agent = Agent::ready(
-        gateway.addr,
-        "office",
-        &[service("http", upstream.addr, "path", "api")],
-    )
-    .await;
+    let (gateway, _agent) = office(&[service("http", upstream.addr, "path", "api")]).await;
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..200u64 {
         let addr = gateway.addr;
@@ -313,13 +298,7 @@ async fn two_hundred_concurrent_requests_through_one_agent_get_their_own_bodies(
 #[tokio::test(flavor = "multi_thread")]
 async fn six_hundred_concurrent_bridge_sessions_through_one_agent_get_their_own_bytes() {
     let echo = echo_server(true).await;
-    let gateway = Gateway::start(AGENTS).await;
-    let _agent = Agent::ready(
-        gateway.addr,
-        "office",
-        &[service("tcp", echo, "path", "tcp")],
-    )
-    .await;
+    let (gateway, _agent) = office(&[service("tcp", echo, "path", "tcp")]).await;
     let url = gateway.ws_url("/tcp");
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..SESSIONS {
@@ -599,13 +578,7 @@ async fn wait_for_fds_at_most(pid: u32, limit: usize) -> usize {
 #[tokio::test]
 async fn open_websockets_through_a_departed_agent_close_with_1001() {
     let echo = echo_server(true).await;
-    let gateway = Gateway::start(AGENTS).await;
-    let agent = Agent::ready(
-        gateway.addr,
-        "office",
-        &[service("tcp", echo, "path", "vnc")],
-    )
-    .await;
+    let (gateway, agent) = office(&[service("tcp", echo, "path", "vnc")]).await;
     let mut client = connect(&gateway.ws_url("/vnc"), "binary").await.unwrap();
     send_binary(&mut client, b"still there?").await;
     assert_eq!(read_bytes(&mut client, 12).await, b"still there?");
@@ -628,13 +601,8 @@ async fn an_https_local_is_reached_over_tls_through_the_tunnel() {
         upstream.url("/")
     ))
     .await;
-    let gateway = Gateway::start(AGENTS).await;
-    let _agent = Agent::ready(
-        gateway.addr,
-        "office",
-        &[format!("https://{}/?mode=path&value=admin", local.addr)],
-    )
-    .await;
+    let (gateway, _agent) =
+        office(&[format!("https://{}/?mode=path&value=admin", local.addr)]).await;
     let response = get(gateway.addr, "x", "/admin/name").await;
     assert_eq!(
         (response.status, response.text().as_str()),
@@ -645,13 +613,7 @@ async fn an_https_local_is_reached_over_tls_through_the_tunnel() {
 #[tokio::test]
 async fn a_visitor_that_stops_reading_does_not_stall_the_agents_other_visitors() {
     let upstream = HttpUpstream::start("api").await;
-    let gateway = Gateway::start(AGENTS).await;
-    let _agent = Agent::ready(
-        gateway.addr,
-        "office",
-        &[service("http", upstream.addr, "path", "api")],
-    )
-    .await;
+    let (gateway, _agent) = office(&[service("http", upstream.addr, "path", "api")]).await;
     // A 1 GiB download whose client reads its head and then nothing: its stream's window
     // fills and its upstream waits; the agent's other streams go on.
     let mut stalled = HttpConn::connect(gateway.addr).await;

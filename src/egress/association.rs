@@ -23,7 +23,7 @@ use tokio::{
 };
 
 use super::{
-    address::{Address, Host},
+    address::Address,
     datagram::{self, IdleClock, MAX_PAYLOAD},
     dial,
 };
@@ -33,8 +33,8 @@ use crate::{config::egress::EgressSettings, tunnel::wire::Failure};
 /// NATs do: nobody else can send into it).
 const MAX_PEERS: usize = 4096;
 
-/// Names an association remembers the address of, so a DNS lookup is not made per datagram.
-const MAX_NAMES: usize = 256;
+/// Destinations an association remembers the checked address of.
+const MAX_DESTINATIONS: usize = 256;
 
 /// The association's sockets.
 #[derive(Debug)]
@@ -81,7 +81,7 @@ where
         settings,
         agent: agent.clone(),
         peers: peers.clone(),
-        names: HashMap::new(),
+        allowed: HashMap::new(),
         clock: clock.clone(),
     };
     tokio::select! {
@@ -97,8 +97,9 @@ struct Outward {
     settings: EgressSettings,
     agent: String,
     peers: Peers,
-    /// Names already resolved (and allowed).
-    names: HashMap<(String, u16), SocketAddr>,
+    /// Destinations already resolved and allowed, so a busy association neither looks names
+    /// up nor allocates per datagram.
+    allowed: HashMap<Address, SocketAddr>,
     clock: Arc<IdleClock>,
 }
 
@@ -130,16 +131,16 @@ impl Outward {
     /// The allowed address of a destination (IPv4-mapped IPv6 as IPv4); `None` (logged, and
     /// counted when denied) if there is none.
     async fn resolve(&mut self, address: &Address) -> Option<SocketAddr> {
-        let key = (address.host.to_string(), address.port);
-        if let Some(&known) = self.names.get(&key) {
+        if let Some(&known) = self.allowed.get(address) {
             return Some(known);
         }
         let policy = &self.settings.policy;
-        match dial::resolve_datagram_target(policy, &key.0, key.1).await {
+        let host = address.host.to_string();
+        match dial::resolve_datagram_target(policy, &host, address.port).await {
             Ok(to) => {
                 let to = SocketAddr::new(to.ip().to_canonical(), to.port());
-                if matches!(address.host, Host::Name(_)) && self.names.len() < MAX_NAMES {
-                    self.names.insert(key, to);
+                if self.allowed.len() < MAX_DESTINATIONS {
+                    self.allowed.insert(address.clone(), to);
                 }
                 Some(to)
             }

@@ -310,11 +310,6 @@ impl Policy {
         Ok(())
     }
 
-    /// Connections and datagrams refused so far.
-    pub fn denied(&self) -> u64 {
-        self.denials.load(Ordering::Relaxed)
-    }
-
     /// Counts one refused connection or datagram; returns the new total. The checks do not
     /// count, since one connection may take several checks (one per resolved address).
     pub fn count_denial(&self) -> u64 {

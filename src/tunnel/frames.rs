@@ -155,13 +155,7 @@ impl Outward {
                         self.packets.push_back(packet);
                     }
                 }
-                None if aborted() => {
-                    let error = io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "the tunnel session ended",
-                    );
-                    return Poll::Ready(Err(error));
-                }
+                None if aborted() => return Poll::Ready(Err(super::session::session_ended())),
                 None => self.eof = true,
             }
         }
@@ -173,19 +167,14 @@ impl Outward {
     where
         S: AsyncWrite + Unpin + ?Sized,
     {
-        let slices: Vec<IoSlice<'_>> = self
-            .packets
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                IoSlice::new(if i == 0 {
-                    &p.as_ref()[self.at..]
-                } else {
-                    p.as_ref()
-                })
-            })
-            .collect();
-        let mut n = ready!(Pin::new(&mut *socket).poll_write_vectored(cx, &slices))?;
+        // On the stack: this runs for every write out of the tunnel.
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        for (i, (slice, packet)) in slices.iter_mut().zip(&self.packets).enumerate() {
+            let skip = if i == 0 { self.at } else { 0 };
+            *slice = IoSlice::new(&packet.as_ref()[skip..]);
+        }
+        let count = self.packets.len();
+        let mut n = ready!(Pin::new(&mut *socket).poll_write_vectored(cx, &slices[..count]))?;
         if n == 0 {
             return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
         }

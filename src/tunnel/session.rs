@@ -29,6 +29,14 @@ pub struct OpenedStream {
     session: mpsc::Sender<Command>,
 }
 
+/// What reading a stream whose session died gives: not a clean end, which yamux shows it as.
+pub fn session_ended() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "the tunnel session ended",
+    )
+}
+
 impl OpenedStream {
     /// Copies both ways between this stream and `socket` taking frames whole
     /// ([`super::frames::splice`]); the session dying is an error, as for reads.
@@ -53,11 +61,7 @@ impl AsyncRead for OpenedStream {
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
         let at_end = matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() == before;
         if at_end && buf.remaining() > 0 && self.session.is_closed() {
-            let error = std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "the tunnel session ended",
-            );
-            return Poll::Ready(Err(error));
+            return Poll::Ready(Err(session_ended()));
         }
         polled
     }
