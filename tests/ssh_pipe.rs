@@ -110,11 +110,11 @@ impl Fixture {
         keygen(&dir.join("host_key")).await;
         keygen(&dir.join("client_key")).await;
         std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
+        // sshd's privilege separation directory, which `sshd -t` already checks; Debian's
+        // package makes it only when its service starts, and containers start no services.
+        std::fs::create_dir_all("/run/sshd").unwrap();
         let config = write_sshd_config(&dir);
         check_sshd_config(&config).await;
-        // sshd's privilege separation directory; Debian's package makes it only when its
-        // service starts, and containers start no services.
-        std::fs::create_dir_all("/run/sshd").unwrap();
         let sshd = Sshd::start(config, dir.join("sshd.log")).await;
         let gateway =
             support::process::spawn(&["websockify", "127.0.0.1:0", &sshd.addr.to_string()]).await;
