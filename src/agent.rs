@@ -23,7 +23,7 @@ use crate::{
     config::Secret,
     connector::tls::MaybeTls,
     tunnel::{
-        session::{self, OpenedStream, SessionHandle, TunnelStream},
+        session::{self, OpenedStream, SessionHandle, StreamBudget, TunnelStream},
         wire::{self, Control, Open, Opened, VERSION},
         ws_io::{MAX_MESSAGE_BYTES, WsIo},
     },
@@ -173,9 +173,14 @@ async fn session_once(server: &Uri, plan: &Arc<AgentPlan>, live: &Live) -> Resul
     let retry = |reason: String| Failure::Retry(reason);
     let ws = connect(server, &plan.token).await?;
     let serving = plan.clone();
-    let (session, _task) = session::spawn(WsIo::new(ws), Mode::Client, move |stream| {
-        tokio::spawn(serve_stream(stream, serving.clone()));
-    });
+    let (session, _task) = session::spawn(
+        WsIo::new(ws),
+        Mode::Client,
+        StreamBudget::default(),
+        move |stream| {
+            tokio::spawn(serve_stream(stream, serving.clone()));
+        },
+    );
     let mut control = session.open().await.map_err(|e| retry(e.to_string()))?;
     let hello = Control::Hello {
         version: VERSION,
@@ -379,6 +384,6 @@ async fn serve_service(mut stream: TunnelStream, plan: &AgentPlan, service: &str
     if wire::write_frame(&mut stream, &Opened::Ok).await.is_err() {
         return;
     }
-    let _ = crate::tunnel::frames::splice(stream.get_mut(), &mut target, || false).await;
+    let _ = stream.splice(&mut target).await;
     let _ = target.shutdown().await;
 }

@@ -38,6 +38,47 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// The agent endpoint, when agents may connect.
     pub agents: Option<AgentSettings>,
+    /// The gateway-wide resource budgets.
+    pub limits: Limits,
+}
+
+/// `[limits]`: the budgets every connection shares (docs/security.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of WebSocket messages being assembled, all connections together; a connection
+    /// whose next frame does not fit is closed with 1013.
+    pub message_memory: usize,
+    /// Bytes agents' tunnel streams may hold buffered here, all sessions together (each open
+    /// stream a 256 KiB window, each session its window headroom).
+    pub tunnel_memory: usize,
+    /// The same, for the sessions of one token.
+    pub tunnel_memory_per_token: usize,
+    /// Agent sessions one token may hold at once.
+    pub sessions_per_token: usize,
+    /// An agent session that grants no window credit this long, while the gateway waits to
+    /// write into it, is ended.
+    pub credit_timeout: Duration,
+    /// Descriptors kept back from visitors for agents and open connections; `None`: an eighth
+    /// of the limit, at least 64.
+    pub descriptor_reserve: Option<usize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // 16 messages at the bridge's 16 MiB cap, or thousands of ordinary ones.
+            message_memory: 256 << 20,
+            // 4,096 stream windows of 256 KiB.
+            tunnel_memory: 1 << 30,
+            // A quarter of the process's: four tokens' agents cannot starve a fifth.
+            tunnel_memory_per_token: 256 << 20,
+            // An agent with a few replicas or a quick reconnect; not a fleet on one token.
+            sessions_per_token: 8,
+            // nginx's proxy_send_timeout: 60 s without a write going through.
+            credit_timeout: Duration::from_secs(60),
+            descriptor_reserve: None,
+        }
+    }
 }
 
 /// The agent endpoint's settings.

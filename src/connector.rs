@@ -203,13 +203,23 @@ pub enum ConnectError {
         /// What the agent or the session said.
         reason: String,
     },
+    /// A gateway budget (tunnel memory) has no room for another stream now.
+    #[error("{target}: {reason}")]
+    Busy {
+        /// The agent and service.
+        target: String,
+        /// Which budget is full.
+        reason: String,
+    },
 }
 
 impl ConnectError {
-    /// The status a client sees before its upgrade: 504 for a timeout, else 502.
+    /// The status a client sees before its upgrade: 504 for a timeout, 503 when a budget is
+    /// full (the gateway's state, not the upstream's), else 502.
     pub fn http_status(&self) -> StatusCode {
         match self {
             ConnectError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ConnectError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ConnectError::Resolve { .. }
             | ConnectError::Refused { .. }
             | ConnectError::Agent { .. } => StatusCode::BAD_GATEWAY,

@@ -6,6 +6,7 @@ use tokio::{net::TcpListener, task::JoinSet, time::Instant};
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
+    budget::{Budgets, descriptors},
     config::Config,
     http::Service,
     listener::{self, TlsMode},
@@ -71,15 +72,23 @@ pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
         .iter()
         .map(|&addr| listener::bind(addr).map_err(|source| BindError::Listen { addr, source }))
         .collect::<Result<Vec<_>, _>>()?;
+    let budgets = Budgets::new(&config.limits, descriptors::raise_limit());
     let router = Arc::new(Router::new(config.routes));
-    let agents = config
-        .agents
-        .map(|settings| Arc::new(AgentHub::new(settings, router.clone())));
+    let agents = config.agents.map(|settings| {
+        let tunnel = budgets.tunnel.clone();
+        Arc::new(AgentHub::new(
+            settings,
+            router.clone(),
+            &config.limits,
+            tunnel,
+        ))
+    });
     let service = Arc::new(Service {
         router,
         agents,
         shutdown: shutdown.token.clone(),
         tracker: shutdown.tracker.clone(),
+        budgets,
     });
     Ok(Bound {
         listeners,

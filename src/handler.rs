@@ -2,6 +2,7 @@
 
 pub mod bridge;
 pub mod files;
+pub mod message_budget;
 pub mod proxy;
 pub mod upgrade;
 
@@ -120,6 +121,7 @@ impl HandlerError {
             HandlerError::Connect(ConnectError::Timeout { .. }) => {
                 "upstream connect timed out".to_string()
             }
+            HandlerError::Connect(ConnectError::Busy { .. }) => "gateway busy".to_string(),
             HandlerError::Connect(_) => "upstream unreachable".to_string(),
             HandlerError::Proxy(error) => error.reason().to_string(),
             other => other.to_string(),

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use crate::{
     access_log::{AccessRecord, UpstreamName},
+    budget::{Budgets, descriptors::Slot},
     connector::ClientAddrs,
     handler::upgrade,
     router::Router,
@@ -30,6 +31,11 @@ pub struct RequestContext {
     pub shutdown: CancellationToken,
     /// Where long-lived work (an upgraded connection) is spawned, so shutdown waits for it.
     pub tracker: TaskTracker,
+    /// The gateway-wide budgets.
+    pub budgets: Budgets,
+    /// The connection's descriptor slot: whatever outlives the request (an upgraded
+    /// WebSocket) holds it.
+    pub slot: Arc<Slot>,
 }
 
 /// Gateway-wide state shared by every connection.
@@ -43,6 +49,8 @@ pub struct Service {
     pub shutdown: CancellationToken,
     /// Tracks connections and upgraded sessions.
     pub tracker: TaskTracker,
+    /// The gateway-wide budgets.
+    pub budgets: Budgets,
 }
 
 /// A short `text/plain` response.
@@ -53,6 +61,19 @@ pub fn text_response(status: StatusCode, reason: &str) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    response
+}
+
+/// The answer of a gateway at its connection limit: 503, and the connection closed, so its
+/// descriptor comes back at once.
+fn at_capacity() -> Response<Body> {
+    let mut response = text_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "gateway at its connection limit",
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     response
 }
 
@@ -127,7 +148,11 @@ impl Service {
         self: Arc<Self>,
         client: ClientAddrs,
         req: Request<Incoming>,
+        slot: Arc<Slot>,
     ) -> Result<Response<Body>, Infallible> {
+        if slot.in_reserve() && !self.is_agent_endpoint(&req) {
+            return Ok(at_capacity());
+        }
         let span = tracing::info_span!(
             "request",
             method = %req.method(),
@@ -135,7 +160,14 @@ impl Service {
             route = tracing::field::Empty,
             upstream.addr = tracing::field::Empty,
         );
-        Ok(self.route_request(client, req).instrument(span).await)
+        Ok(self.route_request(client, req, slot).instrument(span).await)
+    }
+
+    /// Whether `req` is for the agent endpoint (which a full gateway still serves).
+    fn is_agent_endpoint<B>(&self, req: &Request<B>) -> bool {
+        self.agents
+            .as_ref()
+            .is_some_and(|hub| req.uri().path() == hub.path())
     }
 
     /// Finds the route and runs its handler; the access-log line is written when the response
@@ -144,6 +176,7 @@ impl Service {
         &self,
         client: ClientAddrs,
         mut req: Request<Incoming>,
+        slot: Arc<Slot>,
     ) -> Response<Body> {
         let record = AccessRecord::new(client.peer, &req);
         if normalize_path(&mut req).is_err() {
@@ -155,7 +188,7 @@ impl Service {
             .as_ref()
             .filter(|hub| req.uri().path() == hub.path())
         {
-            let response = hub.handle(req, &self.tracker, &self.shutdown);
+            let response = hub.handle(req, &self.tracker, &self.shutdown, slot);
             let status = response.status().as_u16();
             return response.map(|body| record.with_route("agents").log_body(status, body));
         }
@@ -173,6 +206,8 @@ impl Service {
             record: record.with_route(&route.name),
             shutdown: self.shutdown.clone(),
             tracker: self.tracker.clone(),
+            budgets: self.budgets.clone(),
+            slot,
         };
         let record = ctx.record.clone();
         let response = route.handler.handle(req, matched.rest, ctx).await;

@@ -25,6 +25,7 @@
 
 pub mod access_log;
 pub mod agent;
+pub mod budget;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
+    budget::descriptors::Slot,
     connector::{ClientAddrs, keep_alive},
     http::Service,
     shutdown::Shutdown,
@@ -67,9 +68,18 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Some(slot) = service.budgets.descriptors.admit() else {
+                    continue; // dropped: the descriptor comes back at once
+                };
                 let span = tracing::info_span!("conn", client.addr = %peer);
-                let task =
-                    serve_connection(stream, peer, service.clone(), tls.clone(), shutdown.clone());
+                let task = serve_connection(
+                    stream,
+                    peer,
+                    service.clone(),
+                    tls.clone(),
+                    shutdown.clone(),
+                    Arc::new(slot),
+                );
                 shutdown.tracker.spawn(task.instrument(span));
             }
             Err(error) => {
@@ -87,6 +97,7 @@ async fn serve_connection(
     service: Arc<Service>,
     tls: Option<TlsMode>,
     shutdown: Shutdown,
+    slot: Arc<Slot>,
 ) {
     let _ = stream.set_nodelay(true);
     keep_alive(&stream);
@@ -99,14 +110,14 @@ async fn serve_connection(
         tls: false,
     };
     let Some(tls) = tls else {
-        return serve_http(stream, client, service, shutdown).await;
+        return serve_http(stream, client, service, shutdown, slot).await;
     };
     if tls.allow_plain && !starts_with_tls(&stream).await {
-        return serve_http(stream, client, service, shutdown).await;
+        return serve_http(stream, client, service, shutdown, slot).await;
     }
     client.tls = true;
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => serve_http(stream, client, service, shutdown).await,
+        Ok(Ok(stream)) => serve_http(stream, client, service, shutdown, slot).await,
         Ok(Err(error)) => tracing::debug!(%error, "tls handshake failed"),
         Err(_) => tracing::debug!("tls handshake timed out"),
     }
@@ -123,11 +134,22 @@ async fn starts_with_tls(stream: &TcpStream) -> bool {
 }
 
 /// HTTP/1.1 on an established (maybe TLS) stream, until it ends or shutdown stops keep-alive.
-async fn serve_http<I>(io: I, client: ClientAddrs, service: Arc<Service>, shutdown: Shutdown)
-where
+/// Every request carries the connection's descriptor slot, so an upgrade keeps it.
+async fn serve_http<I>(
+    io: I,
+    client: ClientAddrs,
+    service: Arc<Service>,
+    shutdown: Shutdown,
+    slot: Arc<Slot>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let handler = service_fn(move |req| service.clone().handle(client, req).in_current_span());
+    let handler = service_fn(move |req| {
+        service
+            .clone()
+            .handle(client, req, slot.clone())
+            .in_current_span()
+    });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT)

@@ -647,7 +647,12 @@ async fn hello_with_version(gateway: SocketAddr, version: u32) -> wsgate::tunnel
     let ws = wsgate::client::connect(&url, &headers, None, 1 << 20)
         .await
         .unwrap();
-    let (session, _task) = session::spawn(WsIo::new(ws), yamux::Mode::Client, |_| {});
+    let (session, _task) = session::spawn(
+        WsIo::new(ws),
+        yamux::Mode::Client,
+        Default::default(),
+        |_| {},
+    );
     let mut control = session.open().await.unwrap();
     let hello = wire::Control::Hello {
         version,

@@ -39,7 +39,8 @@ async fn pair(on_inbound: fn(TunnelStream)) -> SessionHandle {
             .await
             .unwrap()
             .1;
-        let (_handle, task) = session::spawn(WsIo::new(ws), Mode::Server, on_inbound);
+        let (_handle, task) =
+            session::spawn(WsIo::new(ws), Mode::Server, Default::default(), on_inbound);
         let _ = task.await;
     });
     let (ws, _) = ClientBuilder::new()
@@ -49,7 +50,7 @@ async fn pair(on_inbound: fn(TunnelStream)) -> SessionHandle {
         .connect()
         .await
         .unwrap();
-    let (handle, _task) = session::spawn(WsIo::new(ws), Mode::Client, |_| {});
+    let (handle, _task) = session::spawn(WsIo::new(ws), Mode::Client, Default::default(), |_| {});
     handle
 }
 

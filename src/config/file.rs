@@ -30,6 +30,27 @@ pub struct GatewayFile {
     pub agents: Option<Sp<AgentsFile>>,
     /// Where agents' SOCKS5 and HTTP proxy connections may go out from the gateway.
     pub egress: Option<Sp<super::egress::EgressFile>>,
+    /// The gateway-wide resource budgets.
+    pub limits: Option<Sp<LimitsFile>>,
+}
+
+/// `[limits]`: budgets shared by every connection (docs/security.md says what each bounds).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Memory for WebSocket messages being assembled, all connections together.
+    pub message_memory: Option<Sp<String>>,
+    /// Memory agents' tunnel streams may hold in this gateway, all sessions together.
+    pub tunnel_memory: Option<Sp<String>>,
+    /// The same, for the sessions of one token.
+    pub tunnel_memory_per_token: Option<Sp<String>>,
+    /// Agent sessions one token may hold at once.
+    pub sessions_per_token: Option<Sp<u32>>,
+    /// An agent that grants no window credit this long, while the gateway waits to write to
+    /// it, loses its session.
+    pub credit_timeout: Option<Sp<String>>,
+    /// Descriptors kept back from visitors for agents and open connections.
+    pub descriptor_reserve: Option<Sp<u32>>,
 }
 
 /// `[agents]`: where agents connect and how they prove who they are.

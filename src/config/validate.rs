@@ -9,7 +9,7 @@ use std::{
 };
 
 use super::{
-    AgentSettings, Config, ConfigError, Location, Secret, TlsSettings,
+    AgentSettings, Config, ConfigError, Limits, Location, Secret, TlsSettings,
     file::{GatewayFile, RouteFile, Sp},
     units::{ByteSize, HumanDuration},
 };
@@ -136,7 +136,63 @@ pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigEr
         exit_after: ctx.duration(&parsed.exit_after)?,
         routes,
         agents,
+        limits: parsed
+            .limits
+            .as_ref()
+            .map_or_else(|| Ok(Limits::default()), |l| limits(&ctx, l))?,
     })
+}
+
+/// `[limits]`: each budget as written, else its default.
+fn limits(ctx: &Ctx<'_>, value: &Sp<super::file::LimitsFile>) -> Result<Limits, ConfigError> {
+    let file = value.get_ref();
+    let defaults = Limits::default();
+    let bytes = |value: &Option<Sp<String>>, default: usize| -> Result<usize, ConfigError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let size: ByteSize = ctx.parse(value)?;
+        match usize::try_from(size.0) {
+            Ok(size) if size > 0 => Ok(size),
+            _ => Err(ctx.error(value.span(), "expected a size above zero")),
+        }
+    };
+    let count = |value: &Option<Sp<u32>>, default: usize| -> Result<usize, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(n) if *n.get_ref() == 0 => {
+                Err(ctx.error(n.span(), "expected a number above zero"))
+            }
+            Some(n) => Ok(*n.get_ref() as usize),
+        }
+    };
+    let limits = Limits {
+        message_memory: bytes(&file.message_memory, defaults.message_memory)?,
+        tunnel_memory: bytes(&file.tunnel_memory, defaults.tunnel_memory)?,
+        tunnel_memory_per_token: bytes(
+            &file.tunnel_memory_per_token,
+            defaults.tunnel_memory_per_token,
+        )?,
+        sessions_per_token: count(&file.sessions_per_token, defaults.sessions_per_token)?,
+        credit_timeout: ctx
+            .duration(&file.credit_timeout)?
+            .unwrap_or(defaults.credit_timeout),
+        descriptor_reserve: file
+            .descriptor_reserve
+            .as_ref()
+            .map(|n| *n.get_ref() as usize),
+    };
+    if limits.tunnel_memory_per_token > limits.tunnel_memory {
+        let at = file
+            .tunnel_memory_per_token
+            .as_ref()
+            .map_or(value.span(), |v| v.span());
+        return Err(ctx.error(
+            at,
+            "expected `tunnel_memory_per_token` at most `tunnel_memory`",
+        ));
+    }
+    Ok(limits)
 }
 
 /// Default for `[agents] heartbeat_timeout`: three missed 10 s heartbeats.

@@ -224,6 +224,7 @@ pub fn config(args: &WebsockifyArgs) -> Result<Config, ConfigError> {
         exit_after: seconds(args.timeout),
         routes,
         agents: None,
+        limits: super::Limits::default(),
     })
 }
 

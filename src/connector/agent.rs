@@ -7,7 +7,7 @@ use tokio::time::timeout;
 
 use super::{ConnectError, Upstream};
 use crate::tunnel::{
-    session::{OpenedStream, SessionHandle},
+    session::{OpenError, OpenedStream, SessionHandle},
     wire::{self, Open},
 };
 
@@ -47,11 +47,13 @@ impl AgentConnector {
             target: self.to_string(),
             reason,
         };
-        let mut stream = self
-            .session
-            .open()
-            .await
-            .map_err(|e| failed(format!("agent session: {e}")))?;
+        let mut stream = self.session.open().await.map_err(|e| match e {
+            OpenError::Budget => ConnectError::Busy {
+                target: self.to_string(),
+                reason: e.to_string(),
+            },
+            OpenError::Session(e) => failed(format!("agent session: {e}")),
+        })?;
         let open = Open::Service(self.service.clone());
         wire::ask(&mut stream, &open)
             .await

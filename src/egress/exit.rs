@@ -43,7 +43,7 @@ pub async fn connect(
     if wire::write_frame(&mut stream, &Opened::Ok).await.is_err() {
         return;
     }
-    let copied = crate::tunnel::frames::splice(stream.get_mut(), &mut target, || false).await;
+    let copied = stream.splice(&mut target).await;
     let (up, down) = copied.as_ref().map_or((0, 0), |&(up, down)| (up, down));
     tracing::info!(
         target: "wsgate::access",

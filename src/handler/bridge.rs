@@ -8,6 +8,8 @@ pub mod pump;
 pub mod tokens;
 pub mod watchdog;
 
+use std::sync::Arc;
+
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -16,8 +18,13 @@ use tokio_websockets::{Limits, ServerBuilder};
 
 use crate::{
     access_log::AccessRecord,
+    budget::{Budget, descriptors::Slot},
     connector::{Connector, DialOptions, DirectConnector, Target, Upstream},
-    handler::{HandlerError, upgrade},
+    handler::{
+        HandlerError,
+        message_budget::{Metered, Sender},
+        upgrade,
+    },
     http::{Body, RequestContext},
 };
 use encoding::Encoding;
@@ -83,6 +90,8 @@ impl BridgeRoute {
                 heartbeat: self.heartbeat,
             },
             max_message_bytes: self.max_message_bytes,
+            messages: ctx.budgets.messages.clone(),
+            _slot: ctx.slot.clone(),
             record: ctx.record.clone().with_upstream(connector.target()),
             upstream,
         };
@@ -123,6 +132,10 @@ impl BridgeRoute {
 struct Session {
     settings: PumpSettings,
     max_message_bytes: usize,
+    /// The gateway-wide budget for messages being assembled.
+    messages: Arc<Budget>,
+    /// The client connection's descriptor slot, held while the WebSocket lives.
+    _slot: Arc<Slot>,
     record: AccessRecord,
     upstream: Upstream,
 }
@@ -134,6 +147,7 @@ impl Session {
         shutdown: &tokio_util::sync::CancellationToken,
     ) {
         let limits = Limits::default().max_payload_len(Some(self.max_message_bytes));
+        let io = Metered::new(io, Sender::Client, &self.messages, self.max_message_bytes);
         let ws = ServerBuilder::new().limits(limits).serve(io);
         let started = Instant::now();
         let outcome = pump::run(ws, self.upstream, &self.settings, shutdown).await;

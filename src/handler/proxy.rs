@@ -130,6 +130,7 @@ impl ProxyError {
     pub fn reason(&self) -> &'static str {
         match self {
             ProxyError::Connect(ConnectError::Timeout { .. }) => "upstream connect timed out",
+            ProxyError::Connect(ConnectError::Busy { .. }) => "gateway busy",
             ProxyError::Connect(_) => "upstream unreachable",
             ProxyError::Tls { .. } => "upstream TLS handshake failed",
             ProxyError::TlsTimeout { .. } => "upstream TLS handshake timed out",

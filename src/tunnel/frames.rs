@@ -14,7 +14,7 @@ use std::{
 use futures_util::{Stream, io::AsyncWrite as _};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::COPY_BYTES;
+use super::{COPY_BYTES, session::Probe};
 
 /// Copies both ways between `stream` and `socket` until both directions have ended; the
 /// bytes each way (socket to stream first). When the stream ends, `aborted` tells whether the
@@ -23,6 +23,7 @@ use super::COPY_BYTES;
 pub async fn splice<S>(
     stream: &mut yamux::Stream,
     socket: &mut S,
+    probe: &mut Probe,
     aborted: impl Fn() -> bool,
 ) -> io::Result<(u64, u64)>
 where
@@ -31,7 +32,7 @@ where
     let mut inward = Inward::new();
     let mut outward = Outward::default();
     poll_fn(|cx| {
-        let inward_done = inward.poll(cx, socket, stream)?;
+        let inward_done = inward.poll(cx, socket, stream, probe)?;
         let outward_done = outward.poll(cx, stream, socket, &aborted)?;
         match (inward_done, outward_done) {
             (Poll::Ready(()), Poll::Ready(())) => Poll::Ready(Ok((inward.bytes, outward.bytes))),
@@ -69,14 +70,16 @@ impl Inward {
         cx: &mut Context<'_>,
         socket: &mut S,
         stream: &mut yamux::Stream,
+        probe: &mut Probe,
     ) -> Poll<io::Result<()>>
     where
         S: AsyncRead + Unpin + ?Sized,
     {
         while !self.done {
             if self.start < self.end {
-                let n =
-                    ready!(Pin::new(&mut *stream).poll_write(cx, &self.buf[self.start..self.end]))?;
+                let written =
+                    Pin::new(&mut *stream).poll_write(cx, &self.buf[self.start..self.end]);
+                let n = ready!(probe.observe(written))?;
                 if n == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }

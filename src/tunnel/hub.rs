@@ -9,7 +9,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -24,17 +24,32 @@ use yamux::Mode;
 
 use super::{
     ports::Ports,
-    session::{self, SessionHandle, TunnelStream},
+    session::{
+        self, SessionHandle, StreamBudget, StreamCharge, TunnelStream, WINDOW_HEADROOM_BYTES,
+    },
     wire::{self, Control, VERSION},
     ws_io::{MAX_MESSAGE_BYTES, WsIo},
 };
 use crate::{
-    config::AgentSettings,
+    budget::{Budget, descriptors::Slot},
+    config::{self, AgentSettings},
     connector::AgentConnector,
     handler::upgrade,
     http::{Body, text_response},
     router::{Route, Router},
 };
+
+/// Returns once writes into `session` have waited `timeout` with none going through. Checked
+/// four times per timeout: a watchdog, so a quarter's lateness is fine.
+async fn starved(session: &SessionHandle, timeout: Duration) {
+    let tick = (timeout / 4).max(Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(tick).await;
+        if session.credit().starved_for() >= timeout {
+            return;
+        }
+    }
+}
 
 /// How long a new agent may take to open its control stream and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +68,32 @@ pub struct AgentHub {
     ports: Ports,
     agents: Mutex<HashMap<u64, Agent>>,
     next_id: AtomicU64,
+    /// What sessions and their streams may hold, per token and in all.
+    budgets: TunnelBudgets,
+}
+
+/// The tunnel's share of the gateway's `[limits]`.
+#[derive(Debug)]
+struct TunnelBudgets {
+    /// Every session's streams, together.
+    process: Arc<Budget>,
+    /// Each token's sessions' streams (same index as the tokens).
+    per_token: Vec<Arc<Budget>>,
+    /// Sessions open now per token (same index).
+    sessions: Vec<Arc<AtomicUsize>>,
+    /// The most sessions a token may hold.
+    sessions_per_token: usize,
+    /// A session whose peer grants no credit this long, while writes wait, is ended.
+    credit_timeout: Duration,
+}
+
+/// One session's hold on its token's session count; given back on drop.
+struct SessionCount(Arc<AtomicUsize>);
+
+impl Drop for SessionCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// One connected agent.
@@ -79,14 +120,31 @@ struct Private {
 }
 
 impl AgentHub {
-    /// A hub adding routes to `router`.
-    pub fn new(settings: AgentSettings, router: Arc<Router>) -> Self {
+    /// A hub adding routes to `router`, its sessions within `limits` and the process's
+    /// `tunnel` budget.
+    pub fn new(
+        settings: AgentSettings,
+        router: Arc<Router>,
+        limits: &config::Limits,
+        tunnel: Arc<Budget>,
+    ) -> Self {
+        let tokens = settings.tokens.len();
+        let budgets = TunnelBudgets {
+            process: tunnel,
+            per_token: (0..tokens)
+                .map(|_| Budget::new("token tunnel memory", limits.tunnel_memory_per_token))
+                .collect(),
+            sessions: (0..tokens).map(|_| Arc::default()).collect(),
+            sessions_per_token: limits.sessions_per_token,
+            credit_timeout: limits.credit_timeout,
+        };
         AgentHub {
             ports: Ports::new(settings.remote_bind, settings.remote_ports.clone()),
             settings,
             router,
             agents: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            budgets,
         }
     }
 
@@ -102,6 +160,7 @@ impl AgentHub {
         mut req: Request<Incoming>,
         tracker: &TaskTracker,
         shutdown: &CancellationToken,
+        slot: Arc<Slot>,
     ) -> Response<Body> {
         let Some(token) = self.token_index(&req) else {
             let mut response = text_response(StatusCode::UNAUTHORIZED, "unknown agent token");
@@ -114,16 +173,66 @@ impl AgentHub {
             Ok(handshake) => handshake,
             Err(error) => return text_response(error.http_status(), &error.to_string()),
         };
+        let budget = StreamBudget::new(vec![
+            self.budgets.per_token[token].clone(),
+            self.budgets.process.clone(),
+        ]);
+        let admitted = match self.admit(token, &budget) {
+            Ok(admitted) => admitted,
+            Err(refusal) => return *refusal,
+        };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let hub = self.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
+            let _held = (admitted, slot);
             match on_upgrade.await {
-                Ok(upgraded) => hub.run_agent(TokioIo::new(upgraded), token, shutdown).await,
+                Ok(upgraded) => {
+                    let io = TokioIo::new(upgraded);
+                    hub.run_agent(io, token, budget, shutdown).await;
+                }
                 Err(error) => tracing::debug!(%error, "agent upgrade failed"),
             }
         });
         handshake.switching_protocols(None)
+    }
+
+    /// Counts a new session against its token's cap and charges its window headroom; the
+    /// refusal (429 or 503) when either is full.
+    fn admit(
+        &self,
+        token: usize,
+        budget: &StreamBudget,
+    ) -> Result<(SessionCount, StreamCharge), Box<Response<Body>>> {
+        let sessions = &self.budgets.sessions[token];
+        let cap = self.budgets.sessions_per_token;
+        if sessions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .is_err()
+        {
+            tracing::info!(
+                token,
+                cap,
+                "agent refused: its token holds the most sessions"
+            );
+            let reason = format!("this token already holds {cap} agent sessions");
+            return Err(Box::new(text_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &reason,
+            )));
+        }
+        let Some(headroom) = budget.charge(WINDOW_HEADROOM_BYTES) else {
+            sessions.fetch_sub(1, Ordering::AcqRel);
+            tracing::info!(token, "agent refused: the tunnel memory budget is full");
+            let reason = "the gateway's tunnel memory budget is full";
+            return Err(Box::new(text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                reason,
+            )));
+        };
+        Ok((SessionCount(sessions.clone()), headroom))
     }
 
     /// The index of the configured token the request presents (`Authorization: Bearer`).
@@ -142,8 +251,13 @@ impl AgentHub {
     }
 
     /// One agent's session from its upgrade to its end; its routes leave with it.
-    async fn run_agent<S>(self: Arc<Self>, io: S, token: usize, shutdown: CancellationToken)
-    where
+    async fn run_agent<S>(
+        self: Arc<Self>,
+        io: S,
+        token: usize,
+        budget: StreamBudget,
+        shutdown: CancellationToken,
+    ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let limits = Limits::default().max_payload_len(Some(2 * MAX_MESSAGE_BYTES));
@@ -152,7 +266,7 @@ impl AgentHub {
         let mut first = Some(first);
         let hub = self.clone();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (session, task) = session::spawn(WsIo::new(ws), Mode::Server, move |stream| {
+        let (session, task) = session::spawn(WsIo::new(ws), Mode::Server, budget, move |stream| {
             // The first stream is the control stream; later ones say what they are for.
             match first.take() {
                 Some(first) => drop(first.send(stream)),
@@ -162,6 +276,12 @@ impl AgentHub {
         match timeout(HELLO_TIMEOUT, control).await {
             Ok(Ok(control)) => tokio::select! {
                 () = self.converse(id, token, control, session.clone()) => {}
+                // A peer that takes streams and never grants credit pins their buffers (and
+                // the other side's): past the timeout its session ends and frees them.
+                () = starved(&session, self.budgets.credit_timeout) => tracing::info!(
+                    timeout = ?self.budgets.credit_timeout,
+                    "agent granted no window credit while writes waited: session ended"
+                ),
                 // Gateway shutdown ends agent sessions at once: agents reconnect elsewhere
                 // (or here, once the gateway is back) instead of holding the drain.
                 () = shutdown.cancelled() => tracing::info!("agent session closed for shutdown"),
@@ -183,6 +303,11 @@ impl AgentHub {
             tokio::time::sleep(delay).await;
             self.remove(id);
         });
+    }
+
+    /// Sessions held now by the token at `index`.
+    pub fn sessions_of(&self, index: usize) -> usize {
+        self.budgets.sessions[index].load(Ordering::Acquire)
     }
 
     /// The control conversation: hello, registrations, heartbeats. Returns when the agent

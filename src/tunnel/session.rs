@@ -5,26 +5,82 @@ use std::{
     collections::VecDeque,
     future::poll_fn,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
+    time::Duration,
 };
 
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
     task::JoinHandle,
+    time::Instant,
 };
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 use yamux::{Config, Connection, ConnectionError, Mode};
 
-/// A tunnel stream as tokio sees it.
-pub type TunnelStream = Compat<yamux::Stream>;
+use crate::budget::{Budget, Charge};
+
+/// A stream the peer opened, as tokio sees it; its buffers stay charged to the session's
+/// budgets while it lives, and its writes tell the session whether the peer grants credit.
+#[derive(Debug)]
+pub struct TunnelStream {
+    stream: Compat<yamux::Stream>,
+    probe: Probe,
+    _charge: StreamCharge,
+}
+
+impl TunnelStream {
+    /// Copies both ways between this stream and `socket` taking frames whole
+    /// ([`super::frames::splice`]).
+    pub async fn splice<S>(&mut self, socket: &mut S) -> std::io::Result<(u64, u64)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        super::frames::splice(self.stream.get_mut(), socket, &mut self.probe, || false).await
+    }
+}
+
+impl AsyncRead for TunnelStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TunnelStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        this.probe
+            .observe(Pin::new(&mut this.stream).poll_write(cx, buf))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
 
 /// A stream this side opened: it holds one of the session's open slots until dropped.
 #[derive(Debug)]
 pub struct OpenedStream {
-    stream: TunnelStream,
+    stream: Compat<yamux::Stream>,
+    probe: Probe,
     _slot: OwnedSemaphorePermit,
+    _charge: StreamCharge,
     /// The session's command channel: closed once the session's task has ended.
     session: mpsc::Sender<Command>,
 }
@@ -45,7 +101,8 @@ impl OpenedStream {
         S: AsyncRead + AsyncWrite + Unpin + ?Sized,
     {
         let session = self.session.clone();
-        super::frames::splice(self.stream.get_mut(), socket, || session.is_closed()).await
+        let stream = self.stream.get_mut();
+        super::frames::splice(stream, socket, &mut self.probe, || session.is_closed()).await
     }
 }
 
@@ -73,7 +130,9 @@ impl AsyncWrite for OpenedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let this = &mut *self;
+        this.probe
+            .observe(Pin::new(&mut this.stream).poll_write(cx, buf))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -82,6 +141,121 @@ impl AsyncWrite for OpenedStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The bytes one stream's receive buffer may hold before its window grows: yamux's initial
+/// window (the spec's 256 KiB), which every stream is granted the moment it opens.
+pub const STREAM_WINDOW_BYTES: usize = 256 * 1024;
+
+/// The budgets a session's streams are charged to: on the gateway, the token's and the
+/// process's tunnel memory; none on an agent, which buffers only for its own services.
+#[derive(Debug, Clone, Default)]
+pub struct StreamBudget {
+    budgets: Vec<Arc<Budget>>,
+}
+
+impl StreamBudget {
+    /// Charges every budget in `budgets` together.
+    pub fn new(budgets: Vec<Arc<Budget>>) -> Self {
+        StreamBudget { budgets }
+    }
+
+    /// Charges `bytes` to every budget, or to none (and `None`) if one has no room.
+    pub fn charge(&self, bytes: usize) -> Option<StreamCharge> {
+        let mut held = Vec::with_capacity(self.budgets.len());
+        for budget in &self.budgets {
+            held.push(budget.try_charge(bytes)?);
+        }
+        Some(StreamCharge(held))
+    }
+}
+
+/// What a stream (or a session's window headroom) holds against its budgets; given back on
+/// drop.
+#[derive(Debug, Default)]
+pub struct StreamCharge(#[allow(dead_code)] Vec<Charge>);
+
+/// Whether the peer is granting window credit: how many of the session's streams are waiting
+/// to write, and when a write last went through.
+#[derive(Debug)]
+pub struct CreditWatch {
+    blocked: AtomicUsize,
+    /// When a write into any stream last went through, as time since `epoch`.
+    last_progress_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl CreditWatch {
+    fn new() -> Arc<Self> {
+        Arc::new(CreditWatch {
+            blocked: AtomicUsize::new(0),
+            last_progress_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// How long writes have waited with none going through; zero when none waits.
+    pub fn starved_for(&self) -> Duration {
+        if self.blocked.load(Ordering::Acquire) == 0 {
+            return Duration::ZERO;
+        }
+        let since = self.last_progress_ms.load(Ordering::Acquire);
+        Duration::from_millis(self.now_ms().saturating_sub(since))
+    }
+}
+
+/// One stream's part in its session's [`CreditWatch`]: counted as blocked while a write waits.
+#[derive(Debug)]
+pub struct Probe {
+    watch: Arc<CreditWatch>,
+    blocked: bool,
+}
+
+impl Probe {
+    fn new(watch: &Arc<CreditWatch>) -> Self {
+        Probe {
+            watch: watch.clone(),
+            blocked: false,
+        }
+    }
+
+    /// Notes how a write into the stream went, and passes its result on.
+    pub fn observe<T>(&mut self, polled: Poll<T>) -> Poll<T> {
+        match (&polled, self.blocked) {
+            (Poll::Pending, false) => {
+                if self.watch.blocked.fetch_add(1, Ordering::AcqRel) == 0 {
+                    // The first writer to wait: the starving clock starts now.
+                    let now = self.watch.now_ms();
+                    self.watch.last_progress_ms.store(now, Ordering::Release);
+                }
+                self.blocked = true;
+            }
+            (Poll::Ready(_), true) => {
+                self.watch.blocked.fetch_sub(1, Ordering::AcqRel);
+                self.blocked = false;
+                let now = self.watch.now_ms();
+                self.watch.last_progress_ms.store(now, Ordering::Release);
+            }
+            (Poll::Ready(_), false) if self.watch.blocked.load(Ordering::Relaxed) > 0 => {
+                let now = self.watch.now_ms();
+                self.watch.last_progress_ms.store(now, Ordering::Release);
+            }
+            _ => {}
+        }
+        polled
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        if self.blocked {
+            self.watch.blocked.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -100,8 +274,9 @@ pub const MAX_STREAMS: usize = 1024;
 const SPLIT_SEND_BYTES: usize = 60 * 1024;
 
 /// The room every stream's window may grow into, together, beyond its first 256 KiB: enough
-/// for a few fast streams over a long link; every byte of it is bounded per session.
-const WINDOW_HEADROOM_BYTES: usize = 32 << 20;
+/// for a few fast streams over a long link. The gateway charges it to the session's budgets
+/// when the session starts, so with each open stream's window it bounds what a session holds.
+pub const WINDOW_HEADROOM_BYTES: usize = 8 << 20;
 
 /// yamux's settings for the tunnel: bounded streams and a bounded receive window.
 pub fn config() -> Config {
@@ -126,6 +301,8 @@ enum Command {
 pub struct SessionHandle {
     commands: mpsc::Sender<Command>,
     slots: Arc<Semaphore>,
+    budget: StreamBudget,
+    watch: Arc<CreditWatch>,
 }
 
 impl std::fmt::Debug for Command {
@@ -140,7 +317,11 @@ impl std::fmt::Debug for Command {
 impl SessionHandle {
     /// Opens a stream. yamux tells the peer only with the stream's first bytes, so the opener
     /// writes a header at once.
-    pub async fn open(&self) -> Result<OpenedStream, ConnectionError> {
+    pub async fn open(&self) -> Result<OpenedStream, OpenError> {
+        let charge = self
+            .budget
+            .charge(STREAM_WINDOW_BYTES)
+            .ok_or(OpenError::Budget)?;
         let slot = self
             .slots
             .clone()
@@ -155,9 +336,16 @@ impl SessionHandle {
         let stream = answer.await.map_err(|_| ConnectionError::Closed)??;
         Ok(OpenedStream {
             stream: stream.compat(),
+            probe: Probe::new(&self.watch),
             _slot: slot,
+            _charge: charge,
             session: self.commands.clone(),
         })
+    }
+
+    /// Whether the peer grants window credit: how long writes have waited for it.
+    pub fn credit(&self) -> &CreditWatch {
+        &self.watch
     }
 
     /// Asks the session to close (GoAway, then the WebSocket's close). Never waits: a session
@@ -172,11 +360,24 @@ impl SessionHandle {
     }
 }
 
+/// Why a stream could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The session is gone or refused the stream.
+    #[error(transparent)]
+    Session(#[from] ConnectionError),
+    /// The tunnel memory budget has no room for another stream's window.
+    #[error("the gateway's tunnel memory budget is full")]
+    Budget,
+}
+
 /// Starts driving `io` as a yamux session. `on_inbound` gets each stream the peer opens; it
-/// must not block (spawn the stream's work). The task ends with the session.
+/// must not block (spawn the stream's work). Every stream, both ways, is charged a window to
+/// `budget`; a stream the peer opens past it is reset at once. The task ends with the session.
 pub fn spawn<T, F>(
     io: T,
     mode: Mode,
+    budget: StreamBudget,
     on_inbound: F,
 ) -> (SessionHandle, JoinHandle<Result<(), ConnectionError>>)
 where
@@ -185,9 +386,43 @@ where
 {
     let (commands, requests) = mpsc::channel(64);
     let connection = Connection::new(io, config(), mode);
-    let task = tokio::spawn(drive(connection, requests, on_inbound));
+    let watch = CreditWatch::new();
+    let inbound = Inbound {
+        budget: budget.clone(),
+        watch: watch.clone(),
+        on_inbound,
+    };
+    let task = tokio::spawn(drive(connection, requests, inbound));
     let slots = Arc::new(Semaphore::new(MAX_OPEN_STREAMS));
-    (SessionHandle { commands, slots }, task)
+    let handle = SessionHandle {
+        commands,
+        slots,
+        budget,
+        watch,
+    };
+    (handle, task)
+}
+
+/// Takes the streams the peer opens: charged, then handed to the callback.
+struct Inbound<F> {
+    budget: StreamBudget,
+    watch: Arc<CreditWatch>,
+    on_inbound: F,
+}
+
+impl<F: FnMut(TunnelStream)> Inbound<F> {
+    fn take(&mut self, stream: yamux::Stream) {
+        let Some(charge) = self.budget.charge(STREAM_WINDOW_BYTES) else {
+            // Dropping it resets it: the peer's opener sees the stream refused.
+            tracing::debug!("stream refused: the tunnel memory budget is full");
+            return;
+        };
+        (self.on_inbound)(TunnelStream {
+            stream: stream.compat(),
+            probe: Probe::new(&self.watch),
+            _charge: charge,
+        });
+    }
 }
 
 /// The session's one task: serves open requests, and polls for inbound streams, which is also
@@ -195,7 +430,7 @@ where
 async fn drive<T, F>(
     mut connection: Connection<T>,
     mut requests: mpsc::Receiver<Command>,
-    mut on_inbound: F,
+    mut inbound: Inbound<F>,
 ) -> Result<(), ConnectionError>
 where
     T: futures_util::io::AsyncRead + futures_util::io::AsyncWrite + Unpin,
@@ -228,7 +463,7 @@ where
         }
         loop {
             match connection.poll_next_inbound(cx) {
-                Poll::Ready(Some(Ok(stream))) => on_inbound(stream.compat()),
+                Poll::Ready(Some(Ok(stream))) => inbound.take(stream),
                 Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
                 Poll::Ready(None) => return Poll::Ready(Ok(())),
                 Poll::Pending => return Poll::Pending,

@@ -31,7 +31,15 @@ pub struct Wsgate {
 /// the child, killed on drop, and its stderr line by line, drained continuously so it never
 /// blocks on a full pipe. Waits for nothing.
 pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Child, mpsc::UnboundedReceiver<String>) {
-    let mut child = Command::new(BIN)
+    start_program(BIN, args)
+}
+
+/// As [`start`], for `program` (a wrapper such as `prlimit` that runs the binary).
+pub fn start_program<S: AsRef<std::ffi::OsStr>>(
+    program: &str,
+    args: &[S],
+) -> (Child, mpsc::UnboundedReceiver<String>) {
+    let mut child = Command::new(program)
         .args(args)
         .env("RUST_LOG", "info")
         .env_remove("WSGATE_AGENT_TOKEN")
@@ -53,7 +61,12 @@ pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Child, mpsc::UnboundedRe
 
 /// Starts `wsgate ARGS` and waits for its first "listening on" log line.
 pub async fn spawn(args: &[&str]) -> Wsgate {
-    let (child, mut stderr) = start(args);
+    let (child, stderr) = start(args);
+    ready(child, stderr).await
+}
+
+/// Waits for a started `wsgate`'s first "listening on" log line.
+pub async fn ready(child: Child, mut stderr: mpsc::UnboundedReceiver<String>) -> Wsgate {
     let mut banner = Vec::new();
     let addr = tokio::time::timeout(STEP, async {
         while let Some(line) = stderr.recv().await {

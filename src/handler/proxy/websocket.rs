@@ -19,7 +19,12 @@ use super::{
 };
 use crate::{
     access_log::AccessRecord,
-    handler::{HandlerError, upgrade},
+    budget::{Budget, descriptors::Slot},
+    handler::{
+        HandlerError,
+        message_budget::{Metered, Sender},
+        upgrade,
+    },
     http::{Body, RequestContext},
 };
 
@@ -123,6 +128,8 @@ fn accept(
         mode: route.mode,
         idle: route.idle_timeout,
         max_message_bytes: route.max_message_bytes,
+        messages: ctx.budgets.messages.clone(),
+        _slot: ctx.slot.clone(),
         record: ctx.record.clone().with_upstream(&server.url),
         _active: server.track(),
     };
@@ -150,6 +157,10 @@ struct Session {
     mode: Mode,
     idle: Option<std::time::Duration>,
     max_message_bytes: usize,
+    /// The gateway-wide budget for messages being assembled (message mode, both sides).
+    messages: Arc<Budget>,
+    /// The client connection's descriptor slot, held while the WebSocket lives.
+    _slot: Arc<Slot>,
     record: AccessRecord,
     _active: ActiveGuard,
 }
@@ -169,12 +180,13 @@ impl Session {
             }
             Mode::Message => {
                 let limits = Limits::default().max_payload_len(Some(self.max_message_bytes));
-                let client = ServerBuilder::new()
-                    .limits(limits)
-                    .serve(TokioIo::new(client));
-                let upstream = ClientBuilder::new()
-                    .limits(limits)
-                    .take_over(TokioIo::new(upstream));
+                let max = self.max_message_bytes;
+                let client =
+                    Metered::new(TokioIo::new(client), Sender::Client, &self.messages, max);
+                let upstream =
+                    Metered::new(TokioIo::new(upstream), Sender::Server, &self.messages, max);
+                let client = ServerBuilder::new().limits(limits).serve(client);
+                let upstream = ClientBuilder::new().limits(limits).take_over(upstream);
                 let done = message::relay(client, upstream, self.idle, &shutdown).await;
                 self.record.finish_session(
                     started,

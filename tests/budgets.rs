@@ -1,0 +1,293 @@
+//! The gateway-wide budgets under the attacks that found them missing, on the real binary:
+//! unfinished WebSocket messages across many connections (memory, returned after close), and
+//! idle WebSockets filling the descriptor limit (visitors refused early, agents still in).
+
+mod support;
+
+use std::{net::SocketAddr, time::Duration};
+
+use support::{
+    net::echo_server,
+    process,
+    upstream::{RawWs, opcode, parse_close},
+    *,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Writes a gateway config into a fresh directory and returns its path.
+fn config(name: &str, text: &str) -> String {
+    let dir = tempdir(name);
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// One masked client frame (mask key zero: the payload goes as it is).
+fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+    match payload.len() {
+        len @ 0..=125 => out.push(0x80 | len as u8),
+        len @ 126..=0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// How one flooding connection ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Flood {
+    /// It sent every fragment and still holds them (no close came).
+    Held(RawWs),
+    /// The gateway closed it with this code and reason.
+    Closed(u16, String),
+    /// The connection was reset before its close could be read.
+    Reset,
+}
+
+impl PartialEq for RawWs {
+    fn eq(&self, _: &Self) -> bool {
+        false
+    }
+}
+impl Eq for RawWs {}
+impl std::fmt::Debug for RawWs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawWs")
+    }
+}
+
+/// Opens a WebSocket to `addr` and sends `fragments` fragments of `size` bytes of one binary
+/// message, never the final frame; reads at the same time, so a close from the gateway ends it.
+async fn flood(addr: SocketAddr, fragments: usize, size: usize) -> Flood {
+    let mut ws = RawWs::handshake(addr, "/", &[]).await;
+    assert_eq!(ws.response.status, 101);
+    let chunk = vec![b'm'; size];
+    let mut sent = 0;
+    let mut head = [0u8; 2];
+    loop {
+        let opcode = if sent == 0 {
+            opcode::BINARY
+        } else {
+            opcode::CONTINUATION
+        };
+        let bytes = frame(false, opcode, &chunk);
+        let (reader, writer) = ws.io.get_mut().split();
+        let mut reader = tokio::io::BufReader::new(reader);
+        tokio::select! {
+            biased;
+            read = reader.read_exact(&mut head) => {
+                return match read {
+                    Ok(_) => read_close(&mut reader, head).await,
+                    Err(_) => Flood::Reset,
+                };
+            }
+            written = write_all(writer, &bytes), if sent < fragments => {
+                if written.is_err() {
+                    return Flood::Reset;
+                }
+                sent += 1;
+            }
+            () = std::future::ready(()), if sent == fragments => return Flood::Held(ws),
+        }
+    }
+}
+
+async fn write_all(
+    mut writer: tokio::net::tcp::WriteHalf<'_>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    writer.write_all(bytes).await
+}
+
+/// The rest of a frame whose two header bytes are read: a close's code and reason.
+async fn read_close<R: tokio::io::AsyncRead + Unpin>(reader: &mut R, head: [u8; 2]) -> Flood {
+    assert_eq!(
+        head[0] & 0x0f,
+        opcode::CLOSE,
+        "the gateway sends only a close"
+    );
+    let mut payload = vec![0; usize::from(head[1] & 0x7f)];
+    match reader.read_exact(&mut payload).await {
+        Ok(_) => {
+            let (code, reason) = parse_close(&payload).expect("a close code");
+            Flood::Closed(code, reason)
+        }
+        Err(_) => Flood::Reset,
+    }
+}
+
+/// Polls the process's RSS until it is at most `limit_kib`; the last reading.
+async fn rss_settles_below(pid: u32, limit_kib: u64) -> u64 {
+    let mut rss = process::rss_kib(pid);
+    // jemalloc purges freed pages from a background thread a second after they are freed.
+    for _ in 0..150 {
+        if rss <= limit_kib {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        rss = process::rss_kib(pid);
+    }
+    rss
+}
+
+#[tokio::test]
+async fn unfinished_messages_share_one_budget_and_memory_comes_back_after_close() {
+    // The attack as it was made: 150 connections, each 15 fragments of 1 MiB without the
+    // final frame, against the default budget (256 MiB) and the default 16 MiB message cap.
+    const CONNECTIONS: usize = 150;
+    const FRAGMENTS: usize = 15;
+    const FRAGMENT: usize = 1 << 20;
+    let echo = echo_server(false).await;
+    let path = config(
+        "budget-messages",
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\n[[route]]\npath = \"/\"\nbridge = \"tcp://{echo}\"\n"
+        ),
+    );
+    let mut wsgate = process::spawn(&["serve", "-c", &path]).await;
+    let pid = wsgate.child.id().unwrap();
+    let before = process::rss_kib(pid);
+    let addr = wsgate.addr;
+    let floods = (0..CONNECTIONS).map(|_| tokio::spawn(flood(addr, FRAGMENTS, FRAGMENT)));
+    let mut outcomes = Vec::new();
+    for flood in floods {
+        outcomes.push(
+            tokio::time::timeout(STEP * 3, flood)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let peak = process::rss_kib(pid);
+    let held = outcomes
+        .iter()
+        .filter(|o| matches!(o, Flood::Held(_)))
+        .count();
+    let closed: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Flood::Closed(code, reason) => Some((*code, reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    // 256 MiB holds 17 messages of 15 MiB; the rest are refused.
+    assert!(
+        held <= 17,
+        "{held} connections hold 15 MiB each: over the budget"
+    );
+    // The close echoes the code (tokio-websockets answers a close with its code only).
+    assert!(closed.iter().all(|c| c.0 == 1013), "closes: {closed:?}");
+    assert!(
+        !closed.is_empty(),
+        "no connection was told why: {outcomes:?}"
+    );
+    let growth_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        growth_mib < 256 + 96,
+        "RSS grew by {growth_mib} MiB with a 256 MiB message budget"
+    );
+    let refused = CONNECTIONS - held;
+    let mut logged = 0;
+    while logged < refused {
+        let line = wsgate.wait_for_log("websocket closed").await;
+        if line.contains("close_code=1013") {
+            logged += 1;
+        }
+    }
+    drop(outcomes);
+    let after = rss_settles_below(pid, before + 32 * 1024).await;
+    assert!(
+        after <= before + 32 * 1024,
+        "RSS {after} KiB after every connection closed, {before} KiB before"
+    );
+}
+
+#[tokio::test]
+async fn a_full_descriptor_table_refuses_visitors_early_and_still_takes_agents() {
+    // The attack: idle WebSockets until the descriptor limit (256). Visitors get 96 slots
+    // ((256 - 64 reserve) / 2 descriptors each); the agent endpoint works from the reserve.
+    let echo = echo_server(false).await;
+    let path = config(
+        "budget-descriptors",
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"agent-token\"]\n\
+             [[route]]\npath = \"/\"\nbridge = \"tcp://{echo}\"\n"
+        ),
+    );
+    let (child, stderr) = spawn_with_nofile(256, &["serve", "-c", &path]);
+    let mut wsgate = process::ready(child, stderr).await;
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..150 {
+        let ws = RawWs::handshake(wsgate.addr, "/", &[]).await;
+        match ws.response.status {
+            101 => open.push(ws),
+            503 => refused += 1,
+            other => panic!("status {other} for a visitor"),
+        }
+    }
+    assert_eq!(open.len(), 96, "visitors admitted");
+    assert_eq!(refused, 150 - 96);
+    wsgate.wait_for_log("connection limit reached").await;
+    // An already-open connection still carries bytes.
+    let first = &mut open[0];
+    first.send_frame(opcode::BINARY, b"still here").await;
+    assert_eq!(
+        first.read_frame().await,
+        (opcode::BINARY, b"still here".to_vec())
+    );
+    // An agent still connects, from the reserve.
+    let agent_url = format!("ws://{}/_wsgate/agent", wsgate.addr);
+    let (_agent, mut agent_log) = process::start(&[
+        "agent",
+        "--server",
+        &agent_url,
+        "--token",
+        "agent-token",
+        "--name",
+        "late",
+        &format!("tcp://{echo}?mode=private&value=echo&secret=s3cret&name=echo"),
+    ]);
+    wsgate.wait_for_log("agent connected").await;
+    drop(agent_log.recv());
+    // The 54 refusals were logged once (above), not once each.
+    let mut warnings = 0;
+    while let Ok(line) = wsgate.stderr.try_recv() {
+        warnings += usize::from(line.contains("connection limit reached"));
+    }
+    assert_eq!(warnings, 0, "one warning per interval");
+    // Closing visitors frees their slots.
+    open.truncate(10);
+    let mut again = None;
+    for _ in 0..100 {
+        let ws = RawWs::handshake(wsgate.addr, "/", &[]).await;
+        if ws.response.status == 101 {
+            again = Some(ws);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(again.is_some(), "a visitor got in once others had left");
+}
+
+/// Starts `wsgate ARGS` with its descriptor limit (soft and hard) set to `limit`.
+fn spawn_with_nofile(
+    limit: u32,
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let nofile = format!("--nofile={limit}:{limit}");
+    let mut full = vec![nofile.as_str(), "--", process::BIN];
+    full.extend_from_slice(args);
+    process::start_program("prlimit", &full)
+}
