@@ -291,3 +291,155 @@ fn spawn_with_nofile(
     full.extend_from_slice(args);
     process::start_program("prlimit", &full)
 }
+
+/// A raw agent on `gateway` with `token`: its session, after a hello as `name`. Streams the
+/// gateway opens to it go to `on_inbound`.
+async fn raw_agent(
+    gateway: SocketAddr,
+    token: &str,
+    name: &str,
+    on_inbound: impl FnMut(wsgate::tunnel::session::TunnelStream) + Send + 'static,
+) -> (
+    wsgate::tunnel::session::SessionHandle,
+    wsgate::tunnel::session::OpenedStream,
+) {
+    use wsgate::tunnel::{session, wire, ws_io::WsIo};
+    let url: http::Uri = format!("ws://{gateway}/_wsgate/agent").parse().unwrap();
+    let bearer = http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    let headers = [(http::header::AUTHORIZATION, bearer)];
+    let ws = wsgate::client::connect(&url, &headers, None, 1 << 20)
+        .await
+        .unwrap();
+    let (session, _task) = session::spawn(
+        WsIo::new(ws),
+        yamux::Mode::Client,
+        Default::default(),
+        on_inbound,
+    );
+    let mut control = session.open().await.unwrap();
+    let hello = wire::Control::Hello {
+        version: wire::VERSION,
+        agent: name.into(),
+    };
+    wire::write_frame(&mut control, &hello).await.unwrap();
+    let welcome: Option<wire::Control> = wire::read_frame(&mut control).await.unwrap();
+    assert!(matches!(welcome, Some(wire::Control::Welcome { .. })));
+    (session, control)
+}
+
+#[tokio::test]
+async fn a_token_holder_cannot_pin_tunnel_memory_and_a_session_granting_no_credit_ends() {
+    // The attack as it was made: two agents on one token, one opening hundreds of forward
+    // streams to the other, which accepts them and never grants window credit.
+    use wsgate::tunnel::wire::{self, Control, Expose, Forward, Opened, Request, Service};
+    let path = config(
+        "budget-tunnel",
+        "listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"pin-token\"]\n\
+         [limits]\ntunnel_memory_per_token = \"32MiB\"\ncredit_timeout = \"2s\"\n\
+         sessions_per_token = 2\n",
+    );
+    let mut wsgate = process::spawn(&["serve", "-c", &path]).await;
+    let pid = wsgate.child.id().unwrap();
+    let before = process::rss_kib(pid);
+    // The sink: answers every stream the gateway opens, then never reads it.
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    let (_sink, mut sink_control) =
+        raw_agent(wsgate.addr, "pin-token", "sink", move |mut stream| {
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let _open: Option<wire::Open> = wire::read_frame(&mut stream).await.unwrap_or(None);
+                let _ = wire::write_frame(&mut stream, &Opened::Ok).await;
+                keep.lock().unwrap().push(stream);
+            });
+        })
+        .await;
+    let secret = wsgate::config::Secret::new("s3cret");
+    let register = Control::Register {
+        services: vec![Service {
+            name: "sink".into(),
+            local: "tcp://127.0.0.1:9".into(),
+            expose: Expose::Private(secret.clone()),
+        }],
+        egress: None,
+    };
+    wire::write_frame(&mut sink_control, &register)
+        .await
+        .unwrap();
+    let registered: Option<Control> = wire::read_frame(&mut sink_control).await.unwrap();
+    assert!(
+        matches!(registered, Some(Control::Registered { .. })),
+        "{registered:?}"
+    );
+    let (opener, _opener_control) = raw_agent(wsgate.addr, "pin-token", "opener", |_| {}).await;
+    // A third session on the token is refused: two is its cap.
+    let third = RawWs::handshake(
+        wsgate.addr,
+        "/_wsgate/agent",
+        &[("Authorization", "Bearer pin-token")],
+    )
+    .await;
+    assert_eq!(third.response.status, 429);
+    // 300 forwards, each pushing 1 MiB the sink never takes.
+    let mut opened = 0;
+    let mut refused = 0;
+    let mut writers = Vec::new();
+    for _ in 0..300 {
+        let Ok(mut stream) = opener.open().await else {
+            refused += 1;
+            continue;
+        };
+        let forward = Request::Forward(Forward {
+            service: "sink".into(),
+            secret: secret.clone(),
+        });
+        let asked = async {
+            wire::write_frame(&mut stream, &forward).await.ok()?;
+            wire::read_frame::<_, Opened>(&mut stream).await.ok()?
+        };
+        match tokio::time::timeout(STEP, asked)
+            .await
+            .expect("an answer or a reset")
+        {
+            Some(Opened::Ok) => {
+                opened += 1;
+                writers.push(tokio::spawn(async move {
+                    let chunk = vec![b'p'; 64 << 10];
+                    for _ in 0..16 {
+                        if stream.write_all(&chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                    stream
+                }));
+            }
+            _ => refused += 1,
+        }
+    }
+    // 32 MiB per token: two sessions' 8 MiB headroom, then 256 KiB per stream on either side.
+    assert!(
+        opened <= 32,
+        "{opened} forwards open: past the token's budget"
+    );
+    assert!(
+        opened > 0 && refused >= 300 - 32,
+        "opened {opened}, refused {refused}"
+    );
+    let peak = process::rss_kib(pid);
+    let growth_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        growth_mib < 32 + 48,
+        "RSS grew by {growth_mib} MiB with a 32 MiB budget"
+    );
+    // The sink grants no credit while the gateway waits to write: its session ends.
+    wsgate.wait_for_log("agent granted no window credit").await;
+    for writer in writers {
+        drop(tokio::time::timeout(STEP, writer).await);
+    }
+    drop(held);
+    let after = rss_settles_below(pid, before + 16 * 1024).await;
+    assert!(
+        after <= before + 16 * 1024,
+        "RSS {after} KiB after the sessions ended, {before} KiB before"
+    );
+}
