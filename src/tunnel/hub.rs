@@ -5,6 +5,8 @@
 mod claims;
 mod egress;
 
+use claims::Claimant;
+
 use std::{
     collections::HashMap,
     sync::{
@@ -114,12 +116,16 @@ impl AgentHub {
             Ok(handshake) => handshake,
             Err(error) => return text_response(error.http_status(), &error.to_string()),
         };
+        let reached_by = reached_by(&req);
         let on_upgrade = hyper::upgrade::on(&mut req);
         let hub = self.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             match on_upgrade.await {
-                Ok(upgraded) => hub.run_agent(TokioIo::new(upgraded), token, shutdown).await,
+                Ok(upgraded) => {
+                    let io = TokioIo::new(upgraded);
+                    hub.run_agent(io, token, reached_by, shutdown).await;
+                }
                 Err(error) => tracing::debug!(%error, "agent upgrade failed"),
             }
         });
@@ -142,8 +148,14 @@ impl AgentHub {
     }
 
     /// One agent's session from its upgrade to its end; its routes leave with it.
-    async fn run_agent<S>(self: Arc<Self>, io: S, token: usize, shutdown: CancellationToken)
-    where
+    /// `reached_by` is the host its upgrade named: a name the gateway is reached by.
+    async fn run_agent<S>(
+        self: Arc<Self>,
+        io: S,
+        token: usize,
+        reached_by: Option<String>,
+        shutdown: CancellationToken,
+    ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let limits = Limits::default().max_payload_len(Some(2 * MAX_MESSAGE_BYTES));
@@ -161,7 +173,7 @@ impl AgentHub {
         });
         match timeout(HELLO_TIMEOUT, control).await {
             Ok(Ok(control)) => tokio::select! {
-                () = self.converse(id, token, control, session.clone()) => {}
+                () = self.converse(id, token, reached_by, control, session.clone()) => {}
                 // Gateway shutdown ends agent sessions at once: agents reconnect elsewhere
                 // (or here, once the gateway is back) instead of holding the drain.
                 () = shutdown.cancelled() => tracing::info!("agent session closed for shutdown"),
@@ -191,6 +203,7 @@ impl AgentHub {
         &self,
         id: u64,
         token: usize,
+        reached_by: Option<String>,
         mut control: TunnelStream,
         session: SessionHandle,
     ) {
@@ -203,6 +216,13 @@ impl AgentHub {
             }
         };
         tracing::info!(agent = %name, "agent connected");
+        let claimant = Claimant {
+            id,
+            token,
+            agent: &name,
+            session: &session,
+            reached_by: reached_by.as_deref(),
+        };
         loop {
             let frame = timeout(
                 self.settings.heartbeat_timeout,
@@ -220,7 +240,7 @@ impl AgentHub {
                 }
                 Ok(Ok(Some(Control::Ping(n)))) => vec![Control::Pong(n)],
                 Ok(Ok(Some(Control::Register { services, egress }))) => {
-                    self.register(id, token, &name, &session, services, egress)
+                    self.register(&claimant, services, egress)
                 }
                 Ok(Ok(Some(other))) => {
                     tracing::info!(agent = %name, message = ?other, "unexpected control message");
@@ -323,4 +343,14 @@ impl AgentHub {
             self.router.set_added(all);
         }
     }
+}
+
+/// The host an agent's upgrade named (`Host`, else the URI's authority), canonical: a name the
+/// gateway is reached by, which no agent may claim.
+fn reached_by<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .map(super::claim_rules::reached_host)
 }
