@@ -33,8 +33,8 @@ const TOKEN: &str = "t0ken";
 struct RawAgent {
     /// Keeps the session (and its task) alive.
     _session: SessionHandle,
-    /// The control stream: closing it would end the session's registration.
-    _control: session::OpenedStream,
+    /// The control stream: the gateway takes its end for the agent leaving.
+    control: session::OpenedStream,
     /// The gateway's answer per service: `Ok(url)` or `Err(why)`.
     answers: Vec<(String, Result<String, String>)>,
 }
@@ -83,9 +83,18 @@ impl RawAgent {
         }
         RawAgent {
             _session: session,
-            _control: control,
+            control,
             answers,
         }
+    }
+
+    /// Whether the gateway ended this session (it was replaced), within [`STEP`].
+    async fn ended(mut self) -> bool {
+        let read = wire::read_frame::<_, Control>(&mut self.control);
+        matches!(
+            tokio::time::timeout(STEP, read).await,
+            Ok(Ok(None) | Err(_))
+        )
     }
 
     /// The refusal for service `name`; panics when it was registered.
@@ -552,4 +561,38 @@ async fn the_embedded_defaults_token_takes_nothing_configured() {
     assert_bridge_echoes(&gateway, "/vnc").await;
     assert_bridge_echoes(&gateway, "/ssh").await;
     drop(attacker);
+}
+
+#[tokio::test]
+async fn the_same_agent_takes_over_its_own_nested_claims_but_never_another_agents() {
+    let gateway = Gateway::start(&format!("[agents]\ntokens = [\"{TOKEN}\"]\n")).await;
+    let at = |name: &'static str, claims| {
+        RawAgent::register(gateway.addr, "127.0.0.1", TOKEN, name, claims)
+    };
+    let first = at("office", vec![path("x", "/a/x")]).await;
+    let other = at("other", vec![path("y", "/a/y")]).await;
+
+    // office again, claiming around its own /a/x and other's /a/y: refused, naming other, and
+    // office's first session keeps /a/x.
+    let second = at("office", vec![path("a", "/a")]).await;
+    assert_eq!(
+        second.refusal("a"),
+        "/a nests around /a/y, held by agent \"other\""
+    );
+    let probe = at("probe", vec![path("z", "/a/x/z")]).await;
+    assert_eq!(
+        probe.refusal("z"),
+        "/a/x/z nests inside /a/x, held by agent \"office\""
+    );
+
+    // office again, inside only its own claim: the reconnecting agent takes it over, and its
+    // stale session is ended.
+    let third = at("office", vec![path("deeper", "/a/x/deeper")]).await;
+    assert!(
+        matches!(&third.answers[0], (_, Ok(url)) if url == "/a/x/deeper"),
+        "{:#?}",
+        third.answers
+    );
+    assert!(first.ended().await, "the stale session was not ended");
+    drop((other, second, probe));
 }
