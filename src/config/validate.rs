@@ -260,6 +260,8 @@ fn token_limits(
     })
 }
 
+/// A token's host `pattern` (as `written`) narrows the gateway's zone: refused without one, or
+/// when no zone pattern covers it whole.
 fn check_token_host(
     ctx: &Ctx<'_>,
     pattern: &HostPattern,
