@@ -90,6 +90,10 @@ pub struct AgentSettings {
     pub tokens: Vec<Secret>,
     /// What each token (same index) may claim.
     pub limits: Vec<crate::tunnel::limits::TokenLimits>,
+    /// Host patterns agents may claim hosts under (`[agents] hosts`, like frp's
+    /// `subdomain_host`): a zone for agents, so a host claim cannot land on a name the gateway
+    /// or its configured routes answer. Empty: agents claim no hosts.
+    pub hosts: Vec<crate::router::HostPattern>,
     /// An agent silent this long is dropped.
     pub heartbeat_timeout: Duration,
     /// Gateway ports agents may open (`remote_port`), if any.
@@ -244,6 +248,9 @@ pub fn embedded_default() -> Config {
         path: "/_wsgate/agent".into(),
         tokens: vec![Secret::generate()],
         limits: vec![Default::default()],
+        // No host zone: the generated token claims paths only, never a host (which would
+        // outrank `/vnc` and `/ssh` for every request carrying it).
+        hosts: Vec::new(),
         heartbeat_timeout: Duration::from_secs(30),
         remote_ports: None,
         remote_bind: std::net::Ipv4Addr::LOCALHOST.into(),
@@ -262,6 +269,10 @@ mod tests {
         assert_eq!(config.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
         assert!(!config.routes.is_empty());
         let agents = config.agents.expect("the default lets agents connect");
+        assert!(
+            agents.hosts.is_empty(),
+            "the default lets agents claim no host"
+        );
         let token = agents.tokens[0].expose();
         assert_eq!(token.len(), 32);
         assert_ne!(token, embedded_default().agents.unwrap().tokens[0].expose());

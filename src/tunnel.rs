@@ -1,6 +1,7 @@
 //! The tunnel: agents behind NAT dial the gateway over one WebSocket and expose services through
 //! it (docs/tunnel.md). This module holds what both sides share.
 
+pub mod claim_rules;
 pub mod frames;
 pub mod hub;
 pub mod limits;

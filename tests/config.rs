@@ -130,6 +130,35 @@ fn errors_name_file_line_and_column() {
             "[[route]]\nproxy = \"ws://a:1\"\n[[route]]\nstatic = \".\"\n",
             "gw.toml:3:1: this route can never match: route \"/\" has the same host and path",
         ),
+        (
+            "[agents]\ntokens = [\"t\"]\nhosts = [\"127.0.0.1\"]\n",
+            "gw.toml:3:10: host 127.0.0.1 is an IP address: agents claim host names",
+        ),
+        (
+            "[agents]\ntokens = [\"t\"]\nhosts = [\"a.test\", \"*.localhost\"]\n",
+            "gw.toml:3:20: host *.localhost is localhost: it names the gateway's own machine",
+        ),
+        (
+            "[agents]\ntokens = [\"t\"]\nhosts = [\"a..test\"]\n",
+            "gw.toml:3:10: expected a host name such as \"app.example.com\" or \"*.example.com\"",
+        ),
+        (
+            "[agents]\n[[agents.token]]\ntoken = \"t\"\nhosts = [\"*.office.example.com\"]\n",
+            "gw.toml:4:10: a token's `hosts` narrows [agents] hosts, which is not set: set \
+             [agents] hosts to the patterns agents may claim hosts under",
+        ),
+        (
+            "[agents]\nhosts = [\"*.tunnel.example.com\"]\n[[agents.token]]\ntoken = \"t\"\n\
+             hosts = [\"a.tunnel.example.com\", \"*.example.com\"]\n",
+            "gw.toml:5:34: host pattern *.example.com is not under [agents] hosts \
+             (*.tunnel.example.com)",
+        ),
+        (
+            "[agents]\nhosts = [\"app.example.com\"]\n[[agents.token]]\ntoken = \"t\"\n\
+             hosts = [\"*.app.example.com\"]\n",
+            "gw.toml:5:10: host pattern *.app.example.com is not under [agents] hosts \
+             (app.example.com)",
+        ),
     ];
     for (toml, expected) in cases {
         let error = error_of(toml);
@@ -200,5 +229,33 @@ fn missing_files_are_reported_where_they_are_named() {
         first_line(&error)
             .starts_with("gw.toml:2:10: static directory /nonexistent/dir does not exist"),
         "{error}"
+    );
+}
+
+#[test]
+fn agent_host_patterns_are_canonical_and_tokens_narrow_them() {
+    let config = validate::gateway(
+        "gw.toml",
+        "[agents]\nhosts = [\"*.Tunnel.example.com.\", \"app.example.com\"]\n\
+         [[agents.token]]\ntoken = \"t\"\nhosts = [\"*.a.tunnel.example.com\", \"app.example.com.\"]\n",
+        Path::new("."),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let agents = config.agents.expect("[agents]");
+    let zone: Vec<String> = agents.hosts.iter().map(ToString::to_string).collect();
+    assert_eq!(zone, ["*.tunnel.example.com", "app.example.com"]);
+    let narrowed: Vec<String> = agents.limits[0]
+        .hosts
+        .iter()
+        .flatten()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(narrowed, ["*.a.tunnel.example.com", "app.example.com"]);
+
+    let without = validate::gateway("gw.toml", "[agents]\ntokens = [\"t\"]\n", Path::new("."))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        without.agents.expect("[agents]").hosts.is_empty(),
+        "no [agents] hosts: agents claim no hosts"
     );
 }

@@ -25,8 +25,9 @@ use support::{
 /// The token every gateway here accepts.
 const TOKEN: &str = "t0ken";
 
-/// The `[agents]` table every gateway here has.
-const AGENTS: &str = "[agents]\ntokens = [\"t0ken\"]\nheartbeat_timeout = \"6s\"\n";
+/// The `[agents]` table every gateway here has: agents may claim hosts under `example.com`.
+const AGENTS: &str =
+    "[agents]\ntokens = [\"t0ken\"]\nheartbeat_timeout = \"6s\"\nhosts = [\"*.example.com\"]\n";
 
 /// A running `wsgate agent`; killed on drop.
 struct Agent {

@@ -270,7 +270,8 @@ async fn a_limited_token_claims_only_what_it_is_allowed() {
     let echo = echo_server(true).await;
     let gateway = gateway_from(
         "tunnel-limits",
-        "listen = [\"127.0.0.1:0\"]\n[agents]\n[[agents.token]]\ntoken = \"t0ken\"\n\
+        "listen = [\"127.0.0.1:0\"]\n[agents]\nhosts = [\"*.example.com\"]\n\
+         [[agents.token]]\ntoken = \"t0ken\"\n\
          paths = [\"/office\"]\nhosts = [\"*.office.example.com\"]\n",
     )
     .await;
@@ -333,6 +334,7 @@ async fn agents_cannot_take_requests_from_configured_routes() {
         "tunnel-shadow",
         &format!(
             "listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"t0ken\"]\n\
+             hosts = [\"*.example.com\"]\n\
              [[route]]\npath = \"/api\"\nbridge = \"tcp://{echo}\"\n\
              [[route]]\nhost = \"admin.example.com\"\nbridge = \"tcp://{echo}\"\n"
         ),

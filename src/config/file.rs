@@ -69,6 +69,9 @@ pub struct AgentsFile {
     pub remote_ports: Option<Sp<String>>,
     /// The address those ports listen on; default: the first `listen` address's IP.
     pub remote_bind: Option<Sp<String>>,
+    /// Host patterns agents may claim hosts under (`"*.tunnel.example.com"`); none: agents
+    /// claim no hosts.
+    pub hosts: Option<Vec<Sp<String>>>,
     /// Tokens with limits on what they may claim.
     #[serde(default, rename = "token")]
     pub limited: Vec<Sp<LimitedTokenFile>>,
@@ -84,7 +87,7 @@ pub struct LimitedTokenFile {
     pub names: Option<Vec<String>>,
     /// Path prefixes it may expose services under.
     pub paths: Option<Vec<Sp<String>>>,
-    /// Host patterns its hosts must fall under.
+    /// Host patterns its hosts must fall under, each under an `[agents] hosts` pattern.
     pub hosts: Option<Vec<Sp<String>>>,
     /// Whether its agents may use the gateway's `[egress]` (default false).
     pub egress: Option<bool>,

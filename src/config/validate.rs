@@ -19,7 +19,10 @@ use crate::{
         BridgeRoute, FilesRoute, Handler, bridge::tokens::TokenSource, bridge::watchdog::Heartbeat,
     },
     router::{HostPattern, Route, normalize_prefix},
-    tunnel::limits::TokenLimits,
+    tunnel::{
+        claim_rules::{canonical_host, covers},
+        limits::TokenLimits,
+    },
 };
 
 /// 16 MiB: larger than any sane VNC or terminal message, small enough that a hostile client
@@ -229,36 +232,12 @@ fn agents(
                 .map(Secret::new),
         );
     }
+    let hosts = host_patterns(ctx, file.hosts.as_deref().unwrap_or_default())?;
     let mut limits = vec![TokenLimits::default(); tokens.len()];
     for limited in &file.limited {
         let entry = limited.get_ref();
         tokens.push(Secret::new(entry.token.get_ref().clone()));
-        let paths = entry
-            .paths
-            .as_ref()
-            .map(|paths| {
-                paths
-                    .iter()
-                    .map(|p| normalize_prefix(p.get_ref()).map_err(|e| ctx.error(p.span(), e)))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?;
-        let hosts = entry
-            .hosts
-            .as_ref()
-            .map(|hosts| {
-                hosts
-                    .iter()
-                    .map(|h| HostPattern::parse(h.get_ref()).map_err(|e| ctx.error(h.span(), e)))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?;
-        limits.push(TokenLimits {
-            names: entry.names.clone(),
-            paths,
-            hosts,
-            egress: entry.egress.unwrap_or(false),
-        });
+        limits.push(token_limits(ctx, entry, &hosts)?);
     }
     if tokens.is_empty() {
         return Err(ctx.error(
@@ -284,6 +263,7 @@ fn agents(
         path,
         tokens,
         limits,
+        hosts,
         heartbeat_timeout: ctx
             .duration(&file.heartbeat_timeout)?
             .unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT),
@@ -291,6 +271,75 @@ fn agents(
         remote_bind,
         egress: None,
     })
+}
+
+/// Host patterns for agents' claims, canonical (`claim_rules::canonical_host`): never an IP
+/// literal or localhost.
+fn host_patterns(ctx: &Ctx<'_>, list: &[Sp<String>]) -> Result<Vec<HostPattern>, ConfigError> {
+    list.iter()
+        .map(|h| canonical_host(h.get_ref()).map_err(|e| ctx.error(h.span(), e.to_string())))
+        .collect()
+}
+
+/// One `[[agents.token]]`'s limits; its host patterns must each fall under one of the
+/// gateway's `[agents] hosts` (`gateway_hosts`), which they narrow.
+fn token_limits(
+    ctx: &Ctx<'_>,
+    entry: &super::file::LimitedTokenFile,
+    gateway_hosts: &[HostPattern],
+) -> Result<TokenLimits, ConfigError> {
+    let paths = entry
+        .paths
+        .as_ref()
+        .map(|paths| {
+            paths
+                .iter()
+                .map(|p| normalize_prefix(p.get_ref()).map_err(|e| ctx.error(p.span(), e)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let hosts = match &entry.hosts {
+        Some(list) => {
+            let patterns = host_patterns(ctx, list)?;
+            for (pattern, written) in patterns.iter().zip(list) {
+                check_token_host(ctx, pattern, written, gateway_hosts)?;
+            }
+            Some(patterns)
+        }
+        None => None,
+    };
+    Ok(TokenLimits {
+        names: entry.names.clone(),
+        paths,
+        hosts,
+        egress: entry.egress.unwrap_or(false),
+    })
+}
+
+/// A token's host `pattern` (as `written`) narrows the gateway's zone: refused without one, or
+/// when no zone pattern covers it whole.
+fn check_token_host(
+    ctx: &Ctx<'_>,
+    pattern: &HostPattern,
+    written: &Sp<String>,
+    gateway_hosts: &[HostPattern],
+) -> Result<(), ConfigError> {
+    if gateway_hosts.is_empty() {
+        let message = "a token's `hosts` narrows [agents] hosts, which is not set: \
+                       set [agents] hosts to the patterns agents may claim hosts under";
+        return Err(ctx.error(written.span(), message));
+    }
+    if gateway_hosts.iter().any(|outer| covers(outer, pattern)) {
+        return Ok(());
+    }
+    let allowed: Vec<String> = gateway_hosts.iter().map(ToString::to_string).collect();
+    Err(ctx.error(
+        written.span(),
+        format!(
+            "host pattern {pattern} is not under [agents] hosts ({})",
+            allowed.join(", ")
+        ),
+    ))
 }
 
 /// `"A-B"` or `"A"`: ports A to B, none of them 0.

@@ -5,6 +5,8 @@
 mod claims;
 mod egress;
 
+use claims::Claimant;
+
 use std::{
     collections::HashMap,
     sync::{
@@ -181,6 +183,7 @@ impl AgentHub {
             Ok(admitted) => admitted,
             Err(refusal) => return *refusal,
         };
+        let reached_by = reached_by(&req);
         let on_upgrade = hyper::upgrade::on(&mut req);
         let hub = self.clone();
         let shutdown = shutdown.clone();
@@ -189,7 +192,7 @@ impl AgentHub {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let io = TokioIo::new(upgraded);
-                    hub.run_agent(io, token, budget, shutdown).await;
+                    hub.run_agent(io, token, budget, reached_by, shutdown).await;
                 }
                 Err(error) => tracing::debug!(%error, "agent upgrade failed"),
             }
@@ -251,11 +254,13 @@ impl AgentHub {
     }
 
     /// One agent's session from its upgrade to its end; its routes leave with it.
+    /// `reached_by` is the host its upgrade named: a name the gateway is reached by.
     async fn run_agent<S>(
         self: Arc<Self>,
         io: S,
         token: usize,
         budget: StreamBudget,
+        reached_by: Option<String>,
         shutdown: CancellationToken,
     ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -275,7 +280,7 @@ impl AgentHub {
         });
         match timeout(HELLO_TIMEOUT, control).await {
             Ok(Ok(control)) => tokio::select! {
-                () = self.converse(id, token, control, session.clone()) => {}
+                () = self.converse(id, token, reached_by, control, session.clone()) => {}
                 // A peer that takes streams and never grants credit pins their buffers (and
                 // the other side's): past the timeout its session ends and frees them.
                 () = starved(&session, self.budgets.credit_timeout) => tracing::info!(
@@ -316,6 +321,7 @@ impl AgentHub {
         &self,
         id: u64,
         token: usize,
+        reached_by: Option<String>,
         mut control: TunnelStream,
         session: SessionHandle,
     ) {
@@ -328,6 +334,13 @@ impl AgentHub {
             }
         };
         tracing::info!(agent = %name, "agent connected");
+        let claimant = Claimant {
+            id,
+            token,
+            agent: &name,
+            session: &session,
+            reached_by: reached_by.as_deref(),
+        };
         loop {
             let frame = timeout(
                 self.settings.heartbeat_timeout,
@@ -345,7 +358,7 @@ impl AgentHub {
                 }
                 Ok(Ok(Some(Control::Ping(n)))) => vec![Control::Pong(n)],
                 Ok(Ok(Some(Control::Register { services, egress }))) => {
-                    self.register(id, token, &name, &session, services, egress)
+                    self.register(&claimant, services, egress)
                 }
                 Ok(Ok(Some(other))) => {
                     tracing::info!(agent = %name, message = ?other, "unexpected control message");
@@ -448,4 +461,14 @@ impl AgentHub {
             self.router.set_added(all);
         }
     }
+}
+
+/// The host an agent's upgrade named (`Host`, else the URI's authority), canonical: a name the
+/// gateway is reached by, which no agent may claim.
+fn reached_by<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .map(super::claim_rules::reached_host)
 }

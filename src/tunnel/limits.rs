@@ -1,7 +1,11 @@
 //! What an agent token may claim: service names, path prefixes and host patterns
-//! (`[[agents.token]]`); a token without limits may claim anything free.
+//! (`[[agents.token]]`); a token without limits may claim anything free within the gateway's
+//! own claim rules (`claim_rules`, `[agents] hosts`).
 
-use super::wire::{Expose, Service};
+use super::{
+    claim_rules::{canonical_host, covers},
+    wire::{Expose, Service},
+};
 use crate::router::{HostPattern, normalize_prefix, strip_prefix};
 
 /// The limits of one token; `None` means no limit of that kind.
@@ -52,25 +56,19 @@ impl TokenLimits {
         }
     }
 
+    /// Whether the token's host patterns cover the host claim `host`; a wildcard claim must
+    /// be covered whole (`*.a.office.example.com` under `*.office.example.com`).
     fn allow_host(&self, host: &str) -> Result<(), String> {
         let Some(hosts) = &self.hosts else {
             return Ok(());
         };
-        // A wildcard claim is allowed only under a wildcard pattern that covers every host it
-        // names: `*.a.office.example.com` under `*.office.example.com`.
-        let wildcard = host.starts_with("*.");
-        let probe = host
-            .strip_prefix("*.")
-            .map_or(host.to_string(), |rest| format!("x.{rest}"));
-        let covered = |pattern: &HostPattern| {
-            pattern.matches(&probe) && (!wildcard || matches!(pattern, HostPattern::Wildcard(_)))
-        };
-        if hosts.iter().any(covered) {
+        let claim = canonical_host(host).map_err(|refusal| refusal.to_string())?;
+        if hosts.iter().any(|pattern| covers(pattern, &claim)) {
             Ok(())
         } else {
             let allowed: Vec<String> = hosts.iter().map(ToString::to_string).collect();
             Err(format!(
-                "this token may not expose host {host} (allowed: {})",
+                "this token may not expose host {claim} (allowed: {})",
                 allowed.join(", ")
             ))
         }
@@ -134,6 +132,21 @@ mod tests {
             limits
                 .allow(&service("vnc", Expose::Host("vnc.example.com".into())))
                 .is_err()
+        );
+        assert!(
+            limits
+                .allow(&service(
+                    "vnc",
+                    Expose::Host("VNC.Office.example.com.".into())
+                ))
+                .is_ok(),
+            "a host is compared canonical: lowercase, no trailing dot"
+        );
+        assert!(
+            limits
+                .allow(&service("vnc", Expose::Host("*.example.com".into())))
+                .is_err(),
+            "a wildcard around the allowed pattern"
         );
         assert!(
             TokenLimits::default()

@@ -1,5 +1,7 @@
 //! What an agent's registration claims: routes (by path or host), gateway ports and private
-//! services, each refused when someone else holds it, and the route each service becomes.
+//! services, each refused when someone else holds it (or, for routes, nests with it), when it
+//! would take what a configured route answers, or when it breaks the host rules of
+//! `claim_rules`; and the route each service becomes.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -13,19 +15,26 @@ use crate::{
         BridgeRoute, Handler, ProxyRoute,
         proxy::{HeaderPolicy, Mode as ProxyMode, Policy, UpstreamServer, UpstreamUrl, Upstreams},
     },
-    router::{HostPattern, Route, normalize_prefix, strip_prefix},
+    router::{Route, normalize_prefix, strip_prefix},
     tunnel::{
+        claim_rules::{
+            NO_HOST_CLAIMS, Nesting, canonical_host, covers, host_nesting, path_nesting,
+        },
         session::SessionHandle,
         wire::{Control, Expose, Service},
     },
 };
 
-/// Who is claiming: the agent's session id, token, name and session.
-struct Claimant<'a> {
-    id: u64,
-    token: usize,
-    agent: &'a str,
-    session: &'a SessionHandle,
+/// Who is claiming: the agent's session id, token, name and session, and the host it reached
+/// the gateway by.
+pub(super) struct Claimant<'a> {
+    pub(super) id: u64,
+    pub(super) token: usize,
+    pub(super) agent: &'a str,
+    pub(super) session: &'a SessionHandle,
+    /// The `Host` of the agent's upgrade, canonical: a name the gateway is reached by, which a
+    /// host claim must not take.
+    pub(super) reached_by: Option<&'a str>,
 }
 
 /// The control message that answers a claim, logged.
@@ -52,36 +61,27 @@ impl AgentHub {
     /// Registers services; one answer per service.
     pub(super) fn register(
         &self,
-        id: u64,
-        token: usize,
-        agent: &str,
-        session: &SessionHandle,
+        who: &Claimant<'_>,
         services: Vec<Service>,
         egress: Option<crate::config::Secret>,
     ) -> Vec<Control> {
         let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
         agents
-            .entry(id)
+            .entry(who.id)
             .or_insert_with(|| Agent {
-                name: agent.to_string(),
-                token,
-                session: session.clone(),
+                name: who.agent.to_string(),
+                token: who.token,
+                session: who.session.clone(),
                 routes: Vec::new(),
                 private: Vec::new(),
                 egress: None,
             })
             .egress = egress;
-        let claimant = Claimant {
-            id,
-            token,
-            agent,
-            session,
-        };
         let answers = services
             .iter()
             .map(|service| {
-                let claimed = self.claim_service(&mut agents, &claimant, service);
-                answer(agent, service, claimed)
+                let claimed = self.claim_service(&mut agents, who, service);
+                answer(who.agent, service, claimed)
             })
             .collect();
         let all = agents
@@ -92,8 +92,9 @@ impl AgentHub {
         answers
     }
 
-    /// Claims one service: within the token's limits and the per-agent cap, as a private
-    /// service, a gateway port or a route. The URL visitors use, or why not.
+    /// Claims one service: within the gateway's host rules, the token's limits and the
+    /// per-agent cap, as a private service, a gateway port or a route. The URL visitors use,
+    /// or why not.
     fn claim_service(
         &self,
         agents: &mut HashMap<u64, Agent>,
@@ -108,6 +109,9 @@ impl AgentHub {
                 "an agent registers at most {MAX_SERVICES_PER_AGENT} services"
             ));
         }
+        if let Expose::Host(host) = &service.expose {
+            self.allow_host(host, who)?;
+        }
         let limits = self
             .settings
             .limits
@@ -119,46 +123,64 @@ impl AgentHub {
             Expose::Private(secret) => {
                 claim_private(agents, who, service, secret).map(|()| "private".to_string())
             }
-            Expose::Port(port) => {
-                self.claim_port(*port, who.id, who.agent, who.token, who.session, service)
-            }
+            Expose::Port(port) => self.claim_port(*port, who, service),
             Expose::Path(_) | Expose::Host(_) => {
                 let route = build_route(who.agent, who.session, service)?;
-                self.claim(agents, who.id, who.agent, who.token, route)
+                self.claim(agents, who, route)
             }
         }
+    }
+
+    /// The gateway's rules for a host, before any token's: a host name (never an IP literal or
+    /// localhost) under `[agents] hosts`, and not the name the agent reached the gateway by.
+    fn allow_host(&self, host: &str, who: &Claimant<'_>) -> Result<(), String> {
+        let claim = canonical_host(host).map_err(|refusal| refusal.to_string())?;
+        let zone = &self.settings.hosts;
+        if zone.is_empty() {
+            return Err(NO_HOST_CLAIMS.into());
+        }
+        if !zone.iter().any(|pattern| covers(pattern, &claim)) {
+            let allowed: Vec<String> = zone.iter().map(ToString::to_string).collect();
+            return Err(format!(
+                "host {claim} is not under this gateway's [agents] hosts ({})",
+                allowed.join(", ")
+            ));
+        }
+        if let Some(reached) = who.reached_by.filter(|name| claim.matches(name)) {
+            return Err(format!(
+                "host {claim} would take {reached}, the name this agent reached the gateway by"
+            ));
+        }
+        Ok(())
     }
 
     /// Opens a gateway port for a `tcp://` service.
     fn claim_port(
         &self,
         port: u16,
-        id: u64,
-        agent: &str,
-        token: usize,
-        session: &SessionHandle,
+        who: &Claimant<'_>,
         service: &Service,
     ) -> Result<String, String> {
         if !service.local.starts_with("tcp://") {
             return Err("only tcp:// services can have a remote port".into());
         }
         let connector = AgentConnector {
-            agent: agent.to_string(),
+            agent: who.agent.to_string(),
             service: service.name.clone(),
-            session: session.clone(),
+            session: who.session.clone(),
             connect_timeout: AGENT_CONNECT_TIMEOUT,
         };
-        self.ports.claim(port, id, agent, token, connector)
+        self.ports
+            .claim(port, who.id, who.agent, who.token, connector)
     }
 
-    /// Adds `route` to agent `id` unless a configured route or another agent holds its match;
-    /// the same agent (name and token) reconnecting takes over its own stale registration.
+    /// Adds `route` to agent `who.id` unless a configured route answers its requests or it
+    /// matches, or nests inside or around, another agent's route; the same agent (name and
+    /// token) reconnecting takes over its own stale registration.
     fn claim(
         &self,
         agents: &mut HashMap<u64, Agent>,
-        id: u64,
-        agent: &str,
-        token: usize,
+        who: &Claimant<'_>,
         route: Route,
     ) -> Result<String, String> {
         if let Some(configured) = self.router.configured().iter().find(|r| shadows(&route, r)) {
@@ -168,47 +190,79 @@ impl AgentHub {
                 configured.name
             ));
         }
-        let holder = agents.iter().find_map(|(other, held)| {
-            let conflict = held.routes.iter().any(|r| r.same_match(&route));
-            (conflict && *other != id).then(|| (*other, held.name.clone(), held.token))
-        });
-        if let Some((other, holder, holder_token)) = holder {
-            if holder != agent || holder_token != token {
-                return Err(format!(
-                    "{} is held by agent {holder:?}",
-                    describe_match(&route)
-                ));
-            }
+        for other in stale_sessions(agents, who, &route)? {
             // Our own stale session: take its routes over and end it.
             if let Some(stale) = agents.remove(&other) {
-                tracing::info!(%agent, "agent reconnected: its previous session is replaced");
+                tracing::info!(agent = %who.agent, "agent reconnected: its previous session is replaced");
                 let session = stale.session.clone();
                 tokio::spawn(async move { session.close().await });
             }
         }
         let url = describe_match(&route);
-        let entry = agents.get_mut(&id).expect("registered above");
+        let entry = agents.get_mut(&who.id).expect("registered above");
         entry.routes.retain(|r| !r.same_match(&route));
         entry.routes.push(Arc::new(route));
         Ok(url)
     }
 }
 
-/// Whether an agent's `route` would take requests that the configured route `configured`
-/// answers: the same match; a host the configured route names (a host route outranks any
-/// host-less one); or a path at or under a configured prefix other than the `/` catch-all.
-fn shadows(route: &Route, configured: &Route) -> bool {
-    if route.same_match(configured) {
-        return route.handler.overlaps(&configured.handler);
+/// The other sessions holding a route that `route` matches or nests with: why not, naming the
+/// holder, when one is another agent's; else the same agent's stale sessions, to replace.
+/// Claims of one session may nest: they are one agent's own space.
+fn stale_sessions(
+    agents: &HashMap<u64, Agent>,
+    who: &Claimant<'_>,
+    route: &Route,
+) -> Result<Vec<u64>, String> {
+    let mut stale = Vec::new();
+    for (other, held) in agents.iter().filter(|(other, _)| **other != who.id) {
+        let found = held
+            .routes
+            .iter()
+            .find_map(|theirs| route_nesting(route, theirs).map(|nesting| (theirs, nesting)));
+        let Some((theirs, nesting)) = found else {
+            continue;
+        };
+        if held.name != who.agent || held.token != who.token {
+            return Err(conflict(route, theirs, nesting, &held.name));
+        }
+        stale.push(*other);
     }
+    Ok(stale)
+}
+
+/// How an agent's claim lies against another agent's route: hosts against hosts (a host route
+/// owns every path on its host), paths against paths.
+fn route_nesting(claim: &Route, held: &Route) -> Option<Nesting> {
+    match (&claim.host, &held.host) {
+        (Some(ours), Some(theirs)) => host_nesting(ours, theirs),
+        (None, None) => path_nesting(&claim.path, &held.path),
+        _ => None,
+    }
+}
+
+/// Why a claim that matches or nests with another agent's route is refused.
+fn conflict(route: &Route, theirs: &Route, nesting: Nesting, holder: &str) -> String {
+    let (ours, theirs) = (describe_match(route), describe_match(theirs));
+    match nesting {
+        Nesting::Same => format!("{ours} is held by agent {holder:?}"),
+        Nesting::Inside => format!("{ours} nests inside {theirs}, held by agent {holder:?}"),
+        Nesting::Around => format!("{ours} nests around {theirs}, held by agent {holder:?}"),
+    }
+}
+
+/// Whether an agent's `route` would take requests that the configured route `configured`
+/// answers: a host overlapping one it names (a host route outranks any host-less one), or a
+/// path at or under its prefix. The `/` catch-all is the exception: paths under it are the
+/// agents' to claim, and `/` itself only for the kind of request (WebSocket or plain) the
+/// configured route does not take.
+fn shadows(route: &Route, configured: &Route) -> bool {
     match (&route.host, &configured.host) {
-        (Some(claimed), Some(named)) => {
-            let probe = claimed.to_string().replace('*', "x");
-            named.matches(&probe) || claimed.matches(&named.to_string().replace('*', "x"))
+        (Some(claimed), Some(named)) => host_nesting(claimed, named).is_some(),
+        (None, None) if configured.path == "/" => {
+            route.path == "/" && route.handler.overlaps(&configured.handler)
         }
-        (None, None) => {
-            configured.path != "/" && strip_prefix(&configured.path, &route.path).is_some()
-        }
+        (None, None) => strip_prefix(&configured.path, &route.path).is_some(),
         _ => false,
     }
 }
@@ -268,7 +322,10 @@ fn build_route(agent: &str, session: &SessionHandle, service: &Service) -> Resul
     };
     let (host, path) = match &service.expose {
         Expose::Path(path) => (None, normalize_prefix(path)?),
-        Expose::Host(host) => (Some(HostPattern::parse(host)?), "/".to_string()),
+        Expose::Host(host) => (
+            Some(canonical_host(host).map_err(|refusal| refusal.to_string())?),
+            "/".to_string(),
+        ),
         Expose::Port(port) => return Err(format!("port {port} is a listener, not a route")),
         Expose::Private(_) => return Err("a private service is not a route".into()),
     };
