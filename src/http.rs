@@ -1,4 +1,7 @@
-//! The HTTP/1.1 service: each request is routed and handed to its route's handler.
+//! The HTTP/1.1 service: each request is checked, put in canonical form, routed and handed to
+//! its route's handler.
+
+pub mod request;
 
 use std::{convert::Infallible, io, sync::Arc};
 
@@ -16,6 +19,7 @@ use crate::{
     handler::upgrade,
     router::Router,
 };
+use request::Target;
 
 /// Every response body: streamed, sendable, failing only with I/O errors.
 pub type Body = BoxBody<Bytes, io::Error>;
@@ -115,30 +119,12 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Rewrites the request's path without `.` and `..` segments (the query is kept), so routing,
-/// handlers and upstreams all see the same path; `Err` when it climbs above `/`.
-fn normalize_path<B>(req: &mut Request<B>) -> Result<(), ()> {
-    let path = req.uri().path();
-    let normal = match crate::router::remove_dot_segments(path).ok_or(())? {
-        std::borrow::Cow::Borrowed(_) => return Ok(()),
-        std::borrow::Cow::Owned(normal) => normal,
-    };
-    let path_and_query = match req.uri().query() {
-        Some(query) => format!("{normal}?{query}"),
-        None => normal,
-    };
-    let mut parts = req.uri().clone().into_parts();
-    parts.path_and_query = Some(path_and_query.parse().map_err(|_| ())?);
-    *req.uri_mut() = http::Uri::from_parts(parts).map_err(|_| ())?;
-    Ok(())
-}
-
-/// The request's host: the `Host` header, or the authority of an absolute URI.
+/// The request's host: `Host`, which [`request::prepare`] made canonical (and set from an
+/// absolute URI's authority).
 fn request_host<B>(req: &Request<B>) -> Option<String> {
     req.headers()
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .map(str::to_string)
 }
 
@@ -179,9 +165,18 @@ impl Service {
         slot: Arc<Slot>,
     ) -> Response<Body> {
         let record = AccessRecord::new(client.peer, &req);
-        if normalize_path(&mut req).is_err() {
-            return text_response(StatusCode::BAD_REQUEST, "the path climbs above /")
-                .map(|body| record.log_body(400, body));
+        let early = match request::prepare(&mut req) {
+            Ok(Target::Path) => None,
+            Ok(Target::Server) => Some(request::server_options()),
+            Ok(Target::Connect) => Some(request::connect_refused()),
+            Err(error) => {
+                tracing::debug!(%error, "request refused");
+                Some(text_response(StatusCode::BAD_REQUEST, &error.to_string()))
+            }
+        };
+        if let Some(response) = early {
+            let status = response.status().as_u16();
+            return response.map(|body| record.log_body(status, body));
         }
         if let Some(hub) = self
             .agents

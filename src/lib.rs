@@ -8,8 +8,9 @@
 //! - [`config`]: TOML or websockify's argv → validated runtime [`config::Config`].
 //! - [`gateway`]: binds the listeners, then serves until shutdown.
 //! - [`listener`]: accept loop, one task per connection, TLS and HTTP/1.1 handshakes.
-//! - [`http`]: the hyper service; routes each request.
-//! - [`router`]: host and path-prefix matching with a fixed precedence.
+//! - [`http`]: the hyper service; checks each request, puts it in canonical form, routes it.
+//! - [`router`]: host and path-prefix matching with a fixed precedence; host checks and path
+//!   normalisation.
 //! - [`handler`]: *how* bytes are spoken — bridge (WebSocket ↔ bytes), proxy (HTTP and
 //!   WebSocket to upstreams, spliced or message by message) and static files.
 //! - [`connector`]: *where* bytes go — a direct TCP or Unix dial, optional PROXY header, TLS

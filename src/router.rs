@@ -6,12 +6,22 @@
 //! 2. then the longest path prefix wins;
 //! 3. a WebSocket upgrade prefers a route that speaks WebSocket, a plain request one that does
 //!    not, so `/` can be both a bridge and a static directory, as with `websockify --web`.
+//!
+//! Requests are matched in canonical form: the host checked and without a trailing dot
+//! ([`Authority`]), the path normalised ([`normalize_path`]), which is also what handlers and
+//! upstreams receive.
+
+mod authority;
+mod path;
 
 use std::{fmt, sync::Arc};
 
 use arc_swap::ArcSwap;
 
 use crate::handler::Handler;
+
+pub use authority::{Authority, HostError};
+pub use path::{PathError, normalize_path};
 
 /// A host pattern: exact (`vnc.example.com`) or a wildcard (`*.example.com`), case-insensitive.
 ///
@@ -94,54 +104,6 @@ pub fn normalize_prefix(path: &str) -> Result<String, String> {
     } else {
         trimmed.into()
     })
-}
-
-/// Removes `.` and `..` segments (also written `%2e`), as RFC 3986 §5.2.4 does, so that the
-/// path a route matched is the path its handler serves or forwards: `/app/../admin` is
-/// `/admin`, never `/app` with `../admin` sent to an upstream. `None` when `..` climbs above
-/// `/`, or hides behind an encoded separator (`..%2f`), which only an attacker writes.
-///
-/// ```
-/// use wsgate::router::remove_dot_segments;
-/// assert_eq!(remove_dot_segments("/a/./b/../c").as_deref(), Some("/a/c"));
-/// assert_eq!(remove_dot_segments("/a/%2E%2e/").as_deref(), Some("/"));
-/// assert_eq!(remove_dot_segments("/a/..").as_deref(), Some("/"));
-/// assert_eq!(remove_dot_segments("/plain/path").as_deref(), Some("/plain/path"));
-/// assert_eq!(remove_dot_segments("/../etc"), None);
-/// assert_eq!(remove_dot_segments("/a/..%2f..%2fetc"), None);
-/// ```
-pub fn remove_dot_segments(path: &str) -> Option<std::borrow::Cow<'_, str>> {
-    let lower = |s: &str| s.to_ascii_lowercase().replace("%2e", ".");
-    let is_dot = |s: &str| lower(s) == ".";
-    let is_dot_dot = |s: &str| lower(s) == "..";
-    let hidden = |s: &str| {
-        let s = lower(s)
-            .replace("%2f", "/")
-            .replace("%5c", "/")
-            .replace('\\', "/");
-        s.contains('/') && s.split('/').any(|piece| piece == "." || piece == "..")
-    };
-    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-    if segments.iter().any(|s| hidden(s)) {
-        return None;
-    }
-    if !segments.iter().any(|s| is_dot(s) || is_dot_dot(s)) {
-        return Some(std::borrow::Cow::Borrowed(path));
-    }
-    let last = segments.len() - 1;
-    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
-    for (index, segment) in segments.iter().enumerate() {
-        if is_dot_dot(segment) {
-            out.pop()?;
-        } else if !is_dot(segment) {
-            out.push(segment);
-            continue;
-        }
-        if index == last {
-            out.push(""); // `/a/b/..` is the directory `/a/`
-        }
-    }
-    Some(std::borrow::Cow::Owned(format!("/{}", out.join("/"))))
 }
 
 /// The rest of `path` after `prefix` if the prefix matches on a segment boundary.
@@ -360,6 +322,40 @@ mod tests {
     fn no_route_without_root() {
         let router = Router::new(vec![route("chat", None, "/chat")]);
         assert_eq!(find(&router, "a", "/other"), None);
+    }
+
+    /// Whether `path` is `prefix` or under it, on a segment boundary.
+    fn within(prefix: &str, path: &str) -> bool {
+        prefix == "/" || path == prefix || path.starts_with(&format!("{prefix}/"))
+    }
+
+    #[test]
+    fn a_route_never_matches_outside_its_prefix() {
+        let prefixes = ["/", "/a", "/a/b", "/b/a", "/ab"];
+        let router = Router::new(prefixes.iter().map(|p| route(p, None, p)).collect());
+        let upstream: crate::handler::proxy::UpstreamUrl = "http://u/v1".parse().unwrap();
+        let mut rng = fastrand::Rng::with_seed(0x0a7b_5eed);
+        for _ in 0..20_000 {
+            let raw = path::tests::generated_path(&mut rng);
+            let Ok(normal) = normalize_path(&raw) else {
+                continue;
+            };
+            let matched = router.find(None, &normal, false).expect("/ matches all");
+            let longest = prefixes
+                .iter()
+                .filter(|prefix| within(prefix, &normal))
+                .max_by_key(|prefix| prefix.len());
+            assert_eq!(
+                Some(&matched.route.path.as_str()),
+                longest,
+                "{raw:?} → {normal:?}"
+            );
+            let sent = upstream.map_path(&normal, matched.rest, None);
+            assert!(
+                within("/v1", &sent) && path::tests::clean(&sent),
+                "{raw:?} → {normal:?} → upstream {sent:?}"
+            );
+        }
     }
 
     #[test]

@@ -105,7 +105,7 @@ async fn refusals_have_the_right_status_and_a_reason() {
 
     let old_version = raw_request(
         addr,
-        "GET /dead HTTP/1.1\nUpgrade: websocket\nConnection: Upgrade\nSec-WebSocket-Version: 8\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        &format!("GET /dead HTTP/1.1\nHost: {addr}\nUpgrade: websocket\nConnection: Upgrade\nSec-WebSocket-Version: 8\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="),
     )
     .await;
     assert_eq!(old_version.status, 426);

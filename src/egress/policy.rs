@@ -271,7 +271,8 @@ impl Policy {
 
     /// Whether `addr` may be dialled; `name_allowed` when it is the address of a name an allow
     /// rule names ([`NameVerdict::Allowed`]). IPv4-mapped IPv6 addresses count as the IPv4
-    /// address they map; deny networks also catch an IPv4 address embedded in NAT64 or 6to4.
+    /// address they map; deny networks also catch an IPv4 address embedded in NAT64,
+    /// IPv4-translated (`::ffff:0:a.b.c.d`) or 6to4.
     pub fn check_addr(&self, addr: IpAddr, name_allowed: bool) -> Result<(), Denied> {
         let addr = addr.to_canonical();
         for candidate in candidates(addr) {
@@ -364,8 +365,9 @@ const RESERVED: &str = "a reserved address";
 
 /// The ranges [`Fallback::Public`] refuses: everything that is not the public internet
 /// (RFC 6890's special-purpose registries, minus the documentation ranges, which route
-/// nowhere). NAT64 (`64:ff9b::/96`) and 6to4 (`2002::/16`) are not listed: the IPv4 address
-/// they embed is checked against this table instead.
+/// nowhere). NAT64 (`64:ff9b::/96`), IPv4-translated (`::ffff:0:0:0/96`) and 6to4
+/// (`2002::/16`) are not listed: the IPv4 address they embed is checked against this table
+/// instead.
 const BLOCKED: &[Blocked] = &[
     v4(0, 0, 0, 0, 8, UNSPECIFIED), // "this network": a connect to 0.0.0.0 reaches this machine
     v4(10, 0, 0, 0, 8, PRIVATE),    // RFC 1918
@@ -390,8 +392,9 @@ const BLOCKED: &[Blocked] = &[
     v6(0xff00 << 112, 8, MULTICAST), // RFC 4291
 ];
 
-/// `addr`, then the IPv4 address it embeds, if any: NAT64 (`64:ff9b::a.b.c.d`, RFC 6052) and
-/// 6to4 (`2002:AABB:CCDD::/48`, RFC 3056) reach that IPv4 address through a translator.
+/// `addr`, then the IPv4 address it embeds, if any: NAT64 (`64:ff9b::a.b.c.d`, RFC 6052),
+/// IPv4-translated (`::ffff:0:a.b.c.d`, RFC 2765's SIIT) and 6to4 (`2002:AABB:CCDD::/48`,
+/// RFC 3056) reach that IPv4 address through a translator.
 fn candidates(addr: IpAddr) -> impl Iterator<Item = IpAddr> {
     std::iter::once(addr).chain(embedded_ipv4(addr).map(IpAddr::V4))
 }
@@ -399,13 +402,18 @@ fn candidates(addr: IpAddr) -> impl Iterator<Item = IpAddr> {
 /// The `/96` NAT64 well-known prefix, shifted down to its 96 bits.
 const NAT64_PREFIX: u128 = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0).to_bits() >> 32;
 
-/// The IPv4 address a NAT64 or 6to4 address embeds.
+/// The `/96` IPv4-translated prefix `::ffff:0:0:0`, shifted down to its 96 bits. (Unlike the
+/// IPv4-mapped `::ffff:a.b.c.d`, which `to_canonical` turns into the IPv4 address itself, the
+/// kernel routes it as IPv6, to a translator that may sit next to the IPv4 network.)
+const TRANSLATED_PREFIX: u128 = 0xffff_0000;
+
+/// The IPv4 address a NAT64, IPv4-translated or 6to4 address embeds.
 fn embedded_ipv4(addr: IpAddr) -> Option<Ipv4Addr> {
     let IpAddr::V6(v6) = addr else {
         return None;
     };
     let bits = v6.to_bits();
-    if bits >> 32 == NAT64_PREFIX {
+    if bits >> 32 == NAT64_PREFIX || bits >> 32 == TRANSLATED_PREFIX {
         Some(Ipv4Addr::from_bits(bits as u32)) // the last 32 bits
     } else if bits >> 112 == 0x2002 {
         Some(Ipv4Addr::from_bits((bits >> 80) as u32)) // bits 16..48

@@ -74,7 +74,8 @@ pub struct ProxyRoute {
     pub max_message_bytes: usize,
 }
 
-/// Why a proxied request failed, by who caused it (all of these are the upstream's doing).
+/// Why a proxied request failed, by who caused it: the client's body (400), or the upstream
+/// (everything else: 502 or 504).
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     /// Dialling failed.
@@ -100,6 +101,10 @@ pub enum ProxyError {
     /// The HTTP exchange with the upstream failed.
     #[error("upstream HTTP: {0}")]
     Http(#[from] hyper::Error),
+    /// The client's request body could not be read (a malformed chunk, the client gone), so
+    /// the exchange was abandoned: the client's fault.
+    #[error("client request body: {0}")]
+    ClientBody(#[source] hyper::Error),
     /// No response headers within the response timeout.
     #[error("upstream sent no response within {0:?}")]
     ResponseTimeout(Duration),
@@ -112,9 +117,10 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// 504 for timeouts, 502 for everything else the upstream did.
+    /// 400 for the client's body, 504 for timeouts, 502 for everything else the upstream did.
     pub fn http_status(&self) -> StatusCode {
         match self {
+            ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::Connect(error) => error.http_status(),
             ProxyError::ResponseTimeout(_) | ProxyError::TlsTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
@@ -135,6 +141,7 @@ impl ProxyError {
             ProxyError::Tls { .. } => "upstream TLS handshake failed",
             ProxyError::TlsTimeout { .. } => "upstream TLS handshake timed out",
             ProxyError::Http(_) | ProxyError::Closed => "upstream connection failed",
+            ProxyError::ClientBody(_) => "malformed request body",
             ProxyError::ResponseTimeout(_) => "upstream response timed out",
             ProxyError::BadUpgrade(_) => "upstream refused the WebSocket protocol",
         }

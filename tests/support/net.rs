@@ -221,3 +221,54 @@ pub fn unresponsive_listener() -> (
     }
     (addr, fillers, socket)
 }
+
+/// An HTTP/1.1 upstream that keeps every request head it receives, byte for byte, and answers
+/// each with `200` and the body `ok` on the same connection. Only for requests without a body.
+pub struct HeadRecorder {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The heads received so far, in order, each up to and including its blank line.
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl HeadRecorder {
+    /// Binds 127.0.0.1:0 and serves in spawned tasks (which end with the test's runtime).
+    pub async fn start() -> HeadRecorder {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(record_heads(stream, recorded.clone()));
+            }
+        });
+        HeadRecorder { addr, heads }
+    }
+
+    /// The heads received so far.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+/// Reads heads until the connection ends, answering each.
+async fn record_heads(stream: TcpStream, heads: Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut stream = tokio::io::BufReader::new(stream);
+    loop {
+        let mut head = String::new();
+        loop {
+            match stream.read_line(&mut head).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) if head.ends_with("\r\n\r\n") || head == "\r\n" => break,
+                Ok(_) => {}
+            }
+        }
+        heads.lock().unwrap().push(head);
+        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        if stream.get_mut().write_all(answer).await.is_err() {
+            return;
+        }
+    }
+}

@@ -288,6 +288,18 @@ fn blocked_ranges_and_their_disguises() {
             "2002:c0a8:105::1",
             "2002:c0a8:105::1 (embedding 192.168.1.5) is a private address (allow it explicitly)",
         ),
+        (
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:7f00:1 (embedding 127.0.0.1) is a loopback address",
+        ),
+        (
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:a9fe:a9fe (embedding 169.254.169.254) is a link-local address",
+        ),
+        (
+            "::ffff:0:10.1.2.3",
+            "::ffff:0:a01:203 (embedding 10.1.2.3) is a private address (allow it explicitly)",
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(
@@ -299,6 +311,7 @@ fn blocked_ranges_and_their_disguises() {
     for text in [
         "64:ff9b::5db8:d822",
         "2002:5db8:d822::1",
+        "::ffff:0:93.184.216.34",
         "172.32.0.1",
         "100.128.0.1",
     ] {
@@ -313,6 +326,7 @@ fn deny_networks_catch_embedded_and_mapped_addresses() {
         "93.184.216.34",
         "::ffff:93.184.216.34",
         "64:ff9b::5db8:d822",
+        "::ffff:0:93.184.216.34",
         "2002:5db8:d822::1",
     ] {
         assert!(policy.check_addr(addr(text), true).is_err(), "{text}");
@@ -335,6 +349,11 @@ fn own_addresses_are_denied() {
     assert!(
         policy
             .check_addr(addr("64:ff9b::cb00:7107"), false)
+            .is_err()
+    );
+    assert!(
+        policy
+            .check_addr(addr("::ffff:0:203.0.113.7"), false)
             .is_err()
     );
     assert!(

@@ -38,7 +38,10 @@ pub async fn forward(
     // A request without a body can be sent again when a kept-alive connection turns out to
     // have been closed by the upstream just as it was reused.
     let replayable = body.is_end_stream();
-    let mut body = Some(body.map_err(std::io::Error::other).boxed());
+    let mut body = Some(
+        body.map_err(|error| std::io::Error::other(ClientBodyError(error)))
+            .boxed(),
+    );
     let mut last_error = None;
     for server in route.upstreams.order() {
         let active = server.track();
@@ -142,11 +145,45 @@ async fn send(sender: &mut SendRequest<Body>, request: Request<Body>, limit: Dur
             Ok(response) => Sent::Response(response),
             Err(mut error) => match error.take_message() {
                 Some(request) => Sent::Unsent(request),
-                None => Sent::Failed(ProxyError::Http(error.into_error())),
+                None => Sent::Failed(by_side(error.into_error())),
             },
         },
         () = deadline => Sent::Failed(ProxyError::ResponseTimeout(limit)),
     }
+}
+
+/// The client's request body failed (a malformed chunk, the client gone mid-body). Carried
+/// through hyper's client as the body's error, so that the failed exchange is blamed on the
+/// client (400), not on the upstream (502).
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: {0}")]
+struct ClientBodyError(#[source] hyper::Error);
+
+/// An exchange's error by who caused it: the client's body, or the upstream.
+fn by_side(error: hyper::Error) -> ProxyError {
+    if caused_by_client_body(&error) {
+        ProxyError::ClientBody(error)
+    } else {
+        ProxyError::Http(error)
+    }
+}
+
+/// Whether `error`'s chain holds a [`ClientBodyError`]. (`io::Error::source` skips the error
+/// it wraps, so a wrapping `io::Error` is looked into with `get_ref`.)
+fn caused_by_client_body(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let wrapped = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if error.is::<ClientBodyError>()
+            || wrapped.is_some_and(|inner| inner.is::<ClientBodyError>())
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// A request body that says when it has been sent to its end.
