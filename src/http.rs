@@ -13,6 +13,7 @@ use crate::{
     access_log::{AccessRecord, UpstreamName},
     connector::ClientAddrs,
     handler::upgrade,
+    log_escape::Escaped,
     router::Router,
 };
 
@@ -131,7 +132,7 @@ impl Service {
         let span = tracing::info_span!(
             "request",
             method = %req.method(),
-            path = req.uri().path(),
+            path = %Escaped(req.uri().path()),
             route = tracing::field::Empty,
             upstream.addr = tracing::field::Empty,
         );
@@ -167,7 +168,8 @@ impl Service {
                 .map(|body| record.log_body(404, body));
         };
         let route = &matched.route;
-        tracing::Span::current().record("route", route.name.as_str());
+        let shown = tracing::field::display(Escaped(route.name.as_str()));
+        tracing::Span::current().record("route", shown);
         let ctx = RequestContext {
             client,
             record: record.with_route(&route.name),

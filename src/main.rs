@@ -170,10 +170,13 @@ fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
             "give at least one SERVICE to expose, a --forward, --socks5 or --http-proxy".into(),
         );
     }
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(config::agent::default_name);
+    let name = match &args.name {
+        Some(name) => {
+            wsgate::tunnel::names::check("agent", name).map_err(|e| format!("--name: {e}"))?;
+            name.clone()
+        }
+        None => config::agent::default_name(),
+    };
     Ok(agent::AgentPlan {
         servers,
         token: config::Secret::new(token),

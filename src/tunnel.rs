@@ -4,6 +4,7 @@
 pub mod frames;
 pub mod hub;
 pub mod limits;
+pub mod names;
 pub mod ports;
 pub mod session;
 pub mod wire;

@@ -13,6 +13,7 @@ use crate::{
         BridgeRoute, Handler, ProxyRoute,
         proxy::{HeaderPolicy, Mode as ProxyMode, Policy, UpstreamServer, UpstreamUrl, Upstreams},
     },
+    log_escape::Escaped,
     router::{HostPattern, Route, normalize_prefix, strip_prefix},
     tunnel::{
         session::SessionHandle,
@@ -33,12 +34,14 @@ fn answer(agent: &str, service: &Service, claimed: Result<String, String>) -> Co
     let name = service.name.clone();
     match claimed {
         Ok(url) => {
-            let local = &service.local;
-            tracing::info!(%agent, service = %name, %url, %local, "agent service registered");
+            let (agent, local) = (Escaped(agent), Escaped(&service.local));
+            let (service, shown) = (Escaped(&name), Escaped(&url));
+            tracing::info!(%agent, %service, url = %shown, %local, "agent service registered");
             Control::Registered { name, url }
         }
         Err(why) => {
-            tracing::info!(%agent, service = %name, %why, "agent service refused");
+            let (agent, service) = (Escaped(agent), Escaped(&name));
+            tracing::info!(%agent, %service, why = %Escaped(&why), "agent service refused");
             Control::Refused { name, why }
         }
     }
@@ -100,6 +103,7 @@ impl AgentHub {
         who: &Claimant<'_>,
         service: &Service,
     ) -> Result<String, String> {
+        crate::tunnel::names::check("service", &service.name)?;
         let held = agents
             .get(&who.id)
             .map_or(0, |a| a.routes.len() + a.private.len());
@@ -181,6 +185,7 @@ impl AgentHub {
             }
             // Our own stale session: take its routes over and end it.
             if let Some(stale) = agents.remove(&other) {
+                let agent = Escaped(agent);
                 tracing::info!(%agent, "agent reconnected: its previous session is replaced");
                 let session = stale.session.clone();
                 tokio::spawn(async move { session.close().await });
