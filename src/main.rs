@@ -141,6 +141,7 @@ fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
         .token
         .clone()
         .ok_or("give --token (or WSGATE_AGENT_TOKEN, or -c agent.toml)")?;
+    config::agent::check_token(&token).map_err(|reason| format!("--token: {reason}"))?;
     let servers = args
         .servers
         .iter()

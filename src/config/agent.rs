@@ -78,6 +78,8 @@ pub fn load(path: &Path) -> Result<AgentPlan, ConfigError> {
     let source = std::fs::read_to_string(path).map_err(|error| {
         ConfigError::usage(format!("{}: cannot read config: {error}", path.display()))
     })?;
+    // The file holds the token (and any secrets): it is a secret file.
+    super::secret_file::warn_if_exposed("agent config", path);
     let file = path.display().to_string();
     let base = path.parent().unwrap_or(Path::new("."));
     parse(&file, &source, base)
@@ -95,6 +97,7 @@ pub fn parse(file: &str, source: &str, base: &Path) -> Result<AgentPlan, ConfigE
         Some(name) => checked_name(&ctx, "agent", name)?,
         None => default_name(),
     };
+    let token = token(&ctx, &parsed.token)?;
     let services = parsed
         .expose
         .iter()
@@ -125,7 +128,7 @@ pub fn parse(file: &str, source: &str, base: &Path) -> Result<AgentPlan, ConfigE
     }
     Ok(AgentPlan {
         servers,
-        token: Secret::new(parsed.token.get_ref().clone()),
+        token,
         name,
         services,
         forwards,
@@ -146,6 +149,22 @@ pub fn default_name() -> String {
 fn checked_name(ctx: &Ctx<'_>, what: &str, name: &Sp<String>) -> Result<String, ConfigError> {
     names::check(what, name.get_ref()).map_err(|reason| ctx.error(name.span(), reason))?;
     Ok(name.get_ref().clone())
+}
+
+/// The token, unless it has spaces around it: HTTP drops those on the way to the gateway.
+fn token(ctx: &Ctx<'_>, token: &Sp<String>) -> Result<Secret, ConfigError> {
+    check_token(token.get_ref()).map_err(|reason| ctx.error(token.span(), reason))?;
+    Ok(Secret::new(token.get_ref().clone()))
+}
+
+/// Why a token cannot be sent as it is: a space or tab at either end, which the HTTP parser
+/// takes off, so the gateway would compare another token.
+pub fn check_token(token: &str) -> Result<(), String> {
+    if token.trim() == token {
+        Ok(())
+    } else {
+        Err("the token has a space at its start or end: remove it".into())
+    }
 }
 
 fn servers(ctx: &Ctx<'_>, value: &Sp<toml::Value>) -> Result<Vec<http::Uri>, ConfigError> {
@@ -362,6 +381,10 @@ allow = ["192.168.5.0/24"]
             (
                 format!("{head}[[expose]]\nname = \"a b\"\nlocal = \"tcp://x:1\"\npath = \"/a\"\n"),
                 "agent.toml:4:8: service name must be 1-64 characters of A-Z a-z 0-9 - _ .",
+            ),
+            (
+                "server = \"ws://gw/_wsgate/agent\"\ntoken = \"t \"\n[socks5]\nlisten = \"127.0.0.1:1\"\n".to_string(),
+                "agent.toml:2:9: the token has a space at its start or end",
             ),
             (
                 format!("{head}colour = \"red\"\n"),

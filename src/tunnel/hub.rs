@@ -143,15 +143,16 @@ impl AgentHub {
         handshake.switching_protocols(None)
     }
 
-    /// The index of the configured token the request presents (`Authorization: Bearer`).
+    /// The index of the configured token the request presents (`Authorization: Bearer`),
+    /// compared exactly: no space before or after the token is taken off. (Trailing spaces
+    /// and tabs never reach here: the HTTP parser drops them, as RFC 9110 §5.5 says.)
     fn token_index<B>(&self, req: &Request<B>) -> Option<usize> {
         let offered = req
             .headers()
             .get(header::AUTHORIZATION)?
             .to_str()
             .ok()?
-            .strip_prefix("Bearer ")?
-            .trim();
+            .strip_prefix("Bearer ")?;
         self.settings
             .tokens
             .iter()
