@@ -1,5 +1,6 @@
 //! The access log: exactly one line per finished connection or request, under the
-//! `wsgate::access` target so it can be filtered on its own.
+//! `wsgate::access` target so it can be filtered on its own. The path (the client's), the
+//! route and upstream (an agent's, for its services) are written escaped.
 
 use std::{
     net::SocketAddr,
@@ -12,7 +13,7 @@ use http::{Method, Request};
 use hyper::body::{Body as _, Frame, SizeHint};
 use tokio::time::Instant;
 
-use crate::{handler::bridge::pump::Outcome, http::Body};
+use crate::{handler::bridge::pump::Outcome, http::Body, log_escape::Escaped};
 
 /// Set on a response's extensions by a handler that forwarded the request, so the access-log
 /// line names the upstream that answered.
@@ -81,11 +82,11 @@ impl AccessRecord {
     ) {
         tracing::info!(
             target: "wsgate::access",
-            route = %self.route,
+            route = %Escaped(&self.route),
             client.addr = %self.client,
             method = %self.method,
-            path = %self.path,
-            upstream.addr = %self.upstream,
+            path = %Escaped(&self.path),
+            upstream.addr = %Escaped(&self.upstream),
             duration_ms = upgraded.elapsed().as_millis() as u64,
             bytes_up,
             bytes_down,
@@ -99,11 +100,11 @@ impl AccessRecord {
     fn finish_http(&self, status: u16, bytes_down: u64, complete: bool) {
         tracing::info!(
             target: "wsgate::access",
-            route = %self.route,
+            route = %Escaped(&self.route),
             client.addr = %self.client,
             method = %self.method,
-            path = %self.path,
-            upstream.addr = %self.upstream,
+            path = %Escaped(&self.path),
+            upstream.addr = %Escaped(&self.upstream),
             duration_ms = self.started.elapsed().as_millis() as u64,
             status,
             bytes_down,

@@ -22,6 +22,7 @@ use crate::{
     client::{self, DialError},
     config::Secret,
     connector::tls::MaybeTls,
+    log_escape::Escaped,
     tunnel::{
         session::{self, OpenedStream, SessionHandle, StreamBudget, TunnelStream},
         wire::{self, Control, Open, Opened, VERSION},
@@ -45,8 +46,9 @@ pub enum AgentError {
         /// The gateway.
         server: String,
     },
-    /// The gateway refused the agent (e.g. protocol version).
-    #[error("{server}: the gateway refused this agent: {reason}")]
+    /// The gateway refused the agent (e.g. protocol version). The reason is the gateway's
+    /// text: shown escaped.
+    #[error("{server}: the gateway refused this agent: {}", Escaped(.reason))]
     Rejected {
         /// The gateway.
         server: String,
@@ -143,7 +145,7 @@ async fn maintain(server: Uri, plan: Arc<AgentPlan>, live: Live) -> AgentError {
         match session_once(&server, &plan, &live).await {
             Err(Failure::Fatal(error)) => return error,
             Err(Failure::Retry(reason)) => {
-                tracing::warn!(%server, %reason, "gateway session failed");
+                tracing::warn!(%server, reason = %Escaped(&reason), "gateway session failed");
             }
             Ok(()) => tracing::warn!(%server, "gateway session ended"),
         }
@@ -250,7 +252,8 @@ async fn serve_forward(listener: tokio::net::TcpListener, forward: ForwardPlan, 
 
 async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
     let Some(session) = live.any() else {
-        tracing::warn!(service = %forward.service, "forward: no gateway session");
+        let service = Escaped(&forward.service);
+        tracing::warn!(%service, "forward: no gateway session");
         return;
     };
     let Ok(mut stream) = session.open().await else {
@@ -266,7 +269,8 @@ async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
             let _ = stream.splice(&mut local).await;
         }
         Err((_, reason)) => {
-            tracing::warn!(service = %forward.service, %reason, "forward refused");
+            let (service, reason) = (Escaped(&forward.service), Escaped(&reason));
+            tracing::warn!(%service, %reason, "forward refused");
         }
     }
 }
@@ -322,10 +326,12 @@ async fn heartbeats(control: OpenedStream, every: Duration, server: &Uri) {
 fn log_control(server: &Uri, message: Control) {
     match message {
         Control::Registered { name, url } => {
-            tracing::info!(%server, service = %name, %url, "service registered");
+            let (service, url) = (Escaped(&name), Escaped(&url));
+            tracing::info!(%server, %service, %url, "service registered");
         }
         Control::Refused { name, why } => {
-            tracing::error!(%server, service = %name, %why, "service refused");
+            let (service, why) = (Escaped(&name), Escaped(&why));
+            tracing::error!(%server, %service, %why, "service refused");
         }
         other => tracing::debug!(message = ?other, "unexpected control message"),
     }

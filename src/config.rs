@@ -6,6 +6,7 @@ pub mod agent;
 pub mod egress;
 pub mod file;
 mod proxy;
+pub mod secret_file;
 pub mod units;
 pub mod validate;
 pub mod websockify;

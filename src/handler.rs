@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use crate::{
     connector::ConnectError,
     http::{Body, RequestContext, text_response},
+    log_escape::Escaped,
 };
 
 pub use bridge::BridgeRoute;
@@ -126,10 +127,13 @@ impl HandlerError {
             HandlerError::Proxy(error) => error.reason().to_string(),
             other => other.to_string(),
         };
+        // Errors may carry what an agent or an upstream said: escaped.
         match self {
-            HandlerError::Connect(error) => tracing::warn!(%error, "upstream failed"),
-            HandlerError::Proxy(error) => tracing::debug!(%error, "proxy failed"),
-            other => tracing::debug!(error = %other, "request refused"),
+            HandlerError::Connect(error) => {
+                tracing::warn!(error = %Escaped(error), "upstream failed");
+            }
+            HandlerError::Proxy(error) => tracing::debug!(error = %Escaped(error), "proxy failed"),
+            other => tracing::debug!(error = %Escaped(other), "request refused"),
         }
         let mut response = text_response(status, &reason);
         if let HandlerError::Handshake(error) = self {

@@ -17,6 +17,7 @@ use crate::{
     budget::{Budgets, descriptors::Slot},
     connector::ClientAddrs,
     handler::upgrade,
+    log_escape::Escaped,
     router::Router,
 };
 use request::Target;
@@ -142,7 +143,7 @@ impl Service {
         let span = tracing::info_span!(
             "request",
             method = %req.method(),
-            path = req.uri().path(),
+            path = %Escaped(req.uri().path()),
             route = tracing::field::Empty,
             upstream.addr = tracing::field::Empty,
         );
@@ -195,7 +196,8 @@ impl Service {
                 .map(|body| record.log_body(404, body));
         };
         let route = &matched.route;
-        tracing::Span::current().record("route", route.name.as_str());
+        let shown = tracing::field::display(Escaped(route.name.as_str()));
+        tracing::Span::current().record("route", shown);
         let ctx = RequestContext {
             client,
             record: record.with_route(&route.name),

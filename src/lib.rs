@@ -22,7 +22,7 @@
 //! - [`agent`], [`pipe`], [`client`]: the other processes — `wsgate agent` behind NAT (with
 //!   its local SOCKS5 and HTTP proxies),
 //!   `wsgate pipe` for SSH, and the WebSocket dialler they share.
-//! - [`access_log`], [`shutdown`], [`tls`]: cross-cutting pieces.
+//! - [`access_log`], [`log_escape`], [`shutdown`], [`tls`]: cross-cutting pieces.
 
 pub mod access_log;
 pub mod agent;
@@ -36,6 +36,7 @@ pub mod gateway;
 pub mod handler;
 pub mod http;
 pub mod listener;
+pub mod log_escape;
 pub mod pipe;
 pub mod router;
 pub mod shutdown;

@@ -138,6 +138,7 @@ fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
         .token
         .clone()
         .ok_or("give --token (or WSGATE_AGENT_TOKEN, or -c agent.toml)")?;
+    config::agent::check_token(&token).map_err(|reason| format!("--token: {reason}"))?;
     let servers = args
         .servers
         .iter()
@@ -167,10 +168,13 @@ fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
             "give at least one SERVICE to expose, a --forward, --socks5 or --http-proxy".into(),
         );
     }
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(config::agent::default_name);
+    let name = match &args.name {
+        Some(name) => {
+            wsgate::tunnel::names::check("agent", name).map_err(|e| format!("--name: {e}"))?;
+            name.clone()
+        }
+        None => config::agent::default_name(),
+    };
     Ok(agent::AgentPlan {
         servers,
         token: config::Secret::new(token),

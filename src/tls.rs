@@ -34,6 +34,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     if chain.is_empty() {
         return Err(error(cert, "no CERTIFICATE block found"));
     }
+    crate::config::secret_file::warn_if_exposed("TLS key file", key);
     let key_der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| error(key, format!("no usable private key: {e}")))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

@@ -5,6 +5,7 @@ pub mod claim_rules;
 pub mod frames;
 pub mod hub;
 pub mod limits;
+pub mod names;
 pub mod ports;
 pub mod session;
 pub mod wire;

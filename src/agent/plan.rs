@@ -6,7 +6,10 @@ use http::Uri;
 
 use crate::{
     config::Secret,
-    tunnel::wire::{Expose, Service},
+    tunnel::{
+        names,
+        wire::{Expose, Service},
+    },
 };
 
 /// What an agent runs.
@@ -190,7 +193,14 @@ pub fn parse_service(text: &str) -> Result<LocalService, String> {
         }
     };
     let dial = local_dial(base)?;
-    let name = name.unwrap_or_else(|| value.trim_matches('/').replace('/', "-"));
+    let name = match name {
+        Some(name) => {
+            names::check("service", &name).map_err(|e| format!("{e}, in {shown:?}"))?;
+            name
+        }
+        // Derived from the path or host: made to fit rather than refused.
+        None => names::sanitize(value.trim_matches('/'), "root"),
+    };
     Ok(LocalService {
         service: Service {
             name,
@@ -225,4 +235,31 @@ pub fn local_dial(local: &str) -> Result<String, String> {
     } else {
         format!("{authority}:{default_port}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_are_checked_when_given_and_made_to_fit_when_derived() {
+        let name = |text: &str| parse_service(text).map(|s| s.service.name);
+        let cases = [
+            ("http://127.0.0.1:1/?mode=path&value=/api/v1", "api-v1"),
+            ("http://127.0.0.1:1/?mode=path&value=/", "root"),
+            (
+                "tcp://127.0.0.1:1?mode=domain&value=*.example.com",
+                "-.example.com",
+            ),
+            ("tcp://127.0.0.1:1?mode=port&value=2222&name=ssh", "ssh"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(name(text).unwrap(), expected, "{text}");
+        }
+        let refused = name("tcp://127.0.0.1:1?mode=port&value=2222&name=a%0ab").unwrap_err();
+        assert!(
+            refused.starts_with("service name must be 1-64 characters"),
+            "{refused}"
+        );
+    }
 }

@@ -21,6 +21,7 @@ use crate::{
         datagram::{self, Datagram, IdleClock, MAX_PAYLOAD},
         dial::Refusal,
     },
+    log_escape::Escaped,
     tunnel::{session::OpenedStream, wire::Failure},
 };
 
@@ -95,7 +96,12 @@ async fn serve_client(mut client: TcpStream, plan: &ProxyPlan, egress: &Egress) 
     };
     let (command, address) = match request? {
         Ok(request) => request,
-        Err(reply) => return send_reply(&mut client, reply, None).await,
+        Err(reply) => {
+            // The request itself was bad (a name with control characters, say): it is not
+            // repeated here, so nothing of it reaches the log.
+            tracing::info!(reply = reply as u8, "socks5: request refused");
+            return send_reply(&mut client, reply, None).await;
+        }
     };
     match command {
         CONNECT => connect(client, address, egress).await,
@@ -141,6 +147,7 @@ where
     match read_address(client).await? {
         Ok(address) => Ok(Ok((command, address))),
         Err(AddressError::UnknownType(_)) => Ok(Err(Reply::AddressTypeNotSupported)),
+        // RFC 1928 has no code for a malformed name: general failure, as for an empty one.
         Err(AddressError::BadName) => Ok(Err(Reply::General)),
     }
 }
@@ -195,7 +202,8 @@ async fn connect(mut client: TcpStream, address: Address, egress: &Egress) -> io
 
 /// Tells the client why not.
 async fn refuse(client: &mut TcpStream, address: &Address, refusal: Refusal) -> io::Result<()> {
-    tracing::info!(destination = %address, reason = %refusal.reason, "socks5: refused");
+    let (destination, reason) = (Escaped(address), Escaped(&refusal.reason));
+    tracing::info!(%destination, %reason, "socks5: refused");
     send_reply(client, refusal.failure.into(), None).await
 }
 

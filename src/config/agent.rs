@@ -9,7 +9,10 @@ use super::egress::EgressFile;
 use super::{ConfigError, Location, Secret, file::Sp, validate::Ctx};
 use crate::{
     agent::{AgentPlan, Credentials, ExitPlan, ForwardPlan, LocalService, ProxyPlan, local_dial},
-    tunnel::wire::{Expose, Service, Via},
+    tunnel::{
+        names,
+        wire::{Expose, Service, Via},
+    },
 };
 
 /// The file as written.
@@ -21,7 +24,7 @@ struct AgentFile {
     /// The token the gateways accept.
     token: Sp<String>,
     /// This agent's name.
-    name: Option<String>,
+    name: Option<Sp<String>>,
     #[serde(default)]
     expose: Vec<Sp<ExposeFile>>,
     #[serde(default)]
@@ -75,6 +78,8 @@ pub fn load(path: &Path) -> Result<AgentPlan, ConfigError> {
     let source = std::fs::read_to_string(path).map_err(|error| {
         ConfigError::usage(format!("{}: cannot read config: {error}", path.display()))
     })?;
+    // The file holds the token (and any secrets): it is a secret file.
+    super::secret_file::warn_if_exposed("agent config", path);
     let file = path.display().to_string();
     let base = path.parent().unwrap_or(Path::new("."));
     parse(&file, &source, base)
@@ -88,6 +93,11 @@ pub fn parse(file: &str, source: &str, base: &Path) -> Result<AgentPlan, ConfigE
         message: e.message().trim().to_string(),
     })?;
     let servers = servers(&ctx, &parsed.server)?;
+    let name = match &parsed.name {
+        Some(name) => checked_name(&ctx, "agent", name)?,
+        None => default_name(),
+    };
+    let token = token(&ctx, &parsed.token)?;
     let services = parsed
         .expose
         .iter()
@@ -118,8 +128,8 @@ pub fn parse(file: &str, source: &str, base: &Path) -> Result<AgentPlan, ConfigE
     }
     Ok(AgentPlan {
         servers,
-        token: Secret::new(parsed.token.get_ref().clone()),
-        name: parsed.name.unwrap_or_else(default_name),
+        token,
+        name,
         services,
         forwards,
         socks5,
@@ -128,13 +138,33 @@ pub fn parse(file: &str, source: &str, base: &Path) -> Result<AgentPlan, ConfigE
     })
 }
 
-/// The host name, else `agent`.
+/// The host name made into a name (`tunnel::names::sanitize`), else `agent`: a host name
+/// outside the rule must not stop the agent.
 pub fn default_name() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "agent".into())
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    names::sanitize(host.trim(), "agent")
+}
+
+/// A name given in the file, if it keeps the rule gateways hold it to.
+fn checked_name(ctx: &Ctx<'_>, what: &str, name: &Sp<String>) -> Result<String, ConfigError> {
+    names::check(what, name.get_ref()).map_err(|reason| ctx.error(name.span(), reason))?;
+    Ok(name.get_ref().clone())
+}
+
+/// The token, unless it has spaces around it: HTTP drops those on the way to the gateway.
+fn token(ctx: &Ctx<'_>, token: &Sp<String>) -> Result<Secret, ConfigError> {
+    check_token(token.get_ref()).map_err(|reason| ctx.error(token.span(), reason))?;
+    Ok(Secret::new(token.get_ref().clone()))
+}
+
+/// Why a token cannot be sent as it is: a space or tab at either end, which the HTTP parser
+/// takes off, so the gateway would compare another token.
+pub fn check_token(token: &str) -> Result<(), String> {
+    if token.trim() == token {
+        Ok(())
+    } else {
+        Err("the token has a space at its start or end: remove it".into())
+    }
 }
 
 fn servers(ctx: &Ctx<'_>, value: &Sp<toml::Value>) -> Result<Vec<http::Uri>, ConfigError> {
@@ -188,7 +218,7 @@ fn expose(ctx: &Ctx<'_>, value: &Sp<ExposeFile>) -> Result<LocalService, ConfigE
     }
     Ok(LocalService {
         service: Service {
-            name: file.name.get_ref().clone(),
+            name: checked_name(ctx, "service", &file.name)?,
             local: file.local.get_ref().clone(),
             expose,
         },
@@ -343,6 +373,18 @@ allow = ["192.168.5.0/24"]
                     "{head}[[forward]]\nlisten = \"nowhere\"\nservice = \"s\"\nsecret = \"x\"\n"
                 ),
                 "agent.toml:4:10:",
+            ),
+            (
+                format!("{head}name = \"evil\\nFAKE LOG\"\n[socks5]\nlisten = \"127.0.0.1:1\"\n"),
+                "agent.toml:3:8: agent name must be 1-64 characters of A-Z a-z 0-9 - _ .",
+            ),
+            (
+                format!("{head}[[expose]]\nname = \"a b\"\nlocal = \"tcp://x:1\"\npath = \"/a\"\n"),
+                "agent.toml:4:8: service name must be 1-64 characters of A-Z a-z 0-9 - _ .",
+            ),
+            (
+                "server = \"ws://gw/_wsgate/agent\"\ntoken = \"t \"\n[socks5]\nlisten = \"127.0.0.1:1\"\n".to_string(),
+                "agent.toml:2:9: the token has a space at its start or end",
             ),
             (
                 format!("{head}colour = \"red\"\n"),

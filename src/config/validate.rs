@@ -219,6 +219,7 @@ fn agents(
         .collect();
     if let Some(token_file) = &file.token_file {
         let path = ctx.existing_path(token_file, "token file")?;
+        super::secret_file::warn_if_exposed("token file", &path);
         let text = std::fs::read_to_string(&path).map_err(|e| {
             ctx.error(
                 token_file.span(),

@@ -50,12 +50,20 @@ pub struct Address {
     pub port: u16,
 }
 
+/// Whether `name` may be a host name: not empty, and no control character or white space. A
+/// name with a newline or an escape byte resolves nowhere; refused where it arrives (the
+/// agent's SOCKS5 server, the exit), it never travels on to a resolver or into a log.
+pub fn is_host_name(name: &str) -> bool {
+    !name.is_empty() && !name.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 /// Why an address could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressError {
     /// An address type other than IPv4, name or IPv6 (SOCKS5 reply 0x08).
     UnknownType(u8),
-    /// A name that is empty or not UTF-8.
+    /// A name that is empty, not UTF-8, or has a control character or white space (SOCKS5
+    /// reply 0x01).
     BadName,
 }
 
@@ -87,7 +95,7 @@ impl Address {
                     return Ok(None);
                 };
                 match std::str::from_utf8(name) {
-                    Ok(name) if !name.is_empty() => (Host::Name(name.to_string()), end),
+                    Ok(name) if is_host_name(name) => (Host::Name(name.to_string()), end),
                     _ => return Err(AddressError::BadName),
                 }
             }
@@ -179,5 +187,15 @@ mod tests {
             Err(AddressError::UnknownType(9))
         );
         assert_eq!(Address::decode(&[3, 0, 0, 80]), Err(AddressError::BadName));
+        for name in ["x\nFAKE LOG", "red\u{1b}[31m", "a b", "tab\t", "csi\u{9b}"] {
+            let mut bytes = vec![3, name.len() as u8];
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.extend_from_slice(&[0, 80]);
+            assert_eq!(
+                Address::decode(&bytes),
+                Err(AddressError::BadName),
+                "{name:?}"
+            );
+        }
     }
 }

@@ -27,7 +27,7 @@ use super::{
     datagram::{self, IdleClock, MAX_PAYLOAD},
     dial,
 };
-use crate::{config::egress::EgressSettings, tunnel::wire::Failure};
+use crate::{config::egress::EgressSettings, log_escape::Escaped, tunnel::wire::Failure};
 
 /// Destinations an association remembers, to accept their answers (a restricted cone, as
 /// NATs do: nobody else can send into it).
@@ -85,7 +85,9 @@ where
         clock: clock.clone(),
     };
     tokio::select! {
-        () = clock.expired(idle) => tracing::info!(%agent, "UDP association idle: closed"),
+        () = clock.expired(idle) => {
+            tracing::info!(agent = %Escaped(&agent), "UDP association idle: closed");
+        }
         () = outward.run(reader) => {}
         () = answers(writer, sockets, peers, clock.clone()) => {}
     }
@@ -110,7 +112,8 @@ impl Outward {
                 continue;
             };
             let Some(socket) = self.sockets.of(to) else {
-                tracing::debug!(agent = %self.agent, %to, "no UDP socket of that family");
+                let agent = Escaped(&self.agent);
+                tracing::debug!(%agent, %to, "no UDP socket of that family");
                 continue;
             };
             {
@@ -122,7 +125,8 @@ impl Outward {
             match socket.send_to(&out.payload, to).await {
                 Ok(_) => self.clock.touch(),
                 Err(error) => {
-                    tracing::debug!(agent = %self.agent, %to, %error, "datagram not sent")
+                    let agent = Escaped(&self.agent);
+                    tracing::debug!(%agent, %to, %error, "datagram not sent");
                 }
             }
         }
@@ -146,13 +150,15 @@ impl Outward {
             }
             Err(refusal) if refusal.failure == Failure::NotAllowed => {
                 let denied_total = policy.count_denial();
-                let (agent, reason) = (&self.agent, &refusal.reason);
-                tracing::warn!(%agent, destination = %address, %reason, denied_total, "egress datagram denied");
+                let (agent, reason) = (Escaped(&self.agent), Escaped(&refusal.reason));
+                let destination = Escaped(address);
+                tracing::warn!(%agent, %destination, %reason, denied_total, "egress datagram denied");
                 None
             }
             Err(refusal) => {
-                let reason = &refusal.reason;
-                tracing::debug!(agent = %self.agent, destination = %address, %reason, "datagram dropped");
+                let (agent, reason) = (Escaped(&self.agent), Escaped(&refusal.reason));
+                let destination = Escaped(address);
+                tracing::debug!(%agent, %destination, %reason, "datagram dropped");
                 None
             }
         }

@@ -90,6 +90,12 @@ async fn allowed_targets(
         policy.check_addr(addr, false)?;
         return Ok(vec![SocketAddr::new(addr, port)]);
     }
+    if !super::address::is_host_name(host) {
+        // General failure (SOCKS5 0x01), as the agent's SOCKS5 server answers such a name;
+        // the name is not repeated, so it reaches no log raw.
+        let reason = "the destination is not a host name (control characters or spaces)";
+        return Err(Refusal::new(Failure::General, reason));
+    }
     let name_allowed = policy.check_name(host)? == NameVerdict::Allowed;
     let resolved = resolve(host, port, deadline).await?;
     let mut first_denial = None;
@@ -289,6 +295,23 @@ mod tests {
                 .reason
                 .starts_with("cannot resolve nonexistent.invalid")
         );
+    }
+
+    #[tokio::test]
+    async fn a_name_with_control_characters_is_refused_before_any_lookup() {
+        let policy = Policy::default();
+        for host in ["x\nFAKE LOG", "a\u{1b}[31m", "two words", ""] {
+            let refusal = dial(&policy, host, 80, TIMEOUT).await.unwrap_err();
+            assert_eq!(refusal.failure, Failure::General, "{host:?}");
+            assert!(
+                !refusal.reason.contains(host) || host.is_empty(),
+                "{refusal}"
+            );
+            let refusal = resolve_datagram_target(&policy, host, 53)
+                .await
+                .unwrap_err();
+            assert_eq!(refusal.failure, Failure::General, "{host:?}");
+        }
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::{
     config::egress::EgressSettings,
+    log_escape::Escaped,
     tunnel::{
         session::TunnelStream,
         wire::{self, Failure, Opened},
@@ -45,6 +46,7 @@ pub async fn connect(
     }
     let copied = stream.splice(&mut target).await;
     let (up, down) = copied.as_ref().map_or((0, 0), |&(up, down)| (up, down));
+    let (agent, destination) = (Escaped(agent), Escaped(&destination));
     tracing::info!(
         target: "wsgate::access",
         kind = "egress",
@@ -67,11 +69,13 @@ pub async fn refuse<S>(
 ) where
     S: AsyncWrite + Unpin,
 {
+    let (shown, destination) = (Escaped(agent), Escaped(destination));
+    let reason = Escaped(&refusal.reason);
     if refusal.failure == Failure::NotAllowed {
         let denied_total = settings.policy.count_denial();
-        tracing::warn!(%agent, %destination, reason = %refusal.reason, denied_total, "egress denied");
+        tracing::warn!(agent = %shown, %destination, %reason, denied_total, "egress denied");
     } else {
-        tracing::info!(%agent, %destination, reason = %refusal.reason, "egress failed");
+        tracing::info!(agent = %shown, %destination, %reason, "egress failed");
     }
     // The client learns that the policy said no, not why: the reason names what the exit's
     // resolver answered and which rule matched, which is the exit network's business.

@@ -26,6 +26,7 @@ use crate::{
         upgrade,
     },
     http::{Body, RequestContext},
+    log_escape::Escaped,
 };
 use encoding::Encoding;
 use pump::PumpSettings;
@@ -80,8 +81,10 @@ impl BridgeRoute {
             return Err(HandlerError::ShuttingDown);
         }
         let upstream = connector.connect(ctx.client).await?;
-        tracing::Span::current()
-            .record("upstream.addr", tracing::field::display(connector.target()));
+        tracing::Span::current().record(
+            "upstream.addr",
+            tracing::field::display(Escaped(connector.target())),
+        );
         let on_upgrade = hyper::upgrade::on(&mut req);
         let session = Session {
             settings: PumpSettings {

@@ -25,6 +25,7 @@ use tokio_websockets::{Limits, ServerBuilder};
 use yamux::Mode;
 
 use super::{
+    names,
     ports::Ports,
     session::{
         self, SessionHandle, StreamBudget, StreamCharge, TunnelStream, WINDOW_HEADROOM_BYTES,
@@ -38,6 +39,7 @@ use crate::{
     connector::AgentConnector,
     handler::upgrade,
     http::{Body, text_response},
+    log_escape::Escaped,
     router::{Route, Router},
 };
 
@@ -111,6 +113,21 @@ struct Agent {
     private: Vec<Private>,
     /// The secret that lets other agents connect out from this agent's network (`via`).
     egress: Option<crate::config::Secret>,
+}
+
+/// Why an agent was turned away at its hello, and the name it gave, for the log.
+struct Refused {
+    reason: String,
+    agent: Option<String>,
+}
+
+impl From<String> for Refused {
+    fn from(reason: String) -> Self {
+        Refused {
+            reason,
+            agent: None,
+        }
+    }
 }
 
 /// A private service of an agent.
@@ -238,15 +255,16 @@ impl AgentHub {
         Ok((SessionCount(sessions.clone()), headroom))
     }
 
-    /// The index of the configured token the request presents (`Authorization: Bearer`).
+    /// The index of the configured token the request presents (`Authorization: Bearer`),
+    /// compared exactly: no space before or after the token is taken off. (Trailing spaces
+    /// and tabs never reach here: the HTTP parser drops them, as RFC 9110 §5.5 says.)
     fn token_index<B>(&self, req: &Request<B>) -> Option<usize> {
         let offered = req
             .headers()
             .get(header::AUTHORIZATION)?
             .to_str()
             .ok()?
-            .strip_prefix("Bearer ")?
-            .trim();
+            .strip_prefix("Bearer ")?;
         self.settings
             .tokens
             .iter()
@@ -327,13 +345,17 @@ impl AgentHub {
     ) {
         let name = match self.hello(&mut control).await {
             Ok(name) => name,
-            Err(reason) => {
-                tracing::info!(%reason, "agent refused");
+            Err(Refused { reason, agent }) => {
+                let agent = agent
+                    .as_deref()
+                    .map(|a| tracing::field::display(Escaped(a)));
+                tracing::info!(agent, reason = %Escaped(&reason), "agent refused");
                 let _ = wire::write_frame(&mut control, &Control::Rejected { reason }).await;
                 return;
             }
         };
-        tracing::info!(agent = %name, "agent connected");
+        let shown = Escaped(name.as_str());
+        tracing::info!(agent = %shown, "agent connected");
         let claimant = Claimant {
             id,
             token,
@@ -349,11 +371,11 @@ impl AgentHub {
             .await;
             let reply = match frame {
                 Err(_) => {
-                    tracing::info!(agent = %name, "agent silent past the heartbeat timeout: dropped");
+                    tracing::info!(agent = %shown, "agent silent past the heartbeat timeout: dropped");
                     return;
                 }
                 Ok(Ok(None)) | Ok(Err(_)) => {
-                    tracing::info!(agent = %name, "agent left");
+                    tracing::info!(agent = %shown, "agent left");
                     return;
                 }
                 Ok(Ok(Some(Control::Ping(n)))) => vec![Control::Pong(n)],
@@ -361,7 +383,7 @@ impl AgentHub {
                     self.register(&claimant, services, egress)
                 }
                 Ok(Ok(Some(other))) => {
-                    tracing::info!(agent = %name, message = ?other, "unexpected control message");
+                    tracing::info!(agent = %shown, message = ?other, "unexpected control message");
                     return;
                 }
             };
@@ -373,23 +395,33 @@ impl AgentHub {
         }
     }
 
-    /// Reads the hello; the agent's name, or why it is refused.
-    async fn hello(&self, control: &mut TunnelStream) -> Result<String, String> {
+    /// Reads the hello; the agent's name, or why it is refused. The name is checked before
+    /// the welcome: an agent told no must hear it as its first answer.
+    async fn hello(&self, control: &mut TunnelStream) -> Result<String, Refused> {
         match timeout(HELLO_TIMEOUT, wire::read_frame(control)).await {
             Ok(Ok(Some(Control::Hello { version, agent }))) if version == VERSION => {
+                if let Err(reason) = names::check("agent", &agent) {
+                    return Err(Refused {
+                        reason,
+                        agent: Some(agent),
+                    });
+                }
                 let welcome = Control::Welcome {
                     version: VERSION,
                     heartbeat_secs: (self.settings.heartbeat_timeout.as_secs() / 3).max(1),
                 };
                 wire::write_frame(control, &welcome)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| Refused::from(e.to_string()))?;
                 Ok(agent)
             }
-            Ok(Ok(Some(Control::Hello { version, .. }))) => Err(format!(
-                "protocol version {version} is not supported: this gateway speaks version {VERSION}"
-            )),
-            _ => Err("expected a hello".into()),
+            Ok(Ok(Some(Control::Hello { version, agent }))) => Err(Refused {
+                reason: format!(
+                    "protocol version {version} is not supported: this gateway speaks version {VERSION}"
+                ),
+                agent: Some(agent),
+            }),
+            _ => Err(Refused::from("expected a hello".to_string())),
         }
     }
 
@@ -409,7 +441,9 @@ impl AgentHub {
             Ok(Ok(Some(wire::Request::Datagrams(datagrams)))) => {
                 self.datagrams_out(stream, id, token, datagrams).await;
             }
-            Ok(Err(error)) => tracing::info!(%error, "agent stream: bad request"),
+            Ok(Err(error)) => {
+                tracing::info!(error = %Escaped(&error), "agent stream: bad request");
+            }
             Ok(Ok(None)) | Err(_) => {}
         }
     }
@@ -453,7 +487,8 @@ impl AgentHub {
         self.ports.release(id);
         let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(agent) = agents.remove(&id) {
-            tracing::info!(agent = %agent.name, routes = agent.routes.len(), "agent's routes removed");
+            let name = Escaped(agent.name.as_str());
+            tracing::info!(agent = %name, routes = agent.routes.len(), "agent's routes removed");
             let all = agents
                 .values()
                 .flat_map(|a| a.routes.iter().cloned())

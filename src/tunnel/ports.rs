@@ -11,7 +11,7 @@ use std::{
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::connector::AgentConnector;
+use crate::{connector::AgentConnector, log_escape::Escaped};
 
 /// Who a forwarded port belongs to now.
 #[derive(Debug, Clone)]
@@ -156,12 +156,15 @@ async fn splice(mut visitor: TcpStream, peer: SocketAddr, connector: AgentConnec
                 target: "wsgate::access",
                 route = "remote_port",
                 client.addr = %peer,
-                upstream.addr = %connector,
+                upstream.addr = %Escaped(&connector),
                 bytes_up = up,
                 bytes_down = down,
                 "remote port connection closed"
             );
         }
-        Err(error) => tracing::warn!(%error, client.addr = %peer, "remote port: agent unreachable"),
+        Err(error) => {
+            let error = Escaped(error);
+            tracing::warn!(%error, client.addr = %peer, "remote port: agent unreachable");
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::{
 
 use http::StatusCode;
 
-use crate::{connector::Target, http::percent_decode};
+use crate::{connector::Target, http::percent_decode, log_escape::Escaped};
 
 /// Where tokens are looked up.
 #[derive(Debug)]
@@ -49,8 +49,10 @@ impl TokenError {
 }
 
 impl TokenSource {
-    /// A source at `path`; `reload` re-reads it for every connection.
+    /// A source at `path`; `reload` re-reads it for every connection. Warns (once, here) when
+    /// group or others may read the token files.
     pub fn new(path: PathBuf, reload: bool) -> Self {
+        crate::config::secret_file::warn_if_exposed("token file", &path);
         TokenSource {
             path,
             reload,
@@ -130,7 +132,7 @@ fn parse_into(text: &str, table: &mut HashMap<String, Target>) {
             continue;
         }
         let Some((token, target)) = split_token_line(line) else {
-            tracing::warn!(line, "token line is not `token: host:port`");
+            tracing::warn!(line = %Escaped(line), "token line is not `token: host:port`");
             continue;
         };
         let target = match target.strip_prefix("unix_socket:") {
@@ -141,7 +143,7 @@ fn parse_into(text: &str, table: &mut HashMap<String, Target>) {
             Ok(target) => {
                 table.insert(token.to_string(), target);
             }
-            Err(error) => tracing::warn!(%error, "token line skipped"),
+            Err(error) => tracing::warn!(error = %Escaped(error), "token line skipped"),
         }
     }
 }

@@ -18,7 +18,10 @@ use hyper_util::rt::TokioIo;
 use tokio::{sync::oneshot, time::timeout};
 
 use super::{ProxyError, ProxyRoute, balance::UpstreamServer, client_headers, pool::PooledBody};
-use crate::http::{Body, RequestContext};
+use crate::{
+    http::{Body, RequestContext},
+    log_escape::Escaped,
+};
 
 /// How long a pooled connection may take to become ready before a new one is dialled.
 const POOLED_READY: Duration = Duration::from_secs(1);
@@ -49,7 +52,8 @@ pub async fn forward(
         match exchange(route, &server, parts, &mut body, replayable, ctx).await {
             Ok((response, sender)) => return Ok(relay(response, sender, server, active)),
             Err(error) if error.before_request() && body.is_some() => {
-                tracing::warn!(upstream = %server.url, %error, "upstream failed");
+                let (upstream, shown) = (Escaped(&server.url), Escaped(&error));
+                tracing::warn!(%upstream, error = %shown, "upstream failed");
                 server.mark_down(route.upstreams.fail_timeout);
                 last_error = Some(error);
             }

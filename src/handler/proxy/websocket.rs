@@ -26,6 +26,7 @@ use crate::{
         upgrade,
     },
     http::{Body, RequestContext},
+    log_escape::Escaped,
 };
 
 /// Forwards a WebSocket handshake and, on the upstream's 101, joins the two connections.
@@ -43,7 +44,8 @@ pub async fn forward(
         let response = match handshake_upstream(route, &server, parts, &ctx).await {
             Ok(response) => response,
             Err(error) if error.before_request() => {
-                tracing::warn!(upstream = %server.url, %error, "upstream failed");
+                let (upstream, shown) = (Escaped(&server.url), Escaped(&error));
+                tracing::warn!(%upstream, error = %shown, "upstream failed");
                 server.mark_down(route.upstreams.fail_timeout);
                 last_error = Some(error);
                 continue;
@@ -133,7 +135,8 @@ fn accept(
         record: ctx.record.clone().with_upstream(&server.url),
         _active: server.track(),
     };
-    tracing::Span::current().record("upstream.addr", tracing::field::display(&server.url));
+    let upstream = tracing::field::display(Escaped(&server.url));
+    tracing::Span::current().record("upstream.addr", upstream);
     let upstream_upgrade = hyper::upgrade::on(&mut response);
     let shutdown = ctx.shutdown.clone();
     // Not in the request's span: spans held for the life of every idle WebSocket cost about

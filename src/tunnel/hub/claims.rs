@@ -15,6 +15,7 @@ use crate::{
         BridgeRoute, Handler, ProxyRoute,
         proxy::{HeaderPolicy, Mode as ProxyMode, Policy, UpstreamServer, UpstreamUrl, Upstreams},
     },
+    log_escape::Escaped,
     router::{Route, normalize_prefix, strip_prefix},
     tunnel::{
         claim_rules::{
@@ -42,12 +43,14 @@ fn answer(agent: &str, service: &Service, claimed: Result<String, String>) -> Co
     let name = service.name.clone();
     match claimed {
         Ok(url) => {
-            let local = &service.local;
-            tracing::info!(%agent, service = %name, %url, %local, "agent service registered");
+            let (agent, local) = (Escaped(agent), Escaped(&service.local));
+            let (service, shown) = (Escaped(&name), Escaped(&url));
+            tracing::info!(%agent, %service, url = %shown, %local, "agent service registered");
             Control::Registered { name, url }
         }
         Err(why) => {
-            tracing::info!(%agent, service = %name, %why, "agent service refused");
+            let (agent, service) = (Escaped(agent), Escaped(&name));
+            tracing::info!(%agent, %service, why = %Escaped(&why), "agent service refused");
             Control::Refused { name, why }
         }
     }
@@ -101,6 +104,7 @@ impl AgentHub {
         who: &Claimant<'_>,
         service: &Service,
     ) -> Result<String, String> {
+        crate::tunnel::names::check("service", &service.name)?;
         let held = agents
             .get(&who.id)
             .map_or(0, |a| a.routes.len() + a.private.len());
@@ -193,7 +197,8 @@ impl AgentHub {
         for other in stale_sessions(agents, who, &route)? {
             // Our own stale session: take its routes over and end it.
             if let Some(stale) = agents.remove(&other) {
-                tracing::info!(agent = %who.agent, "agent reconnected: its previous session is replaced");
+                let agent = Escaped(who.agent);
+                tracing::info!(%agent, "agent reconnected: its previous session is replaced");
                 let session = stale.session.clone();
                 tokio::spawn(async move { session.close().await });
             }

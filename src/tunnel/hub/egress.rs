@@ -7,6 +7,7 @@ use super::{AGENT_CONNECT_TIMEOUT, AgentHub};
 use crate::{
     config::egress::EgressSettings,
     egress::{dial::Refusal, exit},
+    log_escape::Escaped,
     tunnel::{
         session::{OpenedStream, SessionHandle, TunnelStream},
         wire::{self, Connect, Datagrams, Failure, Open, Opened, Via},
@@ -152,7 +153,8 @@ async fn open_on_exit(session: &SessionHandle, open: &Open) -> Result<OpenedStre
 
 /// Tells the asking agent why not, and logs it.
 async fn refuse(stream: &mut TunnelStream, agent: &str, refusal: Refusal) {
-    tracing::warn!(%agent, reason = %refusal.reason, "egress refused");
+    let (agent, reason) = (Escaped(agent), Escaped(&refusal.reason));
+    tracing::warn!(%agent, %reason, "egress refused");
     let answer = Opened::Failed {
         failure: refusal.failure,
         reason: refusal.reason,
