@@ -79,7 +79,12 @@ async fn hello(gateway: SocketAddr, name: &str) -> (Control, SessionHandle) {
     let ws = wsgate::client::connect(&url, &headers, None, 1 << 20)
         .await
         .unwrap();
-    let (session, _task) = session::spawn(WsIo::new(ws), yamux::Mode::Client, |_| {});
+    let (session, _task) = session::spawn(
+        WsIo::new(ws),
+        yamux::Mode::Client,
+        Default::default(),
+        |_| {},
+    );
     let mut control = session.open().await.unwrap();
     let hello = Control::Hello {
         version: wire::VERSION,

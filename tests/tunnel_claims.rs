@@ -58,7 +58,12 @@ impl RawAgent {
             .connect_on(tcp)
             .await
             .expect("the agent upgrade");
-        let (session, _task) = session::spawn(WsIo::new(ws), yamux::Mode::Client, |_| {});
+        let (session, _task) = session::spawn(
+            WsIo::new(ws),
+            yamux::Mode::Client,
+            Default::default(),
+            |_| {},
+        );
         let mut control = session.open().await.unwrap();
         let hello = Control::Hello {
             version: wire::VERSION,
