@@ -75,12 +75,13 @@ pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
     let budgets = Budgets::new(&config.limits, descriptors::raise_limit());
     let router = Arc::new(Router::new(config.routes));
     let agents = config.agents.map(|settings| {
-        let tunnel = budgets.tunnel.clone();
+        let (tunnel, descriptors) = (budgets.tunnel.clone(), budgets.descriptors.clone());
         Arc::new(AgentHub::new(
             settings,
             router.clone(),
             &config.limits,
             tunnel,
+            descriptors,
         ))
     });
     let service = Arc::new(Service {

@@ -65,7 +65,8 @@ impl std::fmt::Debug for RawWs {
 }
 
 /// Opens a WebSocket to `addr` and sends `fragments` fragments of `size` bytes of one binary
-/// message, never the final frame; reads at the same time, so a close from the gateway ends it.
+/// message, never the final frame, then a ping; reads at the same time. The pong says the
+/// gateway read every fragment and holds them; a close says it refused one.
 async fn flood(addr: SocketAddr, fragments: usize, size: usize) -> Flood {
     let mut ws = RawWs::handshake(addr, "/", &[]).await;
     assert_eq!(ws.response.status, 101);
@@ -73,29 +74,34 @@ async fn flood(addr: SocketAddr, fragments: usize, size: usize) -> Flood {
     let mut sent = 0;
     let mut head = [0u8; 2];
     loop {
-        let opcode = if sent == 0 {
-            opcode::BINARY
-        } else {
-            opcode::CONTINUATION
+        let bytes = match sent {
+            0 => frame(false, opcode::BINARY, &chunk),
+            n if n < fragments => frame(false, opcode::CONTINUATION, &chunk),
+            _ => frame(true, opcode::PING, b"held?"),
         };
-        let bytes = frame(false, opcode, &chunk);
-        let (reader, writer) = ws.io.get_mut().split();
-        let mut reader = tokio::io::BufReader::new(reader);
+        // Unbuffered halves: the handshake left nothing in `ws.io`'s buffer (the gateway
+        // sends nothing before our frames), and nothing read here may be lost.
+        let (mut reader, writer) = ws.io.get_mut().split();
         tokio::select! {
             biased;
             read = reader.read_exact(&mut head) => {
-                return match read {
-                    Ok(_) => read_close(&mut reader, head).await,
-                    Err(_) => Flood::Reset,
+                let outcome = match read {
+                    Ok(_) if head[0] & 0x0f == opcode::PONG => {
+                        let mut payload = [0u8; 5];
+                        reader.read_exact(&mut payload).await.expect("the pong's payload");
+                        None
+                    }
+                    Ok(_) => Some(read_close(&mut reader, head).await),
+                    Err(_) => Some(Flood::Reset),
                 };
+                return outcome.unwrap_or(Flood::Held(ws));
             }
-            written = write_all(writer, &bytes), if sent < fragments => {
+            written = write_all(writer, &bytes), if sent <= fragments => {
                 if written.is_err() {
                     return Flood::Reset;
                 }
                 sent += 1;
             }
-            () = std::future::ready(()), if sent == fragments => return Flood::Held(ws),
         }
     }
 }
@@ -433,8 +439,9 @@ async fn a_token_holder_cannot_pin_tunnel_memory_and_a_session_granting_no_credi
     );
     // The sink grants no credit while the gateway waits to write: its session ends.
     wsgate.wait_for_log("agent granted no window credit").await;
+    // The opener's writers stay blocked (the gateway grants them nothing more): stop them.
     for writer in writers {
-        drop(tokio::time::timeout(STEP, writer).await);
+        writer.abort();
     }
     drop(held);
     let after = rss_settles_below(pid, before + 16 * 1024).await;
@@ -442,4 +449,34 @@ async fn a_token_holder_cannot_pin_tunnel_memory_and_a_session_granting_no_credi
         after <= before + 16 * 1024,
         "RSS {after} KiB after the sessions ended, {before} KiB before"
     );
+}
+
+#[tokio::test]
+async fn message_mode_proxy_routes_share_the_message_budget() {
+    // The same attack on a message-mode proxy route (a real Python `websockets` upstream):
+    // with an 8 MiB budget, two connections hold 4 MiB each; the rest are closed with 1013.
+    use support::upstream::{Peer, WsUpstream};
+    let upstream = WsUpstream::start(Peer::Python).await;
+    let path = config(
+        "budget-message-mode",
+        &format!(
+            "listen = [\"127.0.0.1:0\"]\n[limits]\nmessage_memory = \"8MiB\"\n\
+             [[route]]\npath = \"/\"\nproxy = \"{}\"\nmode = \"message\"\n",
+            upstream.ws_url("/")
+        ),
+    );
+    let wsgate = process::spawn(&["serve", "-c", &path]).await;
+    let mut outcomes = Vec::new();
+    for _ in 0..6 {
+        outcomes.push(flood(wsgate.addr, 4, 1 << 20).await);
+    }
+    let held = outcomes
+        .iter()
+        .filter(|o| matches!(o, Flood::Held(_)))
+        .count();
+    let closed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Flood::Closed(1013, _)))
+        .count();
+    assert_eq!((held, closed), (2, 4), "{outcomes:?}");
 }

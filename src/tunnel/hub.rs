@@ -34,7 +34,10 @@ use super::{
     ws_io::{MAX_MESSAGE_BYTES, WsIo},
 };
 use crate::{
-    budget::{Budget, descriptors::Slot},
+    budget::{
+        Budget,
+        descriptors::{Descriptors, Slot},
+    },
     config::{self, AgentSettings},
     connector::AgentConnector,
     handler::upgrade,
@@ -146,6 +149,7 @@ impl AgentHub {
         router: Arc<Router>,
         limits: &config::Limits,
         tunnel: Arc<Budget>,
+        descriptors: Arc<Descriptors>,
     ) -> Self {
         let tokens = settings.tokens.len();
         let budgets = TunnelBudgets {
@@ -158,7 +162,11 @@ impl AgentHub {
             credit_timeout: limits.credit_timeout,
         };
         AgentHub {
-            ports: Ports::new(settings.remote_bind, settings.remote_ports.clone()),
+            ports: Ports::new(
+                settings.remote_bind,
+                settings.remote_ports.clone(),
+                descriptors,
+            ),
             settings,
             router,
             agents: Mutex::new(HashMap::new()),

@@ -11,7 +11,7 @@ use std::{
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::{connector::AgentConnector, log_escape::Escaped};
+use crate::{budget::descriptors::Descriptors, connector::AgentConnector, log_escape::Escaped};
 
 /// Who a forwarded port belongs to now.
 #[derive(Debug, Clone)]
@@ -36,15 +36,23 @@ pub struct Ports {
     bind: IpAddr,
     allowed: Option<RangeInclusive<u16>>,
     open: Mutex<HashMap<u16, Arc<Forward>>>,
+    /// The gateway's descriptor budget: visitors on these ports count against it too.
+    descriptors: Arc<Descriptors>,
 }
 
 impl Ports {
-    /// Ports on `bind`, within `allowed` (none when the config allows none).
-    pub fn new(bind: IpAddr, allowed: Option<RangeInclusive<u16>>) -> Self {
+    /// Ports on `bind`, within `allowed` (none when the config allows none), their visitors
+    /// admitted by `descriptors`.
+    pub fn new(
+        bind: IpAddr,
+        allowed: Option<RangeInclusive<u16>>,
+        descriptors: Arc<Descriptors>,
+    ) -> Self {
         Ports {
             bind,
             allowed,
             open: Mutex::new(HashMap::new()),
+            descriptors,
         }
     }
 
@@ -95,7 +103,8 @@ impl Ports {
             owner: Mutex::new(owner),
             stop: CancellationToken::new(),
         });
-        tokio::spawn(accept_loop(listener, forward.clone()));
+        let descriptors = self.descriptors.clone();
+        tokio::spawn(accept_loop(listener, forward.clone(), descriptors));
         open.insert(port, forward);
         Ok(format!("tcp://{addr}"))
     }
@@ -119,7 +128,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     crate::listener::bind(addr)
 }
 
-async fn accept_loop(listener: TcpListener, forward: Arc<Forward>) {
+async fn accept_loop(listener: TcpListener, forward: Arc<Forward>, descriptors: Arc<Descriptors>) {
     loop {
         let accepted = tokio::select! {
             () = forward.stop.cancelled() => return,
@@ -134,13 +143,21 @@ async fn accept_loop(listener: TcpListener, forward: Arc<Forward>) {
                 continue;
             }
         };
+        // The reserve is for agents, and a raw TCP visitor can be told nothing: past the
+        // visitors' share it is closed at once.
+        let Some(slot) = descriptors.admit().filter(|slot| !slot.in_reserve()) else {
+            continue;
+        };
         let connector = forward
             .owner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .connector
             .clone();
-        tokio::spawn(splice(visitor, peer, connector));
+        tokio::spawn(async move {
+            splice(visitor, peer, connector).await;
+            drop(slot);
+        });
     }
 }
 
