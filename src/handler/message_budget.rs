@@ -20,6 +20,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -45,10 +46,17 @@ pub enum Sender {
     Server,
 }
 
+/// How long, and how many bytes, a refused connection is drained before it is closed, so the
+/// client reads the 1013 close instead of a reset (a socket closed with unread data sends
+/// RST, and the peer's kernel may drop what it had not read yet; nginx's `lingering_close`).
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 32 << 20;
+
 /// A byte stream whose incoming WebSocket frames are charged to a budget.
 #[derive(Debug)]
-pub struct Metered<T> {
-    io: T,
+pub struct Metered<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
+    /// The stream; taken only when a refused connection is dropped, to drain it.
+    io: Option<T>,
     frames: FrameTracker,
     /// Bytes to hand out before anything else: a held-back header, or the injected close.
     pending: Vec<u8>,
@@ -56,13 +64,13 @@ pub struct Metered<T> {
     finished: bool,
 }
 
-impl<T> Metered<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Metered<T> {
     /// Wraps `io`, whose incoming frames come from `sender`, charging `budget`. Frames longer
     /// than `max_message_bytes` are refused by the decoder at their header, before it reserves
     /// anything, so they are not charged.
     pub fn new(io: T, sender: Sender, budget: &Arc<Budget>, max_message_bytes: usize) -> Self {
         Metered {
-            io,
+            io: Some(io),
             frames: FrameTracker::new(sender, budget, max_message_bytes),
             pending: Vec::new(),
             finished: false,
@@ -73,9 +81,43 @@ impl<T> Metered<T> {
     pub fn charged(&self) -> usize {
         self.frames.charge.bytes()
     }
+
+    fn io(&mut self) -> Pin<&mut T> {
+        Pin::new(self.io.as_mut().expect("taken only on drop"))
+    }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for Metered<T> {
+    /// A connection refused for the budget is drained in the background before it closes.
+    fn drop(&mut self) {
+        if !self.finished {
+            return;
+        }
+        if let (Some(io), Ok(runtime)) = (self.io.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(linger(io));
+        }
+    }
+}
+
+/// Sends our FIN, then reads and discards until the peer's end, within [`LINGER`] and
+/// [`LINGER_BYTES`].
+async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut io: T) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let drain = async {
+        let _ = io.shutdown().await;
+        let mut scratch = vec![0u8; 16 << 10];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match io.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for Metered<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -100,7 +142,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
             // A header held back from the last read goes first and is scanned again whole.
             buf.put_slice(&this.pending);
             let held = std::mem::take(&mut this.pending);
-            match Pin::new(&mut this.io).poll_read(cx, buf) {
+            match this.io().poll_read(cx, buf) {
                 Poll::Pending => {
                     buf.set_filled(start);
                     this.pending = held;
@@ -141,13 +183,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Metered<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        self.io().poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -155,19 +197,19 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        self.io().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        self.io.as_ref().is_some_and(T::is_write_vectored)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        self.io().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        self.io().poll_shutdown(cx)
     }
 }
 
