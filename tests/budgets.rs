@@ -9,7 +9,7 @@ use std::{net::SocketAddr, time::Duration};
 use support::{
     net::echo_server,
     process,
-    upstream::{RawWs, opcode, parse_close},
+    upstream::{RawWs, client_frame, opcode, parse_close},
     *,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,23 +22,9 @@ fn config(name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
-/// One masked client frame (mask key zero: the payload goes as it is).
+/// One client frame, masked with the zero key.
 fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-    match payload.len() {
-        len @ 0..=125 => out.push(0x80 | len as u8),
-        len @ 126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(payload);
-    out
+    client_frame(fin, opcode, payload, [0; 4])
 }
 
 /// How one flooding connection ended.
@@ -298,8 +284,8 @@ fn spawn_with_nofile(
     process::start_program("prlimit", &full)
 }
 
-/// A raw agent on `gateway` with `token`: its session, after a hello as `name`. Streams the
-/// gateway opens to it go to `on_inbound`.
+/// A raw agent on `gateway` with `token`: its session, after a welcome as `name`. Streams
+/// the gateway opens to it go to `on_inbound`.
 async fn raw_agent(
     gateway: SocketAddr,
     token: &str,
@@ -309,28 +295,15 @@ async fn raw_agent(
     wsgate::tunnel::session::SessionHandle,
     wsgate::tunnel::session::OpenedStream,
 ) {
-    use wsgate::tunnel::{session, wire, ws_io::WsIo};
-    let url: http::Uri = format!("ws://{gateway}/_wsgate/agent").parse().unwrap();
-    let bearer = http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
-    let headers = [(http::header::AUTHORIZATION, bearer)];
-    let ws = wsgate::client::connect(&url, &headers, None, 1 << 20)
-        .await
-        .unwrap();
-    let (session, _task) = session::spawn(
-        WsIo::new(ws),
-        yamux::Mode::Client,
-        Default::default(),
-        on_inbound,
-    );
-    let mut control = session.open().await.unwrap();
-    let hello = wire::Control::Hello {
-        version: wire::VERSION,
-        agent: name.into(),
-    };
-    wire::write_frame(&mut control, &hello).await.unwrap();
-    let welcome: Option<wire::Control> = wire::read_frame(&mut control).await.unwrap();
-    assert!(matches!(welcome, Some(wire::Control::Welcome { .. })));
-    (session, control)
+    let host = gateway.to_string();
+    let version = wsgate::tunnel::wire::VERSION;
+    let (raw, welcome) =
+        support::raw_agent::hello(gateway, &host, token, name, version, on_inbound).await;
+    assert!(matches!(
+        welcome,
+        wsgate::tunnel::wire::Control::Welcome { .. }
+    ));
+    (raw.session, raw.control)
 }
 
 #[tokio::test]

@@ -11,14 +11,14 @@ use support::{
     Gateway, STEP,
     net::{raw_request, upgrade_request},
     process::{self, Wsgate},
+    raw_agent::{self, RawSession},
     socks::{self, Target},
     tempdir,
 };
 use tokio::sync::mpsc;
 use wsgate::tunnel::{
-    session::{self, SessionHandle},
+    session::SessionHandle,
     wire::{self, Control, Failure},
-    ws_io::WsIo,
 };
 
 /// The rule refusals state.
@@ -71,31 +71,13 @@ fn assert_no_forged_line(lines: &[String]) {
 /// A raw agent: token `t0ken`, WebSocket, yamux, control stream, hello with `name`. The
 /// gateway's first answer, and the session (to open more streams while it lives).
 async fn hello(gateway: SocketAddr, name: &str) -> (Control, SessionHandle) {
-    let url: http::Uri = format!("ws://{gateway}/_wsgate/agent").parse().unwrap();
-    let headers = [(
-        http::header::AUTHORIZATION,
-        http::HeaderValue::from_static("Bearer t0ken"),
-    )];
-    let ws = wsgate::client::connect(&url, &headers, None, 1 << 20)
-        .await
-        .unwrap();
-    let (session, _task) = session::spawn(
-        WsIo::new(ws),
-        yamux::Mode::Client,
-        Default::default(),
-        |_| {},
-    );
-    let mut control = session.open().await.unwrap();
-    let hello = Control::Hello {
-        version: wire::VERSION,
-        agent: name.into(),
-    };
-    wire::write_frame(&mut control, &hello).await.unwrap();
-    let answer = tokio::time::timeout(STEP, wire::read_frame(&mut control))
-        .await
-        .expect("no answer to the hello")
-        .unwrap()
-        .expect("an answer");
+    let host = gateway.to_string();
+    let (raw, answer) =
+        raw_agent::hello(gateway, &host, "t0ken", name, wire::VERSION, |_| {}).await;
+    let RawSession {
+        session,
+        mut control,
+    } = raw;
     // The control stream stays open for the session's life.
     tokio::spawn(async move {
         let mut rest = Vec::new();

@@ -637,34 +637,13 @@ async fn a_visitor_that_stops_reading_does_not_stall_the_agents_other_visitors()
     drop(stalled);
 }
 
-/// A raw agent: token, WebSocket, yamux, control stream; says hello with `version`.
+/// A raw agent: says hello with `version`; the gateway's answer.
 async fn hello_with_version(gateway: SocketAddr, version: u32) -> wsgate::tunnel::wire::Control {
-    use wsgate::tunnel::{session, wire, ws_io::WsIo};
-    let url: http::Uri = format!("ws://{gateway}/_wsgate/agent").parse().unwrap();
-    let headers = [(
-        http::header::AUTHORIZATION,
-        http::HeaderValue::from_static("Bearer t0ken"),
-    )];
-    let ws = wsgate::client::connect(&url, &headers, None, 1 << 20)
+    let host = gateway.to_string();
+    let name = "from-the-future";
+    support::raw_agent::hello(gateway, &host, "t0ken", name, version, |_| {})
         .await
-        .unwrap();
-    let (session, _task) = session::spawn(
-        WsIo::new(ws),
-        yamux::Mode::Client,
-        Default::default(),
-        |_| {},
-    );
-    let mut control = session.open().await.unwrap();
-    let hello = wire::Control::Hello {
-        version,
-        agent: "from-the-future".into(),
-    };
-    wire::write_frame(&mut control, &hello).await.unwrap();
-    tokio::time::timeout(STEP, wire::read_frame(&mut control))
-        .await
-        .unwrap()
-        .unwrap()
-        .expect("an answer")
+        .1
 }
 
 #[tokio::test]

@@ -9,20 +9,19 @@ mod support;
 
 use std::net::SocketAddr;
 
-use http::{HeaderValue, header::AUTHORIZATION};
-use tokio::{net::TcpStream, process::Child, sync::mpsc};
-use tokio_websockets::ClientBuilder;
+use tokio::{process::Child, sync::mpsc};
 use wsgate::tunnel::{
     session::{self, SessionHandle},
     wire::{self, Control, Expose, Service},
-    ws_io::WsIo,
 };
 
 use support::{
     Gateway, STEP, connect,
     http_upstream::HttpUpstream,
     net::{RawResponse, echo_server, raw_request},
-    process, read_bytes, send_binary,
+    process,
+    raw_agent::{self, RawSession},
+    read_bytes, send_binary,
 };
 
 /// The token every gateway here accepts; it has no limits of its own.
@@ -49,29 +48,13 @@ impl RawAgent {
         name: &str,
         services: Vec<Service>,
     ) -> RawAgent {
-        let tcp = TcpStream::connect(gateway).await.unwrap();
-        let uri: http::Uri = format!("ws://{host}/_wsgate/agent").parse().unwrap();
-        let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
-        let (ws, _) = ClientBuilder::from_uri(uri)
-            .add_header(AUTHORIZATION, bearer)
-            .unwrap()
-            .connect_on(tcp)
-            .await
-            .expect("the agent upgrade");
-        let (session, _task) = session::spawn(
-            WsIo::new(ws),
-            yamux::Mode::Client,
-            Default::default(),
-            |_| {},
-        );
-        let mut control = session.open().await.unwrap();
-        let hello = Control::Hello {
-            version: wire::VERSION,
-            agent: name.into(),
-        };
-        wire::write_frame(&mut control, &hello).await.unwrap();
-        let welcome = read_control(&mut control).await;
+        let (raw, welcome) =
+            raw_agent::hello(gateway, host, token, name, wire::VERSION, |_| {}).await;
         assert!(matches!(welcome, Control::Welcome { .. }), "{welcome:?}");
+        let RawSession {
+            session,
+            mut control,
+        } = raw;
         let count = services.len();
         let register = Control::Register {
             services,

@@ -40,7 +40,19 @@ impl TunnelStream {
     where
         S: AsyncRead + AsyncWrite + Unpin + ?Sized,
     {
-        super::frames::splice(self.stream.get_mut(), socket, &mut self.probe, || false).await
+        self.splice_until(socket, || false).await
+    }
+
+    /// As [`Self::splice`]; when the stream ends, `aborted` tells whether its session died.
+    async fn splice_until<S>(
+        &mut self,
+        socket: &mut S,
+        aborted: impl Fn() -> bool,
+    ) -> std::io::Result<(u64, u64)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        super::frames::splice(self.stream.get_mut(), socket, &mut self.probe, aborted).await
     }
 }
 
@@ -74,13 +86,12 @@ impl AsyncWrite for TunnelStream {
     }
 }
 
-/// A stream this side opened: it holds one of the session's open slots until dropped.
+/// A stream this side opened: a [`TunnelStream`] that also holds one of the session's open
+/// slots until dropped, and tells a session's death from a clean end.
 #[derive(Debug)]
 pub struct OpenedStream {
-    stream: Compat<yamux::Stream>,
-    probe: Probe,
+    stream: TunnelStream,
     _slot: OwnedSemaphorePermit,
-    _charge: StreamCharge,
     /// The session's command channel: closed once the session's task has ended.
     session: mpsc::Sender<Command>,
 }
@@ -101,8 +112,9 @@ impl OpenedStream {
         S: AsyncRead + AsyncWrite + Unpin + ?Sized,
     {
         let session = self.session.clone();
-        let stream = self.stream.get_mut();
-        super::frames::splice(stream, socket, &mut self.probe, || session.is_closed()).await
+        self.stream
+            .splice_until(socket, || session.is_closed())
+            .await
     }
 }
 
@@ -130,9 +142,7 @@ impl AsyncWrite for OpenedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let this = &mut *self;
-        this.probe
-            .observe(Pin::new(&mut this.stream).poll_write(cx, buf))
+        Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -335,10 +345,12 @@ impl SessionHandle {
             .map_err(|_| ConnectionError::Closed)?;
         let stream = answer.await.map_err(|_| ConnectionError::Closed)??;
         Ok(OpenedStream {
-            stream: stream.compat(),
-            probe: Probe::new(&self.watch),
+            stream: TunnelStream {
+                stream: stream.compat(),
+                probe: Probe::new(&self.watch),
+                _charge: charge,
+            },
             _slot: slot,
-            _charge: charge,
             session: self.commands.clone(),
         })
     }

@@ -9,6 +9,7 @@ pub mod http_upstream;
 pub mod json;
 pub mod net;
 pub mod process;
+pub mod raw_agent;
 pub mod socks;
 pub mod upstream;
 

@@ -277,21 +277,7 @@ impl RawWs {
     /// a TEXT or BINARY frame with `fin` false, then CONTINUATION frames, the last with `fin`
     /// true; control frames (ping) may come between them.
     pub async fn send_fragment(&mut self, opcode: u8, payload: &[u8], fin: bool) {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
-        match payload.len() {
-            len @ 0..=125 => frame.push(0x80 | len as u8),
-            len @ 126..=0xffff => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            len => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let frame = client_frame(fin, opcode, payload, [0x37, 0xfa, 0x21, 0x3d]);
         tokio::time::timeout(STEP, self.io.get_mut().write_all(&frame))
             .await
             .expect("write timed out")
@@ -304,6 +290,25 @@ impl RawWs {
         payload.extend_from_slice(reason.as_bytes());
         self.send_frame(opcode::CLOSE, &payload).await;
     }
+}
+
+/// One frame as a client sends it: FIN or not, `opcode`, `payload` masked with `mask`.
+pub fn client_frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
+    match payload.len() {
+        len @ 0..=125 => frame.push(0x80 | len as u8),
+        len @ 126..=0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }
 
 /// Splits a close frame's payload into code and reason (`None` for an empty payload).

@@ -1,0 +1,63 @@
+//! A raw agent speaking the agent protocol itself (token, WebSocket, yamux, control stream,
+//! hello), for tests that play a hostile agent or send what `wsgate agent` would refuse to.
+
+use std::net::SocketAddr;
+
+use http::{HeaderValue, header::AUTHORIZATION};
+use tokio::net::TcpStream;
+use tokio_websockets::ClientBuilder;
+use wsgate::tunnel::{
+    session::{self, OpenedStream, SessionHandle, TunnelStream},
+    wire::{self, Control},
+    ws_io::WsIo,
+};
+
+use super::STEP;
+
+/// A raw agent's session and its open control stream.
+pub struct RawSession {
+    /// Opens streams on the session (it lives while this or a clone does).
+    pub session: SessionHandle,
+    /// The control stream, after the hello.
+    pub control: OpenedStream,
+}
+
+/// Connects to `gateway` (sending `Host: host`) with `token`, runs a yamux session whose
+/// streams from the gateway go to `on_inbound`, and says hello as `name` in protocol
+/// `version`: the session and the gateway's answer (a welcome or a rejection).
+pub async fn hello(
+    gateway: SocketAddr,
+    host: &str,
+    token: &str,
+    name: &str,
+    version: u32,
+    on_inbound: impl FnMut(TunnelStream) + Send + 'static,
+) -> (RawSession, Control) {
+    let tcp = TcpStream::connect(gateway).await.unwrap();
+    let uri: http::Uri = format!("ws://{host}/_wsgate/agent").parse().unwrap();
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    let (ws, _) = ClientBuilder::from_uri(uri)
+        .add_header(AUTHORIZATION, bearer)
+        .unwrap()
+        .connect_on(tcp)
+        .await
+        .expect("the agent upgrade");
+    let (session, _task) = session::spawn(
+        WsIo::new(ws),
+        yamux::Mode::Client,
+        Default::default(),
+        on_inbound,
+    );
+    let mut control = session.open().await.unwrap();
+    let hello = Control::Hello {
+        version,
+        agent: name.into(),
+    };
+    wire::write_frame(&mut control, &hello).await.unwrap();
+    let answer = tokio::time::timeout(STEP, wire::read_frame(&mut control))
+        .await
+        .expect("no answer to the hello")
+        .unwrap()
+        .expect("an answer");
+    (RawSession { session, control }, answer)
+}
