@@ -33,7 +33,7 @@ where
     let mut outward = Outward::default();
     poll_fn(|cx| {
         let inward_done = inward.poll(cx, socket, stream, probe)?;
-        let outward_done = outward.poll(cx, stream, socket, &aborted)?;
+        let outward_done = outward.poll(cx, stream, socket, probe, &aborted)?;
         match (inward_done, outward_done) {
             (Poll::Ready(()), Poll::Ready(())) => Poll::Ready(Ok((inward.bytes, outward.bytes))),
             _ => Poll::Pending,
@@ -122,13 +122,14 @@ impl Outward {
         cx: &mut Context<'_>,
         stream: &mut yamux::Stream,
         socket: &mut S,
+        probe: &Probe,
         aborted: &impl Fn() -> bool,
     ) -> Poll<io::Result<()>>
     where
         S: AsyncWrite + Unpin + ?Sized,
     {
         while !self.done {
-            let taken = self.take(cx, stream, aborted)?;
+            let taken = self.take(cx, stream, probe, aborted)?;
             if !self.packets.is_empty() {
                 ready!(self.write(cx, socket))?;
             } else if self.eof {
@@ -147,6 +148,7 @@ impl Outward {
         &mut self,
         cx: &mut Context<'_>,
         stream: &mut yamux::Stream,
+        probe: &Probe,
         aborted: &impl Fn() -> bool,
     ) -> Poll<io::Result<()>> {
         while !self.eof && self.queued < COPY_BYTES && self.packets.len() < MAX_SLICES {
@@ -154,6 +156,7 @@ impl Outward {
                 Some(packet) => {
                     let packet = packet?;
                     if !packet.as_ref().is_empty() {
+                        probe.observe_read();
                         self.queued += packet.as_ref().len();
                         self.packets.push_back(packet);
                     }

@@ -46,8 +46,9 @@ use crate::{
     router::{Route, Router},
 };
 
-/// Returns once writes into `session` have waited `timeout` with none going through. Checked
-/// four times per timeout: a watchdog, so a quarter's lateness is fine.
+/// Returns once writes into `session` have waited `timeout` with no data moving either way
+/// (the peer neither grants credit nor sends). Checked four times per timeout: a watchdog, so
+/// a quarter's lateness is fine.
 async fn starved(session: &SessionHandle, timeout: Duration) {
     let tick = (timeout / 4).max(Duration::from_millis(50));
     loop {
@@ -311,7 +312,7 @@ impl AgentHub {
                 // the other side's): past the timeout its session ends and frees them.
                 () = starved(&session, self.budgets.credit_timeout) => tracing::info!(
                     timeout = ?self.budgets.credit_timeout,
-                    "agent granted no window credit while writes waited: session ended"
+                    "agent granted no window credit and sent nothing while writes waited: session ended"
                 ),
                 // Gateway shutdown ends agent sessions at once: agents reconnect elsewhere
                 // (or here, once the gateway is back) instead of holding the drain.

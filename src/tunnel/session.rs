@@ -62,7 +62,12 @@ impl AsyncRead for TunnelStream {
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.probe.observe_read();
+        }
+        polled
     }
 }
 
@@ -187,11 +192,11 @@ impl StreamBudget {
 pub struct StreamCharge(#[allow(dead_code)] Vec<Charge>);
 
 /// Whether the peer is granting window credit: how many of the session's streams are waiting
-/// to write, and when a write last went through.
+/// to write, and when data last moved (a write went through, or the peer sent something).
 #[derive(Debug)]
 pub struct CreditWatch {
     blocked: AtomicUsize,
-    /// When a write into any stream last went through, as time since `epoch`.
+    /// When data last moved on any stream while a write waited, as time since `epoch`.
     last_progress_ms: AtomicU64,
     epoch: Instant,
 }
@@ -209,7 +214,7 @@ impl CreditWatch {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// How long writes have waited with none going through; zero when none waits.
+    /// How long writes have waited with no data moving either way; zero when none waits.
     pub fn starved_for(&self) -> Duration {
         if self.blocked.load(Ordering::Acquire) == 0 {
             return Duration::ZERO;
@@ -258,6 +263,18 @@ impl Probe {
             _ => {}
         }
         polled
+    }
+}
+
+impl Probe {
+    /// Notes that data came in from the peer: a peer that sends is alive and serving, even
+    /// while one of its services does not read (only a peer that neither grants credit nor
+    /// sends is starved).
+    pub fn observe_read(&self) {
+        if self.watch.blocked.load(Ordering::Relaxed) > 0 {
+            let now = self.watch.now_ms();
+            self.watch.last_progress_ms.store(now, Ordering::Release);
+        }
     }
 }
 
@@ -487,4 +504,53 @@ where
         let _ = reply.send(Err(ConnectionError::Closed));
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_starves_only_while_writes_wait_and_nothing_moves() {
+        let watch = CreditWatch::new();
+        let (mut stuck, mut other) = (Probe::new(&watch), Probe::new(&watch));
+        assert_eq!(watch.starved_for(), Duration::ZERO, "nothing waits");
+        let _ = stuck.observe(Poll::<()>::Pending);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(watch.starved_for(), Duration::from_secs(5));
+        // The peer sends on another stream: alive, the clock starts again.
+        other.observe_read();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(watch.starved_for(), Duration::from_secs(2));
+        // A write going through on another stream is progress too.
+        let _ = other.observe(Poll::Ready(()));
+        assert_eq!(watch.starved_for(), Duration::ZERO);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(watch.starved_for(), Duration::from_secs(1));
+        // The stuck write goes through, or its stream goes away: nothing waits.
+        drop(stuck);
+        assert_eq!(watch.starved_for(), Duration::ZERO);
+        let _ = other.observe(Poll::<()>::Pending);
+        let _ = other.observe(Poll::Ready(()));
+        assert_eq!(watch.blocked.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_stream_is_charged_to_every_budget_or_to_none() {
+        let token = Budget::new("token", STREAM_WINDOW_BYTES);
+        let process = Budget::new("process", 10 * STREAM_WINDOW_BYTES);
+        let budget = StreamBudget::new(vec![token.clone(), process.clone()]);
+        let first = budget.charge(STREAM_WINDOW_BYTES).expect("room in both");
+        assert!(
+            budget.charge(STREAM_WINDOW_BYTES).is_none(),
+            "the token is full"
+        );
+        assert_eq!(
+            process.used(),
+            STREAM_WINDOW_BYTES,
+            "nothing left charged elsewhere"
+        );
+        drop(first);
+        assert_eq!((token.used(), process.used()), (0, 0));
+    }
 }
