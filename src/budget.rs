@@ -151,6 +151,12 @@ impl Charge {
         grown
     }
 
+    /// Moves everything `other` holds into this charge (both on the same budget).
+    pub fn take_from(&mut self, other: &mut Charge) {
+        debug_assert!(Arc::ptr_eq(&self.budget, &other.budget));
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
+
     /// Gives everything back, keeping the charge for later growth.
     pub fn release(&mut self) {
         self.budget.give_back(std::mem::take(&mut self.bytes));

@@ -94,7 +94,7 @@ impl BridgeRoute {
             },
             max_message_bytes: self.max_message_bytes,
             messages: ctx.budgets.messages.clone(),
-            _slot: ctx.slot.clone(),
+            slot: ctx.slot.clone(),
             record: ctx.record.clone().with_upstream(connector.target()),
             upstream,
         };
@@ -138,7 +138,7 @@ struct Session {
     /// The gateway-wide budget for messages being assembled.
     messages: Arc<Budget>,
     /// The client connection's descriptor slot, held while the WebSocket lives.
-    _slot: Arc<Slot>,
+    slot: Arc<Slot>,
     record: AccessRecord,
     upstream: Upstream,
 }
@@ -150,7 +150,8 @@ impl Session {
         shutdown: &tokio_util::sync::CancellationToken,
     ) {
         let limits = Limits::default().max_payload_len(Some(self.max_message_bytes));
-        let io = Metered::new(io, Sender::Client, &self.messages, self.max_message_bytes);
+        let io = Metered::new(io, Sender::Client, &self.messages, self.max_message_bytes)
+            .holding(self.slot.clone());
         let ws = ServerBuilder::new().limits(limits).serve(io);
         let started = Instant::now();
         let outcome = pump::run(ws, self.upstream, &self.settings, shutdown).await;

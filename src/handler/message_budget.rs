@@ -6,26 +6,34 @@
 //! MiB before one payload byte. A per-connection cap does not bound that across connections,
 //! so [`Metered`] sits between the socket and tokio-websockets, follows the frame headers
 //! going past (it never copies payload), and charges each data frame's declared length to the
-//! shared [`Budget`] before the decoder sees the header. The charge is given back when the
-//! message is complete (the decoder hands it on) or the connection ends.
+//! shared [`Budget`] before the decoder sees the header. A fragmented message is charged what
+//! its gathering buffer may occupy (the decoder grows it by doubling: the next power of two of
+//! the bytes so far). A complete message stays charged until the reader comes back for more
+//! bytes, which the handlers do only once they have passed it on (the bridge gathers at most
+//! 256 KiB of small messages before it writes); the connection's end gives everything back.
 //!
 //! A frame the budget has no room for never reaches the decoder: in its place the decoder
 //! reads a close frame with code 1013 (Try Again Later) from the peer, which it answers with
-//! the same close, so the peer is told why, and everything after is dropped. A close frame is
-//! allowed between fragments, and the injected one starts at a frame boundary, so the decoder
-//! sees a valid stream.
+//! the same code, and everything after is dropped. A close frame is allowed between fragments,
+//! and the injected one starts at a frame boundary, so the decoder sees a valid stream. The
+//! refused connection is then drained for a moment before it closes, so that the close reaches
+//! the client rather than a reset.
+//!
+//! Pings are answered by the decoder with pongs it queues without bound, so a client that
+//! pings and never reads would grow that queue: more than [`MAX_UNANSWERED_PING_BYTES`] of
+//! pings while no write goes through is refused the same way.
 
 use std::{
     io,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
     time::Duration,
 };
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::budget::{Budget, Charge};
+use crate::budget::{Budget, Charge, descriptors::Slot};
 
 /// The close code a connection gets when the budget has no room: 1013, Try Again Later — the
 /// message is not too big (that is 1009), the gateway is too full right now.
@@ -36,6 +44,10 @@ pub const BUDGET_CLOSE_REASON: &str = "gateway message memory is full";
 
 /// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
 const MAX_HEADER: usize = 14;
+
+/// Ping bytes a peer may send while none of our writes goes through (the pongs it is owed
+/// wait in the decoder's queue): a few hundred pings, far more than any keep-alive sends.
+pub const MAX_UNANSWERED_PING_BYTES: usize = 64 << 10;
 
 /// Who sends the frames this side reads: a client masks them, a server does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,10 +70,18 @@ pub struct Metered<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     /// The stream; taken only when a refused connection is dropped, to drain it.
     io: Option<T>,
     frames: FrameTracker,
-    /// Bytes to hand out before anything else: a held-back header, or the injected close.
+    /// Scanned bytes not handed out yet (a held header, completed), or the injected close.
     pending: Vec<u8>,
-    /// After the injected close: nothing more is read.
-    finished: bool,
+    /// The first bytes of a header cut by a read, not scanned yet: completed in here, so the
+    /// decoder never sees half a header that might have to be replaced.
+    partial: [u8; MAX_HEADER],
+    partial_len: usize,
+    /// Once `pending` is handed out, the stream ends.
+    ended: bool,
+    /// A frame was refused: the connection is drained before it closes.
+    refused: bool,
+    /// The connection's descriptor slot, held while a refused connection is drained.
+    slot: Option<Arc<Slot>>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Metered<T> {
@@ -73,35 +93,66 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Metered<T> {
             io: Some(io),
             frames: FrameTracker::new(sender, budget, max_message_bytes),
             pending: Vec::new(),
-            finished: false,
+            partial: [0; MAX_HEADER],
+            partial_len: 0,
+            ended: false,
+            refused: false,
+            slot: None,
         }
+    }
+
+    /// Holds the connection's descriptor slot until the socket is really closed (a refused
+    /// connection outlives its session while it is drained).
+    pub fn holding(mut self, slot: Arc<Slot>) -> Self {
+        self.slot = Some(slot);
+        self
     }
 
     /// Bytes charged now for this connection.
     pub fn charged(&self) -> usize {
-        self.frames.charge.bytes()
+        self.frames.assembling.bytes() + self.frames.delivered.bytes()
     }
 
     fn io(&mut self) -> Pin<&mut T> {
         Pin::new(self.io.as_mut().expect("taken only on drop"))
+    }
+
+    /// What the scan of `bytes` (already read, not handed out) leaves to hand out: the part
+    /// before a cut header (kept in `partial`) or before a refused frame (then the close).
+    fn settle(&mut self, bytes: &[u8], scan: Scan) -> usize {
+        match scan {
+            Scan::Pass => bytes.len(),
+            Scan::HoldFrom(at) => {
+                let rest = &bytes[at..];
+                self.partial[..rest.len()].copy_from_slice(rest);
+                self.partial_len = rest.len();
+                at
+            }
+            Scan::RefuseFrom(at) => {
+                self.pending
+                    .extend_from_slice(&close_frame(self.frames.sender));
+                (self.ended, self.refused) = (true, true);
+                at
+            }
+        }
     }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for Metered<T> {
     /// A connection refused for the budget is drained in the background before it closes.
     fn drop(&mut self) {
-        if !self.finished {
+        if !self.refused {
             return;
         }
         if let (Some(io), Ok(runtime)) = (self.io.take(), tokio::runtime::Handle::try_current()) {
-            runtime.spawn(linger(io));
+            runtime.spawn(linger(io, self.slot.take()));
         }
     }
 }
 
 /// Sends our FIN, then reads and discards until the peer's end, within [`LINGER`] and
-/// [`LINGER_BYTES`].
-async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut io: T) {
+/// [`LINGER_BYTES`]; the descriptor slot is given back with the socket.
+async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut io: T, slot: Option<Arc<Slot>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let drain = async {
         let _ = io.shutdown().await;
@@ -115,6 +166,7 @@ async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut io: T) {
         }
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
+    drop((io, slot));
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for Metered<T> {
@@ -124,60 +176,52 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for Metered<T
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.finished {
-            // The injected close, then the end: nothing after it is read.
-            let n = this.pending.len().min(buf.remaining());
-            buf.put_slice(&this.pending[..n]);
-            this.pending.drain(..n);
-            return Poll::Ready(Ok(()));
-        }
-        let start = buf.filled().len();
-        if buf.remaining() <= this.pending.len() {
-            // tokio-util's framed reader always offers kilobytes; a header is 14 bytes at most.
-            return Poll::Ready(Err(io::Error::other(
-                "read buffer smaller than a frame header",
-            )));
-        }
+        // The reader is back for more: the messages it was handed have moved on.
+        this.frames.delivered.release();
         loop {
-            // A header held back from the last read goes first and is scanned again whole.
-            buf.put_slice(&this.pending);
-            let held = std::mem::take(&mut this.pending);
-            match this.io().poll_read(cx, buf) {
-                Poll::Pending => {
-                    buf.set_filled(start);
-                    this.pending = held;
-                    return Poll::Pending;
-                }
-                Poll::Ready(Err(error)) => {
-                    buf.set_filled(start);
-                    return Poll::Ready(Err(error));
-                }
-                // The end: what was held goes out as it is (the decoder reports the cut frame).
-                Poll::Ready(Ok(())) if buf.filled().len() == start + held.len() => {
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Ready(Ok(())) => {}
+            if !this.pending.is_empty() || this.ended {
+                let n = this.pending.len().min(buf.remaining());
+                buf.put_slice(&this.pending[..n]);
+                this.pending.drain(..n);
+                return Poll::Ready(Ok(()));
             }
-            match this.frames.scan(&buf.filled()[start..]) {
-                Scan::Pass => return Poll::Ready(Ok(())),
-                Scan::HoldFrom(at) => {
-                    // A header cut by the read: keep it until it is whole, so the decoder
-                    // never sees half a header that might have to be replaced.
-                    this.pending = buf.filled()[start + at..].to_vec();
-                    buf.set_filled(start + at);
-                    if at > 0 {
-                        return Poll::Ready(Ok(()));
-                    }
+            if buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if this.partial_len > 0 {
+                // Complete a cut header in our own buffer, then scan it whole.
+                let mut into = ReadBuf::new(&mut this.partial[this.partial_len..]);
+                let io = this.io.as_mut().expect("taken only on drop");
+                ready!(Pin::new(io).poll_read(cx, &mut into))?;
+                let read = into.filled().len();
+                let held = this.partial;
+                let len = this.partial_len + read;
+                this.partial_len = 0;
+                if read == 0 {
+                    // The end: the cut header goes out as it is (the decoder reports it).
+                    this.pending.extend_from_slice(&held[..len]);
+                    this.ended = true;
+                    continue;
                 }
-                Scan::RefuseFrom(at) => {
-                    buf.set_filled(start + at);
-                    this.pending = close_frame(this.frames.sender);
-                    this.finished = true;
-                    let n = this.pending.len().min(buf.remaining());
-                    buf.put_slice(&this.pending[..n]);
-                    this.pending.drain(..n);
-                    return Poll::Ready(Ok(()));
-                }
+                let scan = this.frames.scan(&held[..len]);
+                let take = this.settle(&held[..len], scan);
+                this.pending.splice(0..0, held[..take].iter().copied());
+                continue;
+            }
+            // The usual way: straight into the reader's buffer, scanned there.
+            let start = buf.filled().len();
+            ready!(this.io().poll_read(cx, buf))?;
+            if buf.filled().len() == start {
+                return Poll::Ready(Ok(())); // the end (the buffer had room)
+            }
+            let scan = this.frames.scan(&buf.filled()[start..]);
+            if scan == Scan::Pass {
+                return Poll::Ready(Ok(()));
+            }
+            let take = this.settle(&buf.filled()[start..], scan);
+            buf.set_filled(start + take);
+            if take > 0 {
+                return Poll::Ready(Ok(()));
             }
         }
     }
@@ -189,7 +233,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Metered<
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.io().poll_write(cx, buf)
+        let written = self.io().poll_write(cx, buf);
+        self.frames.note_write(&written);
+        written
     }
 
     fn poll_write_vectored(
@@ -197,7 +243,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Metered<
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io().poll_write_vectored(cx, bufs)
+        let written = self.io().poll_write_vectored(cx, bufs);
+        self.frames.note_write(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -239,17 +287,23 @@ enum Scan {
     RefuseFrom(usize),
 }
 
-/// Follows frame boundaries in the bytes read and keeps the charge for the message under way.
+/// Follows frame boundaries in the bytes read and keeps the charges for messages.
 #[derive(Debug)]
 struct FrameTracker {
     sender: Sender,
     max_message_bytes: usize,
     /// What the message being assembled (and the frame being read) holds against the budget.
-    charge: Charge,
+    assembling: Charge,
+    /// Payload bytes of the message being assembled.
+    message_bytes: u64,
+    /// What complete messages hold until the reader comes back for more bytes.
+    delivered: Charge,
     /// Payload bytes of the current frame still to come; 0 between frames.
     payload_left: u64,
     /// Whether the current frame ends a data message (data opcode or continuation, FIN set).
     ends_message: bool,
+    /// Ping bytes read since one of our writes last went through.
+    unanswered_ping_bytes: usize,
 }
 
 impl FrameTracker {
@@ -257,9 +311,12 @@ impl FrameTracker {
         FrameTracker {
             sender,
             max_message_bytes,
-            charge: Charge::empty(budget),
+            assembling: Charge::empty(budget),
+            message_bytes: 0,
+            delivered: Charge::empty(budget),
             payload_left: 0,
             ends_message: false,
+            unanswered_ping_bytes: 0,
         }
     }
 
@@ -292,27 +349,56 @@ impl FrameTracker {
         Scan::Pass
     }
 
-    /// Charges a data frame's payload; false when the budget has no room.
+    /// Charges a data frame's payload (a ping's to the unanswered count); false when the
+    /// budget has no room.
     fn admit(&mut self, header: &Header) -> bool {
         self.ends_message = false;
         if header.opcode >= 0x8 {
-            return true; // control frames: at most 125 bytes, never gathered
+            // Control frames carry at most 125 bytes and are never gathered; a ping is owed
+            // a pong, which waits in the decoder's queue until a write goes through.
+            if header.opcode == 0x9 {
+                self.unanswered_ping_bytes += 2 + header.payload.min(125) as usize;
+            }
+            return self.unanswered_ping_bytes <= MAX_UNANSWERED_PING_BYTES;
         }
         if header.opcode != 0x0 {
-            self.charge.release(); // a new message: nothing is gathered any more
+            // A new message: nothing of an earlier one is being gathered any more.
+            self.assembling.release();
+            self.message_bytes = 0;
         }
         self.ends_message = header.fin;
         if header.payload > self.max_message_bytes as u64 {
             return true; // the decoder refuses it (1009) before reserving anything
         }
-        self.charge.try_grow(header.payload as usize)
+        let total = self.message_bytes + header.payload;
+        let whole = header.opcode != 0x0 && header.fin;
+        // A message in one frame occupies its payload; a gathered one its doubling buffer.
+        let occupied = if whole {
+            total
+        } else {
+            total.checked_next_power_of_two().unwrap_or(total)
+        };
+        let more = usize::try_from(occupied)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(self.assembling.bytes());
+        self.message_bytes = total;
+        self.assembling.try_grow(more)
     }
 
     fn frame_done(&mut self) {
         if self.ends_message {
-            // The decoder hands the whole message on now: its bytes are the reader's.
-            self.charge.release();
+            // The decoder hands the whole message on now; it stays charged until the reader
+            // comes back for more.
+            self.delivered.take_from(&mut self.assembling);
+            self.message_bytes = 0;
             self.ends_message = false;
+        }
+    }
+
+    /// A write that went through means the peer reads: the pongs it was owed are on the way.
+    fn note_write(&mut self, written: &Poll<io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
+            self.unanswered_ping_bytes = 0;
         }
     }
 }
@@ -384,22 +470,24 @@ mod tests {
     }
 
     #[test]
-    fn fragments_are_charged_until_the_final_one() {
+    fn fragments_are_charged_as_their_doubling_buffer_until_the_reader_returns() {
         let budget = Budget::new("test", 1 << 20);
         let mut tracker = FrameTracker::new(Sender::Client, &budget, 1 << 20);
         assert_eq!(tracker.scan(&frame(false, 0x2, 1000)), Scan::Pass);
-        assert_eq!(budget.used(), 1000);
+        assert_eq!(budget.used(), 1024, "1000 bytes gathered: a 1 KiB buffer");
         assert_eq!(
             tracker.scan(&frame(true, 0x9, 5)),
             Scan::Pass,
             "a ping between"
         );
         assert_eq!(tracker.scan(&frame(false, 0x0, 3000)), Scan::Pass);
-        assert_eq!(budget.used(), 4000);
+        assert_eq!(budget.used(), 4096);
         assert_eq!(tracker.scan(&frame(true, 0x0, 10)), Scan::Pass);
-        assert_eq!(budget.used(), 0, "the whole message went to the reader");
-        assert_eq!(tracker.scan(&frame(true, 0x1, 100)), Scan::Pass);
+        assert_eq!(budget.used(), 4096, "complete, not yet passed on");
+        tracker.delivered.release(); // the reader came back for more
         assert_eq!(budget.used(), 0);
+        assert_eq!(tracker.scan(&frame(true, 0x1, 100)), Scan::Pass);
+        assert_eq!(budget.used(), 100, "a message in one frame: its payload");
     }
 
     #[test]
@@ -413,6 +501,7 @@ mod tests {
         bytes.extend(header(false, 0x2, 2000));
         assert_eq!(other.scan(&bytes), Scan::RefuseFrom(16));
         drop(tracker);
+        drop(other);
         assert_eq!(budget.used(), 0, "a connection's end gives its charge back");
     }
 
@@ -425,6 +514,7 @@ mod tests {
         assert_eq!(tracker.scan(&bytes[..100]), Scan::Pass);
         assert_eq!(budget.used(), 300);
         assert_eq!(tracker.scan(&bytes[100..]), Scan::Pass);
+        tracker.delivered.release();
         assert_eq!(budget.used(), 0);
     }
 
@@ -433,6 +523,56 @@ mod tests {
         let budget = Budget::new("test", 100);
         let mut tracker = FrameTracker::new(Sender::Client, &budget, 1000);
         assert_eq!(tracker.scan(&header(true, 0x2, 5000)), Scan::Pass);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn pings_while_no_write_goes_through_are_refused() {
+        let budget = Budget::new("test", 100);
+        let mut tracker = FrameTracker::new(Sender::Client, &budget, 1000);
+        let ping = frame(true, 0x9, 125);
+        let allowed = MAX_UNANSWERED_PING_BYTES / 127;
+        for _ in 0..allowed {
+            assert_eq!(tracker.scan(&ping), Scan::Pass);
+        }
+        tracker.note_write(&Poll::Ready(Ok(10)));
+        for _ in 0..allowed {
+            assert_eq!(
+                tracker.scan(&ping),
+                Scan::Pass,
+                "a write went through: owed anew"
+            );
+        }
+        tracker.note_write(&Poll::Pending);
+        assert_eq!(tracker.scan(&ping), Scan::RefuseFrom(0));
+    }
+
+    #[tokio::test]
+    async fn a_header_cut_at_every_byte_is_completed_and_charged() {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let budget = Budget::new("test", 1 << 20);
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let metered = Metered::new(server, Sender::Client, &budget, 1 << 20);
+        let mut ws = tokio_websockets::ServerBuilder::new().serve(metered);
+        let mut bytes = frame(false, 0x2, 70_000);
+        bytes.extend(frame(true, 0x0, 70_000));
+        let writer = tokio::spawn(async move {
+            // One byte a write: every header arrives cut.
+            for byte in bytes {
+                client.write_all(&[byte]).await.unwrap();
+            }
+            client
+        });
+        let message = ws.next().await.expect("a message").expect("not an error");
+        assert_eq!(message.as_payload().len(), 140_000);
+        assert_eq!(
+            budget.used(),
+            262_144,
+            "the gathered 140,000 bytes: a 256 KiB buffer"
+        );
+        let _client = writer.await.unwrap();
+        drop(ws);
         assert_eq!(budget.used(), 0);
     }
 

@@ -131,7 +131,7 @@ fn accept(
         idle: route.idle_timeout,
         max_message_bytes: route.max_message_bytes,
         messages: ctx.budgets.messages.clone(),
-        _slot: ctx.slot.clone(),
+        slot: ctx.slot.clone(),
         record: ctx.record.clone().with_upstream(&server.url),
         _active: server.track(),
     };
@@ -163,7 +163,7 @@ struct Session {
     /// The gateway-wide budget for messages being assembled (message mode, both sides).
     messages: Arc<Budget>,
     /// The client connection's descriptor slot, held while the WebSocket lives.
-    _slot: Arc<Slot>,
+    slot: Arc<Slot>,
     record: AccessRecord,
     _active: ActiveGuard,
 }
@@ -185,7 +185,8 @@ impl Session {
                 let limits = Limits::default().max_payload_len(Some(self.max_message_bytes));
                 let max = self.max_message_bytes;
                 let client =
-                    Metered::new(TokioIo::new(client), Sender::Client, &self.messages, max);
+                    Metered::new(TokioIo::new(client), Sender::Client, &self.messages, max)
+                        .holding(self.slot.clone());
                 let upstream =
                     Metered::new(TokioIo::new(upstream), Sender::Server, &self.messages, max);
                 let client = ServerBuilder::new().limits(limits).serve(client);
