@@ -56,8 +56,8 @@ pub struct Limits {
     pub tunnel_memory_per_token: usize,
     /// Agent sessions one token may hold at once.
     pub sessions_per_token: usize,
-    /// An agent session that neither grants window credit nor sends anything this long, while
-    /// the gateway waits to write into it, is ended.
+    /// A write into an agent's stream that waits this long for window credit resets the
+    /// stream; when nothing moved on the session meanwhile, the session is ended.
     pub credit_timeout: Duration,
     /// Descriptors kept back from visitors for agents and open connections; `None`: an eighth
     /// of the limit, at least 64.

@@ -350,6 +350,24 @@ async fn a_token_holder_cannot_pin_tunnel_memory_and_a_session_granting_no_credi
         matches!(registered, Some(Control::Registered { .. })),
         "{registered:?}"
     );
+    // The sink heartbeats as a real agent does (every 200 ms here, at most 100 times): its
+    // control stream proves it is there, not that it takes data.
+    let heartbeats = tokio::spawn(async move {
+        for n in 0..100 {
+            if wire::write_frame(&mut sink_control, &Control::Ping(n))
+                .await
+                .is_err()
+            {
+                return n;
+            }
+            match wire::read_frame::<_, Control>(&mut sink_control).await {
+                Ok(Some(Control::Pong(_))) => {}
+                _ => return n,
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        100
+    });
     let (opener, _opener_control) = raw_agent(wsgate.addr, "pin-token", "opener", |_| {}).await;
     // A third session on the token is refused: two is its cap.
     let third = RawWs::handshake(
@@ -410,8 +428,17 @@ async fn a_token_holder_cannot_pin_tunnel_memory_and_a_session_granting_no_credi
         growth_mib < 32 + 48,
         "RSS grew by {growth_mib} MiB with a 32 MiB budget"
     );
-    // The sink grants no credit while the gateway waits to write: its session ends.
+    // The sink grants no credit while the gateway waits to write: its session ends, though
+    // it kept heartbeating.
     wsgate.wait_for_log("agent granted no window credit").await;
+    let beats = tokio::time::timeout(STEP, heartbeats)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        beats > 5 && beats < 100,
+        "heartbeats until the session ended: {beats}"
+    );
     // The opener's writers stay blocked (the gateway grants them nothing more): stop them.
     for writer in writers {
         writer.abort();

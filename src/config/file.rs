@@ -46,8 +46,8 @@ pub struct LimitsFile {
     pub tunnel_memory_per_token: Option<Sp<String>>,
     /// Agent sessions one token may hold at once.
     pub sessions_per_token: Option<Sp<u32>>,
-    /// An agent that grants no window credit this long, while the gateway waits to write to
-    /// it, loses its session.
+    /// A write into an agent's stream that waits this long for credit resets the stream; an
+    /// agent on which nothing moved meanwhile loses its session.
     pub credit_timeout: Option<Sp<String>>,
     /// Descriptors kept back from visitors for agents and open connections.
     pub descriptor_reserve: Option<Sp<u32>>,

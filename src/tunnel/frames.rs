@@ -79,7 +79,7 @@ impl Inward {
             if self.start < self.end {
                 let written =
                     Pin::new(&mut *stream).poll_write(cx, &self.buf[self.start..self.end]);
-                let n = ready!(probe.observe(written))?;
+                let n = ready!(probe.observe(cx, written))?;
                 if n == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }

@@ -46,19 +46,6 @@ use crate::{
     router::{Route, Router},
 };
 
-/// Returns once writes into `session` have waited `timeout` with no data moving either way
-/// (the peer neither grants credit nor sends). Checked four times per timeout: a watchdog, so
-/// a quarter's lateness is fine.
-async fn starved(session: &SessionHandle, timeout: Duration) {
-    let tick = (timeout / 4).max(Duration::from_millis(50));
-    loop {
-        tokio::time::sleep(tick).await;
-        if session.credit().starved_for() >= timeout {
-            return;
-        }
-    }
-}
-
 /// How long a new agent may take to open its control stream and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -204,7 +191,8 @@ impl AgentHub {
         let budget = StreamBudget::new(vec![
             self.budgets.per_token[token].clone(),
             self.budgets.process.clone(),
-        ]);
+        ])
+        .with_credit_timeout(self.budgets.credit_timeout);
         let admitted = match self.admit(token, &budget) {
             Ok(admitted) => admitted,
             Err(refusal) => return *refusal,
@@ -301,7 +289,7 @@ impl AgentHub {
         let (session, task) = session::spawn(WsIo::new(ws), Mode::Server, budget, move |stream| {
             // The first stream is the control stream; later ones say what they are for.
             match first.take() {
-                Some(first) => drop(first.send(stream)),
+                Some(first) => drop(first.send(stream.into_control())),
                 None => drop(tokio::spawn(hub.clone().serve_request(stream, id, token))),
             }
         });
@@ -310,7 +298,7 @@ impl AgentHub {
                 () = self.converse(id, token, reached_by, control, session.clone()) => {}
                 // A peer that takes streams and never grants credit pins their buffers (and
                 // the other side's): past the timeout its session ends and frees them.
-                () = starved(&session, self.budgets.credit_timeout) => tracing::info!(
+                () = session.credit().starved() => tracing::info!(
                     timeout = ?self.budgets.credit_timeout,
                     "agent granted no window credit and sent nothing while writes waited: session ended"
                 ),

@@ -15,9 +15,9 @@ use std::{
 
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
     task::JoinHandle,
-    time::Instant,
+    time::{Instant, Sleep},
 };
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 use yamux::{Config, Connection, ConnectionError, Mode};
@@ -34,6 +34,13 @@ pub struct TunnelStream {
 }
 
 impl TunnelStream {
+    /// Takes this stream out of the session's credit watch: the control stream, whose
+    /// heartbeats say the agent is there, not that it takes data.
+    pub fn into_control(mut self) -> Self {
+        self.probe.detach();
+        self
+    }
+
     /// Copies both ways between this stream and `socket` taking frames whole
     /// ([`super::frames::splice`]).
     pub async fn splice<S>(&mut self, socket: &mut S) -> std::io::Result<(u64, u64)>
@@ -78,8 +85,8 @@ impl AsyncWrite for TunnelStream {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
-        this.probe
-            .observe(Pin::new(&mut this.stream).poll_write(cx, buf))
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.probe.observe(cx, written)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -168,12 +175,24 @@ pub const STREAM_WINDOW_BYTES: usize = 256 * 1024;
 #[derive(Debug, Clone, Default)]
 pub struct StreamBudget {
     budgets: Vec<Arc<Budget>>,
+    /// A stream whose write waits this long for window credit is reset (none on an agent).
+    credit_timeout: Option<Duration>,
 }
 
 impl StreamBudget {
     /// Charges every budget in `budgets` together.
     pub fn new(budgets: Vec<Arc<Budget>>) -> Self {
-        StreamBudget { budgets }
+        StreamBudget {
+            budgets,
+            credit_timeout: None,
+        }
+    }
+
+    /// Resets a stream whose write waits `timeout` for window credit; when nothing moved on
+    /// any stream of the session meanwhile, the session is starved ([`CreditWatch::starved`]).
+    pub fn with_credit_timeout(mut self, timeout: Duration) -> Self {
+        self.credit_timeout = Some(timeout);
+        self
     }
 
     /// Charges `bytes` to every budget, or to none (and `None`) if one has no room.
@@ -192,26 +211,39 @@ impl StreamBudget {
 pub struct StreamCharge(#[allow(dead_code)] Vec<Charge>);
 
 /// Whether the peer is granting window credit: how many of the session's streams are waiting
-/// to write, and when data last moved (a write went through, or the peer sent something).
+/// to write, and when data last moved on any of them (a write went through, or the peer sent
+/// something). The control stream is not watched: heartbeats say the agent is there, not that
+/// it takes data.
 #[derive(Debug)]
 pub struct CreditWatch {
     blocked: AtomicUsize,
     /// When data last moved on any stream while a write waited, as time since `epoch`.
     last_progress_ms: AtomicU64,
     epoch: Instant,
+    /// How long a write may wait for credit.
+    timeout: Option<Duration>,
+    /// Told when a stream's wait ran out with nothing moving on the whole session.
+    starved: Notify,
 }
 
 impl CreditWatch {
-    fn new() -> Arc<Self> {
+    fn new(timeout: Option<Duration>) -> Arc<Self> {
         Arc::new(CreditWatch {
             blocked: AtomicUsize::new(0),
             last_progress_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            timeout,
+            starved: Notify::new(),
         })
     }
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn progress(&self) {
+        let now = self.now_ms();
+        self.last_progress_ms.store(now, Ordering::Release);
     }
 
     /// How long writes have waited with no data moving either way; zero when none waits.
@@ -222,67 +254,110 @@ impl CreditWatch {
         let since = self.last_progress_ms.load(Ordering::Acquire);
         Duration::from_millis(self.now_ms().saturating_sub(since))
     }
+
+    /// Resolves once a stream's write has waited the credit timeout while no data moved on
+    /// any stream of the session: the peer takes nothing at all. Cancel-safe.
+    pub async fn starved(&self) {
+        self.starved.notified().await;
+    }
 }
 
-/// One stream's part in its session's [`CreditWatch`]: counted as blocked while a write waits.
+/// One stream's part in its session's [`CreditWatch`]: counted as blocked while a write waits,
+/// and failing that write with `TimedOut` once it has waited the credit timeout.
 #[derive(Debug)]
 pub struct Probe {
-    watch: Arc<CreditWatch>,
+    /// `None` for the control stream.
+    watch: Option<Arc<CreditWatch>>,
     blocked: bool,
+    /// Armed while a write waits; allocated at the first wait and reset for later ones.
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl Probe {
     fn new(watch: &Arc<CreditWatch>) -> Self {
         Probe {
-            watch: watch.clone(),
+            watch: Some(watch.clone()),
             blocked: false,
+            deadline: None,
         }
     }
 
-    /// Notes how a write into the stream went, and passes its result on.
-    pub fn observe<T>(&mut self, polled: Poll<T>) -> Poll<T> {
-        match (&polled, self.blocked) {
-            (Poll::Pending, false) => {
-                if self.watch.blocked.fetch_add(1, Ordering::AcqRel) == 0 {
-                    // The first writer to wait: the starving clock starts now.
-                    let now = self.watch.now_ms();
-                    self.watch.last_progress_ms.store(now, Ordering::Release);
+    /// Stops watching this stream (the control stream).
+    fn detach(&mut self) {
+        self.unblock();
+        self.watch = None;
+    }
+
+    fn unblock(&mut self) {
+        if let Some(watch) = self.watch.as_ref().filter(|_| self.blocked) {
+            watch.blocked.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.blocked = false;
+    }
+
+    /// Notes how a write into the stream went, and passes its result on; a write that has
+    /// waited the credit timeout fails with `TimedOut` (and tells the session if nothing moved
+    /// on it meanwhile).
+    pub fn observe<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        let Some(watch) = self.watch.clone() else {
+            return polled;
+        };
+        if polled.is_ready() {
+            if self.blocked || watch.blocked.load(Ordering::Relaxed) > 0 {
+                watch.progress();
+            }
+            self.unblock();
+            return polled;
+        }
+        if !self.blocked {
+            if watch.blocked.fetch_add(1, Ordering::AcqRel) == 0 {
+                watch.progress(); // the first writer to wait: the starving clock starts now
+            }
+            self.blocked = true;
+            if let Some(timeout) = watch.timeout {
+                let at = Instant::now() + timeout;
+                match &mut self.deadline {
+                    Some(deadline) => deadline.as_mut().reset(at),
+                    None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
                 }
-                self.blocked = true;
             }
-            (Poll::Ready(_), true) => {
-                self.watch.blocked.fetch_sub(1, Ordering::AcqRel);
-                self.blocked = false;
-                let now = self.watch.now_ms();
-                self.watch.last_progress_ms.store(now, Ordering::Release);
-            }
-            (Poll::Ready(_), false) if self.watch.blocked.load(Ordering::Relaxed) > 0 => {
-                let now = self.watch.now_ms();
-                self.watch.last_progress_ms.store(now, Ordering::Release);
-            }
-            _ => {}
         }
-        polled
+        let Some(deadline) = self.deadline.as_mut().filter(|_| watch.timeout.is_some()) else {
+            return Poll::Pending;
+        };
+        if deadline.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let timeout = watch.timeout.expect("checked above");
+        if watch.starved_for() >= timeout {
+            watch.starved.notify_one();
+        }
+        self.unblock();
+        Poll::Ready(Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the peer granted no window credit",
+        )))
     }
-}
 
-impl Probe {
     /// Notes that data came in from the peer: a peer that sends is alive and serving, even
     /// while one of its services does not read (only a peer that neither grants credit nor
     /// sends is starved).
     pub fn observe_read(&self) {
-        if self.watch.blocked.load(Ordering::Relaxed) > 0 {
-            let now = self.watch.now_ms();
-            self.watch.last_progress_ms.store(now, Ordering::Release);
+        if let Some(watch) = self.watch.as_ref()
+            && watch.blocked.load(Ordering::Relaxed) > 0
+        {
+            watch.progress();
         }
     }
 }
 
 impl Drop for Probe {
     fn drop(&mut self) {
-        if self.blocked {
-            self.watch.blocked.fetch_sub(1, Ordering::AcqRel);
-        }
+        self.unblock();
     }
 }
 
@@ -415,7 +490,7 @@ where
 {
     let (commands, requests) = mpsc::channel(64);
     let connection = Connection::new(io, config(), mode);
-    let watch = CreditWatch::new();
+    let watch = CreditWatch::new(budget.credit_timeout);
     let inbound = Inbound {
         budget: budget.clone(),
         watch: watch.clone(),
@@ -510,29 +585,69 @@ where
 mod tests {
     use super::*;
 
+    /// Polls `probe` with a write that stays pending; what it makes of it.
+    fn wait(probe: &mut Probe) -> Poll<std::io::Result<()>> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        probe.observe(&mut cx, Poll::Pending)
+    }
+
+    fn write_through(probe: &mut Probe) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(probe.observe(&mut cx, Poll::Ready(Ok(()))).is_ready());
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_session_starves_only_while_writes_wait_and_nothing_moves() {
-        let watch = CreditWatch::new();
+    async fn a_stream_waiting_past_the_credit_timeout_fails_and_starves_an_idle_session() {
+        let watch = CreditWatch::new(Some(Duration::from_secs(10)));
         let (mut stuck, mut other) = (Probe::new(&watch), Probe::new(&watch));
-        assert_eq!(watch.starved_for(), Duration::ZERO, "nothing waits");
-        let _ = stuck.observe(Poll::<()>::Pending);
+        assert!(wait(&mut stuck).is_pending());
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(watch.starved_for(), Duration::from_secs(5));
-        // The peer sends on another stream: alive, the clock starts again.
+        // The peer sends on another stream: alive, the session's clock starts again.
         other.observe_read();
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(watch.starved_for(), Duration::from_secs(2));
-        // A write going through on another stream is progress too.
-        let _ = other.observe(Poll::Ready(()));
-        assert_eq!(watch.starved_for(), Duration::ZERO);
-        tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(watch.starved_for(), Duration::from_secs(1));
-        // The stuck write goes through, or its stream goes away: nothing waits.
-        drop(stuck);
-        assert_eq!(watch.starved_for(), Duration::ZERO);
-        let _ = other.observe(Poll::<()>::Pending);
-        let _ = other.observe(Poll::Ready(()));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        match wait(&mut stuck) {
+            Poll::Ready(Err(error)) => assert_eq!(error.kind(), std::io::ErrorKind::TimedOut),
+            other => panic!("the stuck write must fail at the timeout: {other:?}"),
+        }
+        let starved = watch.starved();
+        tokio::pin!(starved);
+        assert!(
+            futures_util::poll!(starved.as_mut()).is_pending(),
+            "data moved 5 s ago: only the stream is reset"
+        );
         assert_eq!(watch.blocked.load(Ordering::Relaxed), 0);
+        // Now nothing moves at all for the timeout: the session is starved.
+        assert!(wait(&mut other).is_pending());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(wait(&mut other).is_ready());
+        assert!(futures_util::poll!(starved.as_mut()).is_ready());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_going_through_and_the_control_stream_keep_their_own_account() {
+        let watch = CreditWatch::new(Some(Duration::from_secs(10)));
+        let (mut stuck, mut flowing) = (Probe::new(&watch), Probe::new(&watch));
+        let mut control = Probe::new(&watch);
+        control.detach();
+        assert!(wait(&mut stuck).is_pending());
+        tokio::time::advance(Duration::from_secs(4)).await;
+        write_through(&mut control); // heartbeats prove nothing about data
+        assert_eq!(watch.starved_for(), Duration::from_secs(4));
+        write_through(&mut flowing);
+        assert_eq!(watch.starved_for(), Duration::ZERO);
+        drop(stuck);
+        assert_eq!(
+            watch.blocked.load(Ordering::Relaxed),
+            0,
+            "a dropped stream waits no more"
+        );
+        assert!(wait(&mut control).is_pending());
+        assert_eq!(
+            watch.blocked.load(Ordering::Relaxed),
+            0,
+            "the control stream is not counted"
+        );
     }
 
     #[test]
