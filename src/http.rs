@@ -137,7 +137,8 @@ impl Service {
         req: Request<Incoming>,
         slot: Arc<Slot>,
     ) -> Result<Response<Body>, Infallible> {
-        if slot.in_reserve() && !self.is_agent_endpoint(&req) {
+        let in_reserve = slot.in_reserve();
+        if in_reserve && !self.is_agent_endpoint(&req) {
             return Ok(at_capacity());
         }
         let span = tracing::info_span!(
@@ -147,7 +148,13 @@ impl Service {
             route = tracing::field::Empty,
             upstream.addr = tracing::field::Empty,
         );
-        Ok(self.route_request(client, req, slot).instrument(span).await)
+        let mut response = self.route_request(client, req, slot).instrument(span).await;
+        if in_reserve && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            // A refused agent (a bad token) must not keep a reserve slot with keep-alive.
+            let close = HeaderValue::from_static("close");
+            response.headers_mut().insert(header::CONNECTION, close);
+        }
+        Ok(response)
     }
 
     /// Whether `req` is for the agent endpoint (which a full gateway still serves).

@@ -25,6 +25,10 @@ use crate::{
 /// link, short enough that idle half-open sockets cannot pile up (slowloris).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The same for a connection admitted into the descriptor reserve: it holds a slot kept for
+/// agents, and an agent's upgrade request comes at once.
+const RESERVE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Pause after an accept error (EMFILE and the like) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -116,10 +120,20 @@ async fn serve_connection(
         return serve_http(stream, client, service, shutdown, slot).await;
     }
     client.tls = true;
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
+    let limit = handshake_timeout(&slot);
+    match tokio::time::timeout(limit, tls.acceptor.accept(stream)).await {
         Ok(Ok(stream)) => serve_http(stream, client, service, shutdown, slot).await,
         Ok(Err(error)) => tracing::debug!(%error, "tls handshake failed"),
         Err(_) => tracing::debug!("tls handshake timed out"),
+    }
+}
+
+/// How long the connection's TLS handshake and each request head may take.
+fn handshake_timeout(slot: &Slot) -> Duration {
+    if slot.in_reserve() {
+        RESERVE_HANDSHAKE_TIMEOUT
+    } else {
+        HANDSHAKE_TIMEOUT
     }
 }
 
@@ -144,6 +158,7 @@ async fn serve_http<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let timeout = handshake_timeout(&slot);
     let handler = service_fn(move |req| {
         service
             .clone()
@@ -152,7 +167,7 @@ async fn serve_http<I>(
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .header_read_timeout(timeout)
         .serve_connection(TokioIo::new(io), handler)
         .with_upgrades();
     tokio::pin!(connection);

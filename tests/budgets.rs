@@ -229,6 +229,15 @@ async fn a_full_descriptor_table_refuses_visitors_early_and_still_takes_agents()
     assert_eq!(open.len(), 96, "visitors admitted");
     assert_eq!(refused, 150 - 96);
     wsgate.wait_for_log("connection limit reached").await;
+    // A refused agent on the reserve does not keep its slot: its 401 closes the connection.
+    let bad = RawWs::handshake(
+        wsgate.addr,
+        "/_wsgate/agent",
+        &[("Authorization", "Bearer wrong")],
+    )
+    .await;
+    assert_eq!(bad.response.status, 401);
+    assert_eq!(bad.response.header("connection"), Some("close"));
     // An already-open connection still carries bytes.
     let first = &mut open[0];
     first.send_frame(opcode::BINARY, b"still here").await;
@@ -248,13 +257,20 @@ async fn a_full_descriptor_table_refuses_visitors_early_and_still_takes_agents()
         "late",
         &format!("tcp://{echo}?mode=private&value=echo&secret=s3cret&name=echo"),
     ]);
-    wsgate.wait_for_log("agent connected").await;
-    drop(agent_log.recv());
-    // The 54 refusals were logged once (above), not once each.
+    // Everything the gateway logs until the agent is in: the 54 refusals were logged once
+    // (above), not once each.
     let mut warnings = 0;
-    while let Ok(line) = wsgate.stderr.try_recv() {
+    loop {
+        let line = tokio::time::timeout(STEP, wsgate.stderr.recv())
+            .await
+            .expect("the agent connected")
+            .expect("the gateway runs");
         warnings += usize::from(line.contains("connection limit reached"));
+        if line.contains("agent connected") {
+            break;
+        }
     }
+    drop(agent_log.recv());
     assert_eq!(warnings, 0, "one warning per interval");
     // Closing visitors frees their slots.
     open.truncate(10);
@@ -461,7 +477,8 @@ async fn message_mode_proxy_routes_share_the_message_budget() {
         "budget-message-mode",
         &format!(
             "listen = [\"127.0.0.1:0\"]\n[limits]\nmessage_memory = \"8MiB\"\n\
-             [[route]]\npath = \"/\"\nproxy = \"{}\"\nmode = \"message\"\n",
+             [[route]]\npath = \"/\"\nproxy = \"{}\"\nmode = \"message\"\n\
+             max_message_size = \"4MiB\"\n",
             upstream.ws_url("/")
         ),
     );

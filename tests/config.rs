@@ -59,6 +59,26 @@ fn errors_name_file_line_and_column() {
             "gw.toml:3:18: expected \"v1\" or \"v2\", found \"v3\"",
         ),
         (
+            "[limits]\nmessage_memory = \"8MiB\"\n[[route]]\nbridge = \"tcp://a:1\"\n",
+            "gw.toml:2:18: expected `max_message_size` at most `[limits] message_memory` (8388608 bytes)",
+        ),
+        (
+            "[limits]\nmessage_memory = \"8MiB\"\n[[route]]\nbridge = \"tcp://a:1\"\nmax_message_size = \"9MiB\"\n",
+            "gw.toml:5:20: expected `max_message_size` at most `[limits] message_memory`",
+        ),
+        (
+            "[limits]\nsessions_per_token = 0\n",
+            "gw.toml:2:22: expected a number above zero",
+        ),
+        (
+            "[limits]\ntunnel_memory = \"1MiB\"\ntunnel_memory_per_token = \"2MiB\"\n",
+            "gw.toml:3:27: expected `tunnel_memory_per_token` at most `tunnel_memory`",
+        ),
+        (
+            "[limits]\nmessage_memory = \"lots\"\n",
+            "gw.toml:2:18: expected a size such as",
+        ),
+        (
             "[[route]]\nbridge = \"tcp://a:1\"\nmax_message_size = \"lots\"\n",
             "gw.toml:3:20: expected a size such as",
         ),

@@ -50,8 +50,9 @@ pub struct Descriptors {
     visitors: AtomicUsize,
     /// Connections admitted into the reserve and still open (agents, mostly).
     reserved: AtomicUsize,
-    /// Connections refused since the last warning.
-    refused: AtomicU64,
+    /// Connections past the visitors' share since the last warning (served from the reserve
+    /// if they are agents, else refused).
+    past_share: AtomicU64,
     /// When the last warning was logged.
     last_warning: Mutex<Option<Instant>>,
 }
@@ -95,7 +96,7 @@ impl Descriptors {
             reserve,
             visitors: AtomicUsize::new(0),
             reserved: AtomicUsize::new(0),
-            refused: AtomicU64::new(0),
+            past_share: AtomicU64::new(0),
             last_warning: Mutex::new(None),
         })
     }
@@ -126,18 +127,18 @@ impl Descriptors {
         take(&self.reserved, self.max_reserved()).then(|| slot(true))
     }
 
-    /// Counts a connection turned away, and logs once per [`WARN_INTERVAL`].
+    /// Counts a connection past the visitors' share, and logs once per [`WARN_INTERVAL`].
     fn note_full(&self) {
-        self.refused.fetch_add(1, Ordering::Relaxed);
+        self.past_share.fetch_add(1, Ordering::Relaxed);
         let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if last.is_some_and(|at| now.duration_since(at) < WARN_INTERVAL) {
             return;
         }
         *last = Some(now);
-        let refused = self.refused.swap(0, Ordering::Relaxed);
+        let past_share = self.past_share.swap(0, Ordering::Relaxed);
         tracing::warn!(
-            refused,
+            past_share,
             visitors = self.max_visitors(),
             limit = self.limit,
             reserve = self.reserve,

@@ -128,6 +128,17 @@ pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigEr
         }
         agents.egress = Some(super::egress::settings(&ctx, egress)?);
     }
+    let limits = parsed
+        .limits
+        .as_ref()
+        .map_or_else(|| Ok(Limits::default()), |l| limits(&ctx, l))?;
+    let limits_at = parsed.limits.as_ref().map_or(0..0, |l| {
+        l.get_ref()
+            .message_memory
+            .as_ref()
+            .map_or(l.span(), |m| m.span())
+    });
+    check_message_budget(&ctx, &parsed.routes, &routes, &limits, limits_at)?;
     Ok(Config {
         source: file.to_string(),
         listen,
@@ -139,11 +150,44 @@ pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigEr
         exit_after: ctx.duration(&parsed.exit_after)?,
         routes,
         agents,
-        limits: parsed
-            .limits
-            .as_ref()
-            .map_or_else(|| Ok(Limits::default()), |l| limits(&ctx, l))?,
+        limits,
     })
+}
+
+/// A route whose messages could never fit the message budget is an error: every large
+/// message would be refused with 1013 as if the gateway were full.
+fn check_message_budget(
+    ctx: &Ctx<'_>,
+    files: &[Sp<RouteFile>],
+    routes: &[Route],
+    limits: &Limits,
+    at: std::ops::Range<usize>,
+) -> Result<(), ConfigError> {
+    for (file, route) in files.iter().zip(routes) {
+        let max = match &route.handler {
+            Handler::Bridge(bridge) => bridge.max_message_bytes,
+            Handler::Proxy(proxy) if proxy.mode == crate::handler::proxy::Mode::Message => {
+                proxy.max_message_bytes
+            }
+            _ => continue,
+        };
+        if max > limits.message_memory {
+            let span = file
+                .get_ref()
+                .max_message_size
+                .as_ref()
+                .map_or(at.clone(), |m| m.span());
+            return Err(ctx.error(
+                span,
+                format!(
+                    "expected `max_message_size` at most `[limits] message_memory` ({} bytes): \
+                     a larger message could never be received",
+                    limits.message_memory
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `[limits]`: each budget as written, else its default.
