@@ -1,5 +1,5 @@
-//! The HTTP/1.1 service: each request is checked, put in canonical form, routed and handed to
-//! its route's handler.
+//! The HTTP/1.1 service: each request is checked, put in canonical form, routed (refused if an
+//! upstream could read its path as another route's) and handed to its route's handler.
 
 pub mod request;
 
@@ -198,9 +198,20 @@ impl Service {
         let websocket = upgrade::is_upgrade(&req);
         let host = request_host(&req);
         let path = req.uri().path().to_string();
-        let Some(matched) = self.router.find(host.as_deref(), &path, websocket) else {
-            return text_response(StatusCode::NOT_FOUND, "no route for this path")
-                .map(|body| record.log_body(404, body));
+        let matched = match self
+            .router
+            .find_unambiguous(host.as_deref(), &path, websocket)
+        {
+            Ok(Some(matched)) => matched,
+            Ok(None) => {
+                return text_response(StatusCode::NOT_FOUND, "no route for this path")
+                    .map(|body| record.log_body(404, body));
+            }
+            Err(error) => {
+                tracing::debug!(%error, "request refused");
+                return text_response(StatusCode::BAD_REQUEST, &error.to_string())
+                    .map(|body| record.log_body(400, body));
+            }
         };
         let route = &matched.route;
         let shown = tracing::field::display(Escaped(route.name.as_str()));

@@ -9,7 +9,9 @@
 //!
 //! Requests are matched in canonical form: the host checked and without a trailing dot
 //! ([`Authority`]), the path normalised ([`normalize_path`]), which is also what handlers and
-//! upstreams receive.
+//! upstreams receive. A path an upstream may read otherwise (`/admin;x/secret`,
+//! `/admin%2Fsecret`: [`lenient_readings`]) is refused when that reading would select another
+//! route ([`Router::find_unambiguous`]).
 
 mod authority;
 mod path;
@@ -18,10 +20,10 @@ use std::{fmt, sync::Arc};
 
 use arc_swap::ArcSwap;
 
-use crate::handler::Handler;
+use crate::{handler::Handler, log_escape::Escaped};
 
 pub use authority::{Authority, HostError};
-pub use path::{PathError, normalize_path};
+pub use path::{PathError, lenient_readings, normalize_path};
 
 /// A host pattern: exact (`vnc.example.com`) or a wildcard (`*.example.com`), case-insensitive.
 ///
@@ -161,6 +163,24 @@ pub struct Matched<'p> {
     pub rest: &'p str,
 }
 
+/// Why a request's path cannot be routed safely (400: the client sent it).
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// A reading of the path cannot be made (see [`lenient_readings`]).
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// An upstream may read the path as one that selects another route: forwarding it would
+    /// let the request skip the route the gateway would choose for that reading.
+    #[error(
+        "ambiguous path: {} would route differently when read by an upstream",
+        Escaped(.path.as_str())
+    )]
+    Ambiguous {
+        /// The path as routed.
+        path: String,
+    },
+}
+
 /// The routes: those from the config, fixed, and those agents register while the gateway runs.
 /// Both live in one table sorted by precedence, swapped whole when agent routes change, so a
 /// lookup is a lock-free load and a linear scan that stops early.
@@ -201,33 +221,69 @@ impl Router {
         path: &'p str,
         websocket: bool,
     ) -> Option<Matched<'p>> {
+        find_in(&self.table.load(), host, path, websocket)
+    }
+
+    /// Finds the route for a request whose path is normal, as [`find`](Self::find) does, and
+    /// refuses it when any of the path's [`lenient_readings`] would select another route (or
+    /// a route where the path has none), for the same host and kind of request, in the same
+    /// table: the upstream could read it as a path that route guards.
+    pub fn find_unambiguous<'p>(
+        &self,
+        host: Option<&str>,
+        path: &'p str,
+        websocket: bool,
+    ) -> Result<Option<Matched<'p>>, RouteError> {
         let table = self.table.load();
-        let host = host.map(strip_port);
-        let mut fallback = None;
-        for route in table.iter() {
-            let host_ok = match (&route.host, host) {
-                (None, _) => true,
-                (Some(pattern), Some(host)) => pattern.matches(host),
-                (Some(_), None) => false,
+        let matched = find_in(&table, host, path, websocket);
+        for reading in lenient_readings(path)? {
+            let other = find_in(&table, host, &reading, websocket);
+            let same = match (&matched, &other) {
+                (Some(a), Some(b)) => Arc::ptr_eq(&a.route, &b.route),
+                (None, None) => true,
+                _ => false,
             };
-            let Some(rest) = host_ok.then(|| strip_prefix(&route.path, path)).flatten() else {
-                continue;
-            };
-            if route.handler.serves(websocket) {
-                return Some(Matched {
-                    route: route.clone(),
-                    rest,
-                });
+            if !same {
+                return Err(RouteError::Ambiguous { path: path.into() });
             }
-            fallback = fallback.or_else(|| {
-                Some(Matched {
-                    route: route.clone(),
-                    rest,
-                })
+        }
+        Ok(matched)
+    }
+}
+
+/// The route in `table` for a request: the first that matches and serves its kind, else the
+/// first that matches.
+fn find_in<'p>(
+    table: &[Arc<Route>],
+    host: Option<&str>,
+    path: &'p str,
+    websocket: bool,
+) -> Option<Matched<'p>> {
+    let host = host.map(strip_port);
+    let mut fallback = None;
+    for route in table {
+        let host_ok = match (&route.host, host) {
+            (None, _) => true,
+            (Some(pattern), Some(host)) => pattern.matches(host),
+            (Some(_), None) => false,
+        };
+        let Some(rest) = host_ok.then(|| strip_prefix(&route.path, path)).flatten() else {
+            continue;
+        };
+        if route.handler.serves(websocket) {
+            return Some(Matched {
+                route: route.clone(),
+                rest,
             });
         }
-        fallback
+        fallback = fallback.or_else(|| {
+            Some(Matched {
+                route: route.clone(),
+                rest,
+            })
+        });
     }
+    fallback
 }
 
 /// Routes sorted by precedence; equals keep their order.
@@ -356,6 +412,99 @@ mod tests {
                 "{raw:?} → {normal:?} → upstream {sent:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_path_an_upstream_reads_as_another_routes_is_refused() {
+        let router = Router::new(vec![
+            route("root", None, "/"),
+            route("admin", None, "/admin"),
+            route("api", None, "/api"),
+            route("static", None, "/static"),
+        ]);
+        let routed = |path: &str| match router.find_unambiguous(None, path, false) {
+            Ok(matched) => Ok(matched.map(|m| m.route.name.clone())),
+            Err(error) => Err(error.to_string()),
+        };
+        let ambiguous = |path: &str| {
+            Err(format!(
+                "ambiguous path: {path} would route differently when read by an upstream"
+            ))
+        };
+        let cases = [
+            ("/admin;x/secret", ambiguous("/admin;x/secret")),
+            ("/admin%2Fsecret", ambiguous("/admin%2Fsecret")),
+            ("/admin%2fsecret", ambiguous("/admin%2fsecret")),
+            ("/admin%5Csecret", ambiguous("/admin%5Csecret")),
+            ("/admin%5csecret", ambiguous("/admin%5csecret")),
+            ("/admin\\secret", ambiguous(r"/admin\\secret")),
+            ("/admin;x", ambiguous("/admin;x")),
+            (
+                "/x%2F..%2Fadmin",
+                Err(PathError::HiddenDotSegment.to_string()),
+            ),
+            ("/api/v4/projects/group%2Fproject", Ok(Some("api".into()))),
+            ("/static/a;v=1.css", Ok(Some("static".into()))),
+            ("/admin/a;b%2Fc", Ok(Some("admin".into()))),
+            ("/other;x/y%2Fz", Ok(Some("root".into()))),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(routed(path), expected, "{path:?}");
+        }
+        let only_api = Router::new(vec![route("api", None, "/api")]);
+        let found = only_api.find_unambiguous(None, "/api;v=1", false);
+        assert!(
+            matches!(found, Err(RouteError::Ambiguous { .. })),
+            "{found:?}"
+        );
+        let found = only_api.find_unambiguous(None, "/other;x", false);
+        assert!(matches!(found, Ok(None)), "{found:?}");
+    }
+
+    #[test]
+    fn a_path_is_routed_only_where_every_upstream_reading_routes_it() {
+        let prefixes = ["/", "/a", "/a/b", "/b/a", "/ab", "/b"];
+        let router = Router::new(prefixes.iter().map(|p| route(p, None, p)).collect());
+        let longest = |path: &str| {
+            prefixes
+                .iter()
+                .filter(|prefix| within(prefix, path))
+                .max_by_key(|prefix| prefix.len())
+                .map(|prefix| prefix.to_string())
+        };
+        let mut rng = fastrand::Rng::with_seed(0x0a3b_2f5c);
+        let (mut same, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            let raw = path::tests::generated_path(&mut rng);
+            let Ok(normal) = normalize_path(&raw) else {
+                continue;
+            };
+            let readings = path::tests::upstream_readings(&normal);
+            let routes: Vec<Option<String>> = readings.iter().map(|r| longest(r)).collect();
+            let agree = routes.iter().all(|route| route == &routes[0]);
+            match router.find_unambiguous(None, &normal, false) {
+                Ok(matched) => {
+                    assert!(
+                        agree,
+                        "{raw:?} → {normal:?} routed though {readings:?} → {routes:?}"
+                    );
+                    let name = matched.map(|m| m.route.name.clone());
+                    assert_eq!(name, longest(&normal), "{raw:?} → {normal:?}");
+                    same += usize::from(readings.iter().any(|r| r != &normal));
+                }
+                Err(RouteError::Ambiguous { path }) => {
+                    assert_eq!(path, *normal);
+                    assert!(
+                        !agree,
+                        "{raw:?} → {normal:?} refused though {readings:?} agree"
+                    );
+                    refused += 1;
+                }
+                Err(error) => panic!("{raw:?} → {normal:?}: {error}"),
+            }
+        }
+        // Both outcomes are exercised for paths that upstreams read otherwise.
+        assert!(same > 1000 && refused > 500, "{same} / {refused}");
     }
 
     #[test]

@@ -138,6 +138,30 @@ async fn a_64_kib_agent_name_is_refused_and_logged_short() {
     assert!(matches!(answer, Control::Welcome { .. }), "{answer:?}");
 }
 
+#[tokio::test]
+async fn an_unexpected_control_message_is_logged_escaped_and_short() {
+    let dir = tempdir("logs-control");
+    let mut gw = gateway(&dir, "", "").await;
+    let host = gw.addr.to_string();
+    let (raw, answer) =
+        raw_agent::hello(gw.addr, &host, "t0ken", "odd", wire::VERSION, |_| {}).await;
+    assert!(matches!(answer, Control::Welcome { .. }), "{answer:?}");
+    // A gateway-to-agent message, from the agent, as long as a control frame allows.
+    let reason = format!("{FORGED_NAME}{}", "x".repeat(wire::MAX_FRAME_BYTES - 1024));
+    let mut control = raw.control;
+    wire::write_frame(&mut control, &Control::Rejected { reason })
+        .await
+        .unwrap();
+    let lines = lines_until(&mut gw.stderr, "unexpected control message").await;
+    assert_no_forged_line(&lines);
+    let line = lines.last().unwrap();
+    assert!(line.len() < 1024, "{} bytes: {line}", line.len());
+    assert!(
+        line.contains(r#"control=Rejected { reason: \"evil\\nFAKE LOG"#) && line.contains("x…"),
+        "{line}"
+    );
+}
+
 /// The real agent with a SOCKS5 proxy, its stderr and the proxy's address, once its session
 /// is up.
 async fn socks_agent(

@@ -24,6 +24,7 @@ impl Setup {
         let gateway = Gateway::start(&format!(
             "[[route]]\npath = \"/admin\"\nproxy = \"http://{up}/admin\"\n\
              [[route]]\npath = \"/api\"\nproxy = \"http://{up}/v1\"\n\
+             [[route]]\npath = \"/static\"\nproxy = \"http://{up}/static\"\n\
              [[route]]\nhost = \"app.test\"\nproxy = \"http://{up}/host\"\n\
              [[route]]\npath = \"/\"\nproxy = \"http://{up}/root\"\n"
         ))
@@ -247,6 +248,70 @@ async fn dot_segments_with_path_parameters_are_refused() {
         ],
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_path_an_upstream_reads_as_another_routes_is_refused() {
+    let setup = Setup::start().await;
+    // Each falls to the `/` route as sent, and Tomcat, Spring or a server that decodes `%2F`
+    // reads it as `/admin/secret`.
+    let paths = [
+        "/admin;x/secret",
+        "/admin;jsessionid=1",
+        "/admin%3Bx/secret",
+        "/admin%2Fsecret",
+        "/admin%2fsecret",
+        "/admin%5Csecret",
+        "/admin%5csecret",
+        "//admin;x//secret",
+    ];
+    for path in paths {
+        let response = setup
+            .send(&format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n"))
+            .await;
+        assert_eq!(response.status, 400, "{path}");
+        let routed = path.replace("//", "/");
+        let reason =
+            format!("ambiguous path: {routed} would route differently when read by an upstream\n");
+        assert_eq!(response.text(), reason, "{path}");
+    }
+    // hyper takes a raw `\` in the target; IIS and others read it as `/`. The reason shows
+    // it escaped, as in the logs.
+    let response = setup
+        .send("GET /admin\\secret HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await;
+    assert_eq!(response.status, 400);
+    let reason = r"ambiguous path: /admin\\secret would route differently when read by an upstream";
+    assert_eq!(response.text(), format!("{reason}\n"));
+    assert_eq!(
+        setup.received(),
+        Vec::new(),
+        "neither route's upstream is reached"
+    );
+}
+
+#[tokio::test]
+async fn parameters_and_escaped_separators_within_one_route_reach_it_as_sent() {
+    let setup = Setup::start().await;
+    let cases = [
+        (
+            "/api/v4/projects/group%2Fproject",
+            "/v1/v4/projects/group%2Fproject",
+        ),
+        ("/static/a;v=1.css", "/static/a;v=1.css"),
+        ("/static/a%5cb;c%2F", "/static/a%5cb;c%2F"),
+        ("/admin/a;x/b%2Fc", "/admin/a;x/b%2Fc"),
+        ("/other;x/y%2Fz", "/root/other;x/y%2Fz"),
+    ];
+    for (path, _) in cases {
+        let sent = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(setup.send(&sent).await.status, 200, "{path}");
+    }
+    let expected: Vec<_> = cases
+        .iter()
+        .map(|(_, upstream)| request(&format!("GET {upstream} HTTP/1.1"), &["a"]))
+        .collect();
+    assert_eq!(setup.received(), expected);
 }
 
 #[tokio::test]

@@ -90,6 +90,157 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     Ok(Cow::Owned(format!("/{}", out.join("/"))))
 }
 
+/// How a server behind the gateway may read what the normal form keeps as sent: path
+/// parameters (`;x`, also `%3B`) and escaped separators (`%2F`, `%5C`, any case, and `\`).
+/// Servers differ, so every way is tried; see [`lenient_readings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Parameters dropped from each segment, escapes kept: Tomcat and Spring
+    /// (`/admin;x/secret` is `/admin/secret`).
+    Parameters,
+    /// Escaped separators and `\` read as `/`, parameters kept: nginx, Apache with
+    /// `AllowEncodedSlashes On`, IIS for `\` (`/admin%2Fsecret` is `/admin/secret`).
+    Separators,
+    /// Parameters dropped from each segment as sent, then separators read as `/`: Tomcat with
+    /// `encodedSolidusHandling="decode"`.
+    ParametersThenSeparators,
+    /// Separators read as `/`, then parameters dropped from each resulting segment: a server
+    /// that decodes the whole path first.
+    SeparatorsThenParameters,
+}
+
+impl Reading {
+    const ALL: [Reading; 4] = [
+        Reading::Parameters,
+        Reading::Separators,
+        Reading::ParametersThenSeparators,
+        Reading::SeparatorsThenParameters,
+    ];
+
+    /// The segments `segment` is read as.
+    fn read(self, segment: &str) -> Vec<String> {
+        match self {
+            Reading::Parameters => vec![without_parameters(segment).to_string()],
+            Reading::Separators => split_separators(segment),
+            Reading::ParametersThenSeparators => split_separators(without_parameters(segment)),
+            Reading::SeparatorsThenParameters => split_separators(segment)
+                .iter()
+                .map(|piece| without_parameters(piece).to_string())
+                .collect(),
+        }
+    }
+
+    /// The error for a dot segment this reading would make appear.
+    fn dot_segment_error(self) -> PathError {
+        match self {
+            Reading::Parameters => PathError::DotSegmentParameters,
+            _ => PathError::HiddenDotSegment,
+        }
+    }
+}
+
+/// The other readings of a normal path an upstream may make (see [`Reading`]), each
+/// normalised, without duplicates and without the path itself: empty for a path with no path
+/// parameters and no escaped separator, which every server reads one way.
+///
+/// The gateway keeps `;x` and `%2F` as sent, since they are legitimate (`;v=1`, GitLab's
+/// `/api/v4/projects/group%2Fproject`); routing then checks that every reading selects the
+/// same route as the path itself, so an upstream never reads `/admin;x/secret` or
+/// `/admin%2Fsecret` as `/admin/secret` after the gateway routed it past `/admin`.
+///
+/// Refused: a reading with a `.` or `..` segment the path itself does not have (`/a/..;x`,
+/// `/a/..%2F`; [`normalize_path`] refuses these already, so for its output this never fails).
+///
+/// ```
+/// use wsgate::router::lenient_readings;
+/// assert_eq!(lenient_readings("/admin;x/secret").unwrap(), ["/admin/secret"]);
+/// assert_eq!(
+///     lenient_readings("/admin%2fsecret;x").unwrap(),
+///     ["/admin%2fsecret", "/admin/secret;x", "/admin/secret"]
+/// );
+/// assert!(lenient_readings("/plain/path%20x").unwrap().is_empty());
+/// ```
+pub fn lenient_readings(normal: &str) -> Result<Vec<String>, PathError> {
+    let body = normal.strip_prefix('/').ok_or(PathError::NotAbsolute)?;
+    if !has_parameters_or_separators(body) {
+        return Ok(Vec::new());
+    }
+    let mut readings: Vec<String> = Vec::new();
+    for reading in Reading::ALL {
+        let mut read = String::with_capacity(normal.len());
+        for segment in body.split('/') {
+            for piece in reading.read(segment) {
+                if matches!(piece.as_str(), "." | "..") {
+                    return Err(reading.dot_segment_error());
+                }
+                read.push('/');
+                read.push_str(&piece);
+            }
+        }
+        let read = normalize_path(&read)?.into_owned();
+        if read != normal && !readings.contains(&read) {
+            readings.push(read);
+        }
+    }
+    Ok(readings)
+}
+
+/// Whether a path has something a server may read in more than one way: `;`, `\`, or an
+/// escape of `;`, `/` or `\`.
+fn has_parameters_or_separators(path: &str) -> bool {
+    path.contains([';', '\\'])
+        || path
+            .match_indices('%')
+            .any(|(at, _)| escaped_at(path, at).is_some())
+}
+
+/// The byte an escape of `;`, `/` or `\` at `at` stands for.
+fn escaped_at(text: &str, at: usize) -> Option<u8> {
+    let hex = text.get(at + 1..at + 3)?;
+    [("3b", b';'), ("2f", b'/'), ("5c", b'\\')]
+        .into_iter()
+        .find(|(code, _)| hex.eq_ignore_ascii_case(code))
+        .map(|(_, byte)| byte)
+}
+
+/// A segment without its parameters: `a;v=1` → `a`, `a%3Bx` → `a`.
+fn without_parameters(segment: &str) -> &str {
+    let escaped = segment
+        .match_indices('%')
+        .map(|(at, _)| at)
+        .find(|&at| escaped_at(segment, at) == Some(b';'));
+    let end = [segment.find(';'), escaped]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(segment.len());
+    &segment[..end]
+}
+
+/// A segment split where `%2F`, `%5C` (any case) or `\` would separate it.
+fn split_separators(segment: &str) -> Vec<String> {
+    let mut pieces = vec![String::new()];
+    let mut rest = segment;
+    while let Some(c) = rest.chars().next() {
+        let separator = match c {
+            '\\' => Some(1),
+            '%' => matches!(escaped_at(rest, 0), Some(b'/' | b'\\')).then_some(3),
+            _ => None,
+        };
+        match separator {
+            Some(len) => {
+                pieces.push(String::new());
+                rest = &rest[len..];
+            }
+            None => {
+                pieces.last_mut().expect("never empty").push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    pieces
+}
+
 /// What one segment is, once its unreserved escapes are decoded.
 enum Segment {
     Empty,
@@ -116,22 +267,12 @@ fn classify(segment: &str) -> Result<Segment, PathError> {
         .replace('\\', "/");
     let mut pieces = unified.split('/');
     let whole = pieces.clone().count() == 1;
-    let dotted = pieces.find(|piece| matches!(piece_name(piece), "." | ".."));
+    let dotted = pieces.find(|piece| matches!(without_parameters(piece), "." | ".."));
     match dotted {
         None => Ok(Segment::Plain),
         Some(_) if whole => Err(PathError::DotSegmentParameters),
         Some(_) => Err(PathError::HiddenDotSegment),
     }
-}
-
-/// A piece of a segment without its parameters: `..;x` → `..`, `..%3bx` → `..`.
-fn piece_name(piece: &str) -> &str {
-    let end = [piece.find(';'), piece.find("%3b")]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(piece.len());
-    &piece[..end]
 }
 
 /// Whether RFC 3986 calls this byte unreserved: an escape of it means the byte itself.

@@ -380,7 +380,9 @@ impl AgentHub {
                     self.register(&claimant, services, egress)
                 }
                 Ok(Ok(Some(other))) => {
-                    tracing::info!(agent = %shown, message = ?other, "unexpected control message");
+                    // What a hostile agent sent, up to a 64 KiB frame: escaped and cut short.
+                    let control = Escaped(format_args!("{other:?}"));
+                    tracing::info!(agent = %shown, %control, "unexpected control message");
                     return;
                 }
             };

@@ -154,3 +154,122 @@ fn normalising_twice_changes_nothing_and_leaves_no_dot_segment() {
     // Both outcomes are exercised, or the generator is wrong.
     assert!(accepted > 1000 && refused > 1000, "{accepted} / {refused}");
 }
+
+#[test]
+fn lenient_readings_of_parameters_and_escaped_separators() {
+    use PathError::*;
+    let cases: [(&str, Result<&[&str], PathError>); 16] = [
+        ("/", Ok(&[])),
+        ("/a/b/", Ok(&[])),
+        ("/a%20b/%25/%C3%A9", Ok(&[])),
+        ("/admin;x/secret", Ok(&["/admin/secret"])),
+        ("/admin%2Fsecret", Ok(&["/admin/secret"])),
+        ("/admin%5csecret", Ok(&["/admin/secret"])),
+        ("/admin\\secret", Ok(&["/admin/secret"])),
+        ("/admin%3Bx/secret", Ok(&["/admin/secret"])),
+        ("/static/a;v=1.css", Ok(&["/static/a"])),
+        (
+            "/api/v4/projects/group%2Fproject",
+            Ok(&["/api/v4/projects/group/project"]),
+        ),
+        // Each order of dropping parameters and splitting reads this one differently.
+        ("/a;x%2Fb/c", Ok(&["/a/c", "/a;x/b/c", "/a/b/c"])),
+        // Readings are normal: empty segments merge, a trailing `/` stays.
+        ("/a%2F%2Fb%2f", Ok(&["/a/b/"])),
+        ("/;x", Ok(&["/"])),
+        // Not normal: dot segments appear in a reading.
+        ("/a/..;x", Err(DotSegmentParameters)),
+        ("/a/..%2Fb", Err(HiddenDotSegment)),
+        ("a;b", Err(NotAbsolute)),
+    ];
+    for (path, expected) in cases {
+        let readings = lenient_readings(path);
+        let readings: Result<Vec<&str>, PathError> = readings
+            .as_ref()
+            .map(|all| all.iter().map(String::as_str).collect())
+            .map_err(|error| *error);
+        assert_eq!(readings, expected.map(<[&str]>::to_vec), "{path:?}");
+    }
+}
+
+/// `text` with each of `escapes` (any case: each has one letter) replaced by `with`.
+fn replace_escapes(text: &str, escapes: &[&str], with: &str) -> String {
+    let mut out = text.to_string();
+    for escape in escapes {
+        for spelling in [escape.to_ascii_lowercase(), escape.to_ascii_uppercase()] {
+            out = out.replace(&spelling, with);
+        }
+    }
+    out
+}
+
+/// A model of how upstreams read a normal path, written apart from [`lenient_readings`]:
+/// whole-path string rewrites, each order of dropping parameters (`;`, `%3B`) and reading
+/// `%2F`, `%5C`, `\` as `/`, then empty segments merged. Includes the path as it is.
+pub(crate) fn upstream_readings(path: &str) -> Vec<String> {
+    let drop_parameters = |path: &str| -> String {
+        let unified = replace_escapes(path, &["%3b"], ";");
+        let segments: Vec<&str> = unified
+            .split('/')
+            .map(|segment| segment.split(';').next().unwrap_or_default())
+            .collect();
+        segments.join("/")
+    };
+    let split = |path: &str| replace_escapes(path, &["%2f", "%5c"], "/").replace('\\', "/");
+    let merge = |path: String| {
+        let segments: Vec<&str> = path[1..].split('/').collect();
+        let last = segments.len() - 1;
+        let kept: Vec<&str> = segments
+            .iter()
+            .enumerate()
+            .filter(|(index, segment)| *index == last || !segment.is_empty())
+            .map(|(_, segment)| *segment)
+            .collect();
+        format!("/{}", kept.join("/"))
+    };
+    [
+        path.to_string(),
+        drop_parameters(path),
+        split(path),
+        split(&drop_parameters(path)),
+        drop_parameters(&split(path)),
+    ]
+    .into_iter()
+    .map(merge)
+    .collect()
+}
+
+#[test]
+fn lenient_readings_are_the_upstreams_readings_and_never_fail_on_a_normal_path() {
+    let mut rng = fastrand::Rng::with_seed(0x1e41_e475);
+    let (mut plain, mut ambiguous) = (0, 0);
+    for _ in 0..20_000 {
+        let path = generated_path(&mut rng);
+        let Ok(normal) = normalize_path(&path) else {
+            continue;
+        };
+        let readings = lenient_readings(&normal)
+            .unwrap_or_else(|error| panic!("{path:?} → {normal:?}: {error}"));
+        let mut expected: Vec<String> = upstream_readings(&normal)
+            .into_iter()
+            .filter(|reading| reading != &normal)
+            .collect();
+        expected.sort();
+        expected.dedup();
+        let mut actual = readings.clone();
+        actual.sort();
+        assert_eq!(actual, expected, "{path:?} → {normal:?}");
+        assert_eq!(actual.len(), readings.len(), "{normal:?}: duplicates");
+        for reading in &readings {
+            assert!(
+                matches!(normalize_path(reading), Ok(Cow::Borrowed(_))) && clean(reading),
+                "{normal:?} → {reading:?} is not normal"
+            );
+        }
+        match readings.is_empty() {
+            true => plain += 1,
+            false => ambiguous += 1,
+        }
+    }
+    assert!(plain > 1000 && ambiguous > 1000, "{plain} / {ambiguous}");
+}
