@@ -10,6 +10,7 @@ pub mod secret_file;
 pub mod units;
 pub mod validate;
 pub mod websockify;
+mod zones;
 
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -95,6 +96,13 @@ pub struct AgentSettings {
     /// `subdomain_host`): a zone for agents, so a host claim cannot land on a name the gateway
     /// or its configured routes answer. Empty: agents claim no hosts.
     pub hosts: Vec<crate::router::HostPattern>,
+    /// Path prefixes agents may claim paths under (`[agents] paths`): a zone carved out of the
+    /// configured routes (the `/` catch-all's, typically). `None`: paths anywhere no configured
+    /// route answers, and none at all beside a configured `/` route.
+    pub paths: Option<Vec<String>>,
+    /// Host names the gateway is reached by (`[agents] gateway_names`), which no host claim
+    /// may take; the TLS certificate's names are added when the gateway binds.
+    pub gateway_names: Vec<String>,
     /// An agent silent this long is dropped.
     pub heartbeat_timeout: Duration,
     /// Gateway ports agents may open (`remote_port`), if any.
@@ -252,6 +260,10 @@ pub fn embedded_default() -> Config {
         // No host zone: the generated token claims paths only, never a host (which would
         // outrank `/vnc` and `/ssh` for every request carrying it).
         hosts: Vec::new(),
+        // No `/` route in the default, so no path zone is needed: the token claims any path
+        // beside `/vnc` and `/ssh`.
+        paths: None,
+        gateway_names: Vec::new(),
         heartbeat_timeout: Duration::from_secs(30),
         remote_ports: None,
         remote_bind: std::net::Ipv4Addr::LOCALHOST.into(),

@@ -60,12 +60,16 @@ pub struct Bound {
 /// Binds every listener (TLS config is loaded first, so a bad certificate fails before any
 /// port is taken).
 pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
-    let tls = match &config.tls {
-        Some(settings) => Some(TlsMode {
-            acceptor: TlsAcceptor::from(tls::server_config(&settings.cert, &settings.key)?),
-            allow_plain: settings.allow_plain,
-        }),
-        None => None,
+    let (tls, certificate_names) = match &config.tls {
+        Some(settings) => {
+            let server = tls::server(&settings.cert, &settings.key)?;
+            let mode = TlsMode {
+                acceptor: TlsAcceptor::from(server.config),
+                allow_plain: settings.allow_plain,
+            };
+            (Some(mode), server.host_names)
+        }
+        None => (None, Vec::new()),
     };
     let listeners = config
         .listen
@@ -82,6 +86,7 @@ pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
             &config.limits,
             tunnel,
             descriptors,
+            certificate_names,
         ))
     });
     let service = Arc::new(Service {

@@ -43,20 +43,22 @@ pub enum HostPattern {
 }
 
 impl HostPattern {
-    /// Parses a pattern from the config.
+    /// Parses a pattern from the config, in the canonical form requests are matched in:
+    /// lowercase and one trailing dot dropped (`App.test.` is `app.test`, as a request's
+    /// `Host: app.test.` is); labels may not be empty (`a..b`, `.a`).
     pub fn parse(text: &str) -> Result<Self, String> {
         let lower = text.to_ascii_lowercase();
+        let name = lower.strip_suffix('.').unwrap_or(&lower);
         let valid = |name: &str| {
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            name.split('.').all(|label| {
+                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
         };
-        match lower.strip_prefix('*') {
+        match name.strip_prefix('*') {
             Some(suffix) if suffix.starts_with('.') && valid(&suffix[1..]) => {
                 Ok(HostPattern::Wildcard(suffix.to_string()))
             }
-            None if valid(&lower) => Ok(HostPattern::Exact(lower)),
+            None if valid(name) => Ok(HostPattern::Exact(name.to_string())),
             _ => Err(format!(
                 "expected a host name such as \"vnc.example.com\" or \"*.example.com\", found {text:?}"
             )),
@@ -93,19 +95,43 @@ impl fmt::Display for HostPattern {
     }
 }
 
-/// Normalises a configured path prefix: leading `/`, no trailing `/` (except the root).
+/// A path prefix (from the config or an agent's claim) in canonical form: the form
+/// [`normalize_path`] gives requests, so that the prefix can match them, without its trailing
+/// `/` (except the root). A prefix written any other way (`/a//b`, `/%61dmin`, `/a/./b`) is
+/// refused, naming the canonical form, rather than rewritten: a route means what is written.
+///
+/// ```
+/// use wsgate::router::normalize_prefix;
+/// assert_eq!(normalize_prefix("/chat/").unwrap(), "/chat");
+/// assert_eq!(normalize_prefix("/").unwrap(), "/");
+/// assert!(normalize_prefix("/%61dmin").unwrap_err().contains("write \"/admin\""));
+/// assert!(normalize_prefix("/a/../..").is_err());
+/// ```
 pub fn normalize_prefix(path: &str) -> Result<String, String> {
     if !path.starts_with('/') || path.contains(['?', '#']) {
         return Err(format!(
             "expected a path starting with \"/\" and no query, found {path:?}"
         ));
     }
-    let trimmed = path.trim_end_matches('/');
-    Ok(if trimmed.is_empty() {
-        "/".into()
-    } else {
-        trimmed.into()
-    })
+    let normal = normalize_path(path).map_err(|error| {
+        format!("expected a path that requests can take, found {path:?}: {error}")
+    })?;
+    let canonical = trim_trailing_slashes(&normal);
+    if canonical != trim_trailing_slashes(path) {
+        return Err(format!(
+            "expected a path in the canonical form requests are matched in, found {path:?}: \
+             write {canonical:?}"
+        ));
+    }
+    Ok(canonical.to_string())
+}
+
+/// `/a/` → `/a`; `///` → `/`.
+fn trim_trailing_slashes(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    }
 }
 
 /// The rest of `path` after `prefix` if the prefix matches on a segment boundary.
@@ -508,11 +534,61 @@ mod tests {
     }
 
     #[test]
-    fn prefixes_normalise() {
-        assert_eq!(normalize_prefix("/a/").unwrap(), "/a");
-        assert_eq!(normalize_prefix("///").unwrap(), "/");
-        assert!(normalize_prefix("a").is_err());
+    fn prefixes_are_canonical_or_refused() {
+        let cases: [(&str, Result<&str, &str>); 16] = [
+            ("/a/", Ok("/a")),
+            ("/a//", Ok("/a")),
+            ("///", Ok("/")),
+            ("/", Ok("/")),
+            ("/a%2Fb", Ok("/a%2Fb")),
+            ("/a;b/~c", Ok("/a;b/~c")),
+            ("a", Err("expected a path starting with \"/\"")),
+            ("/a?x", Err("expected a path starting with \"/\"")),
+            ("/a//b", Err("write \"/a/b\"")),
+            ("//admin", Err("write \"/admin\"")),
+            ("/%61dmin", Err("write \"/admin\"")),
+            ("/a/./b", Err("write \"/a/b\"")),
+            ("/a/b/..", Err("write \"/a\"")),
+            ("/%7Eu", Err("write \"/~u\"")),
+            ("/..", Err("the path climbs above /")),
+            ("/api/..;/admin", Err("path parameters on a dot segment")),
+        ];
+        for (prefix, expected) in cases {
+            match (normalize_prefix(prefix), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{prefix:?}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{prefix:?}: {got}"),
+                (got, want) => panic!("{prefix:?}: got {got:?}, expected {want:?}"),
+            }
+        }
         assert_eq!(strip_port("[::1]:80"), "[::1]");
         assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn host_patterns_are_canonical() {
+        let cases = [
+            ("App.Test", Some("app.test")),
+            ("app.test.", Some("app.test")),
+            ("*.Example.com.", Some("*.example.com")),
+            ("a-1.test", Some("a-1.test")),
+            ("app.test..", None),
+            ("a..b", None),
+            (".a", None),
+            ("*.", None),
+            ("*", None),
+            ("", None),
+            (".", None),
+            ("a.*.b", None),
+            ("a b", None),
+        ];
+        for (text, expected) in cases {
+            let got = HostPattern::parse(text).ok().map(|p| p.to_string());
+            assert_eq!(got.as_deref(), expected, "{text:?}");
+        }
+        // A configured `app.test.` answers the request that says `app.test.` (made `app.test`
+        // by the request's canonical form) and `app.test`.
+        let router = Router::new(vec![route("dot", Some("app.test."), "/")]);
+        assert_eq!(find(&router, "app.test", "/x"), Some("dot".into()));
+        assert_eq!(find(&router, "APP.test:80", "/x"), Some("dot".into()));
     }
 }

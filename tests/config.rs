@@ -179,6 +179,62 @@ fn errors_name_file_line_and_column() {
             "gw.toml:5:10: host pattern *.app.example.com is not under [agents] hosts \
              (app.example.com)",
         ),
+        (
+            "[[route]]\npath = \"/a//b\"\nbridge = \"tcp://a:1\"\n",
+            "gw.toml:2:8: expected a path in the canonical form requests are matched in, \
+             found \"/a//b\": write \"/a/b\"",
+        ),
+        (
+            "[[route]]\npath = \"/%61dmin\"\nbridge = \"tcp://a:1\"\n",
+            "gw.toml:2:8: expected a path in the canonical form requests are matched in, \
+             found \"/%61dmin\": write \"/admin\"",
+        ),
+        (
+            "[[route]]\npath = \"/a/./b/\"\nbridge = \"tcp://a:1\"\n",
+            "gw.toml:2:8: expected a path in the canonical form requests are matched in, \
+             found \"/a/./b/\": write \"/a/b\"",
+        ),
+        (
+            "[[route]]\npath = \"/api/..;/admin\"\nbridge = \"tcp://a:1\"\n",
+            "gw.toml:2:8: expected a path that requests can take, found \"/api/..;/admin\": \
+             path parameters on a dot segment",
+        ),
+        (
+            "[[route]]\nhost = \"a..test\"\nbridge = \"tcp://a:1\"\n",
+            "gw.toml:2:8: expected a host name such as \"vnc.example.com\"",
+        ),
+        (
+            "[agents]\ntokens = [\"t\"]\npaths = [\"/agents\", \"/vnc/agents\"]\n\
+             [[route]]\nname = \"vnc\"\npath = \"/vnc\"\nbridge = \"tcp://a:1\"\n",
+            "gw.toml:3:21: [agents] paths zone /vnc/agents lies under /vnc, the prefix of the \
+             configured route \"vnc\": agents would take its requests; give agents a path of \
+             their own",
+        ),
+        (
+            "[agents]\ntokens = [\"t\"]\npaths = [\"/vnc/\"]\n\
+             [[route]]\nname = \"vnc\"\npath = \"/vnc\"\nbridge = \"tcp://a:1\"\n",
+            "gw.toml:3:10: [agents] paths zone /vnc is the prefix of the configured route \
+             \"vnc\"",
+        ),
+        (
+            "[agents]\ntokens = [\"t\"]\npaths = [\"/\"]\n\
+             [[route]]\nname = \"web\"\nstatic = \".\"\n",
+            "gw.toml:3:10: [agents] paths zone / is the prefix of the configured route \"web\"",
+        ),
+        (
+            "[agents]\ntokens = [\"t\"]\npaths = [\"/%61gents\"]\n",
+            "gw.toml:3:10: expected a path in the canonical form requests are matched in",
+        ),
+        (
+            "[agents]\npaths = [\"/agents\"]\n[[agents.token]]\ntoken = \"t\"\n\
+             paths = [\"/agents/office\", \"/office\"]\n",
+            "gw.toml:5:28: path prefix /office is not under [agents] paths (/agents)",
+        ),
+        (
+            "[agents]\ntokens = [\"t\"]\ngateway_names = [\"gw.example.com\", \"*.example.com\"]\n",
+            "gw.toml:3:36: expected a host name the gateway is reached by, such as \
+             \"gw.example.com\", found \"*.example.com\"",
+        ),
     ];
     for (toml, expected) in cases {
         let error = error_of(toml);
@@ -278,4 +334,57 @@ fn agent_host_patterns_are_canonical_and_tokens_narrow_them() {
         without.agents.expect("[agents]").hosts.is_empty(),
         "no [agents] hosts: agents claim no hosts"
     );
+}
+
+#[test]
+fn route_hosts_and_paths_load_in_the_canonical_form_requests_are_matched_in() {
+    let config = validate::gateway(
+        "gw.toml",
+        "[[route]]\nhost = \"App.Test.\"\npath = \"/a/b/\"\nbridge = \"tcp://a:1\"\n\
+         [[route]]\npath = \"/a%2Fb\"\nbridge = \"tcp://a:1\"\n",
+        Path::new("."),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let routes: Vec<(Option<String>, &str)> = config
+        .routes
+        .iter()
+        .map(|r| (r.host.as_ref().map(ToString::to_string), r.path.as_str()))
+        .collect();
+    assert_eq!(
+        routes,
+        [(Some("app.test".to_string()), "/a/b"), (None, "/a%2Fb")]
+    );
+    // The trailing-dot host answers the request as routing sees it.
+    let router = wsgate::router::Router::new(config.routes);
+    let found = router.find(Some("app.test:8080"), "/a/b/c", false);
+    assert_eq!(
+        found.map(|m| m.route.name.clone()).as_deref(),
+        Some("app.test/a/b")
+    );
+}
+
+#[test]
+fn agent_path_zones_may_lie_under_the_catch_all_and_tokens_narrow_them() {
+    let config = validate::gateway(
+        "gw.toml",
+        "[agents]\npaths = [\"/agents/\", \"/apps\"]\ngateway_names = [\"GW.example.com.\"]\n\
+         [[agents.token]]\ntoken = \"t\"\npaths = [\"/agents/office\"]\n\
+         [[route]]\nname = \"web\"\nstatic = \".\"\n\
+         [[route]]\nname = \"inner\"\npath = \"/agents/admin\"\nstatic = \".\"\n",
+        Path::new("."),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let agents = config.agents.expect("[agents]");
+    assert_eq!(
+        agents.paths.as_deref(),
+        Some(&["/agents".to_string(), "/apps".to_string()][..])
+    );
+    assert_eq!(agents.gateway_names, ["gw.example.com"]);
+    assert_eq!(
+        agents.limits[0].paths.as_deref(),
+        Some(&["/agents/office".to_string()][..])
+    );
+    let without = validate::gateway("gw.toml", "[agents]\ntokens = [\"t\"]\n", Path::new("."))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(without.agents.expect("[agents]").paths, None);
 }

@@ -1,7 +1,8 @@
 //! Claim rules against agents that try to take what is not theirs (issue 10, item 1): host
-//! claims on the gateway's own names, IP literals, localhost, configured routes' hosts, hosts
-//! under another agent's wildcard, paths nested in another agent's path, and everything the
-//! embedded default configures. Each is refused with its reason, and what it aimed at still
+//! claims on the gateway's own names (as reached, on its TLS certificate, or configured), IP
+//! literals, localhost, configured routes' hosts, hosts under another agent's wildcard, paths
+//! under a configured `/` catch-all or outside `[agents] paths`, paths nested in another
+//! agent's path, and everything the embedded default configures. Each is refused with its reason, and what it aimed at still
 //! answers visitors from its real upstream. Victims are real `wsgate agent` processes;
 //! attackers speak the agent protocol directly, so they can name any `Host` on their upgrade.
 
@@ -9,16 +10,20 @@ mod support;
 
 use std::net::SocketAddr;
 
-use tokio::{process::Child, sync::mpsc};
+use rustls::pki_types::ServerName;
+use tokio::{net::TcpStream, process::Child, sync::mpsc};
+use tokio_rustls::{TlsConnector, client::TlsStream};
 use wsgate::tunnel::{
     session::{self, SessionHandle},
     wire::{self, Control, Expose, Service},
 };
 
 use support::{
-    Gateway, STEP, connect,
+    Gateway, STEP,
+    certs::{self, TestPki},
+    connect,
     http_upstream::HttpUpstream,
-    net::{RawResponse, echo_server, raw_request},
+    net::{RawResponse, echo_server, raw_request, raw_request_on},
     process,
     raw_agent::{self, RawSession},
     read_bytes, send_binary,
@@ -48,8 +53,26 @@ impl RawAgent {
         name: &str,
         services: Vec<Service>,
     ) -> RawAgent {
-        let (raw, welcome) =
-            raw_agent::hello(gateway, host, token, name, wire::VERSION, |_| {}).await;
+        let hello = raw_agent::hello(gateway, host, token, name, wire::VERSION, |_| {}).await;
+        Self::registered(hello, services).await
+    }
+
+    /// [`RawAgent::register`] over TLS: the handshake trusts `pki`'s CA and names `host`
+    /// (without a port) as SNI and in `Host`.
+    async fn register_tls(
+        gateway: SocketAddr,
+        pki: &TestPki,
+        host: &str,
+        name: &str,
+        services: Vec<Service>,
+    ) -> RawAgent {
+        let tls = tls_connect(gateway, pki, host).await;
+        let hello = raw_agent::hello_on(tls, host, TOKEN, name, wire::VERSION, |_| {}).await;
+        Self::registered(hello, services).await
+    }
+
+    /// After the hello's answer (a welcome), registers `services` and reads their answers.
+    async fn registered((raw, welcome): (RawSession, Control), services: Vec<Service>) -> RawAgent {
         assert!(matches!(welcome, Control::Welcome { .. }), "{welcome:?}");
         let RawSession {
             session,
@@ -160,6 +183,53 @@ async fn assert_answers(gateway: SocketAddr, host: &str, path: &str, body: &str)
         (response.status, response.text().as_str()),
         (200, body),
         "GET {path} with Host: {host}"
+    );
+}
+
+/// A TLS connection to `gateway` that trusts `pki`'s CA, naming `host` as SNI.
+async fn tls_connect(gateway: SocketAddr, pki: &TestPki, host: &str) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(gateway).await.unwrap();
+    let name = ServerName::try_from(host.to_string()).unwrap();
+    TlsConnector::from(pki.client_config())
+        .connect(name, tcp)
+        .await
+        .expect("the TLS handshake")
+}
+
+/// Asserts `GET path` over TLS with `Host: host` (and SNI) gets 200 and `body`.
+async fn assert_answers_tls(
+    gateway: SocketAddr,
+    pki: &TestPki,
+    host: &str,
+    path: &str,
+    body: &str,
+) {
+    let tls = tls_connect(gateway, pki, host).await;
+    let response = raw_request_on(tls, &format!("GET {path} HTTP/1.1\nHost: {host}")).await;
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, body),
+        "GET {path} over TLS with Host: {host}"
+    );
+}
+
+/// Asserts every refusal in `cases` (service, start of the reason) among `agent`'s answers.
+fn assert_refusals(agent: &RawAgent, cases: &[(&str, &str)]) {
+    for (service, reason) in cases {
+        let why = agent.refusal(service);
+        assert!(why.starts_with(reason), "{service}: {why:?}");
+    }
+}
+
+/// Asserts `agent` registered `service` at `url`.
+fn assert_registered(agent: &RawAgent, service: &str, url: &str) {
+    assert!(
+        agent
+            .answers
+            .iter()
+            .any(|(name, answer)| name == service && answer.as_deref() == Ok(url)),
+        "{service} at {url}: {:#?}",
+        agent.answers
     );
 }
 
@@ -583,4 +653,247 @@ async fn the_same_agent_takes_over_its_own_nested_claims_but_never_another_agent
     );
     assert!(first.ended().await, "the stale session was not ended");
     drop((other, second, probe));
+}
+
+#[tokio::test]
+async fn paths_under_a_configured_catch_all_are_refused_without_a_zone() {
+    // websockify --web: noVNC's files at `/` beside the VNC bridge at `/`.
+    let echo = echo_server(true).await;
+    let web = support::tempdir("claims-web");
+    std::fs::write(web.join("vnc.html"), "the noVNC page").unwrap();
+    std::fs::write(web.join("app.js"), "the app").unwrap();
+    let gateway = Gateway::start(&format!(
+        "[agents]\ntokens = [\"{TOKEN}\"]\n\
+         [[route]]\nname = \"web\"\nstatic = \"{}\"\n\
+         [[route]]\nname = \"vnc\"\nbridge = \"tcp://{echo}\"\n",
+        web.display()
+    ))
+    .await;
+    let attacker = RawAgent::register(
+        gateway.addr,
+        "127.0.0.1",
+        TOKEN,
+        "mallory",
+        vec![
+            path("page", "/vnc.html"),
+            path("script", "/app.js"),
+            path("anything", "/x/y"),
+            path("root", "/"),
+        ],
+    )
+    .await;
+    let catch_all = "the configured route \"web\" answers every path: set [agents] paths to \
+                     give agents a zone";
+    assert_refusals(
+        &attacker,
+        &[
+            ("page", catch_all),
+            ("script", catch_all),
+            ("anything", catch_all),
+            ("root", catch_all),
+        ],
+    );
+    assert_answers(gateway.addr, "x", "/vnc.html", "the noVNC page").await;
+    assert_answers(gateway.addr, "x", "/app.js", "the app").await;
+    assert_bridge_echoes(&gateway, "/").await;
+    drop(attacker);
+}
+
+#[tokio::test]
+async fn a_path_zone_carved_out_of_a_proxy_catch_all_takes_claims_only_inside_it() {
+    let site = HttpUpstream::start("site").await;
+    let admin = HttpUpstream::start("admin").await;
+    let app = HttpUpstream::start("app").await;
+    let gateway = Gateway::start(&format!(
+        "[agents]\ntokens = [\"{TOKEN}\"]\npaths = [\"/agents\"]\n\
+         [[agents.token]]\ntoken = \"office-token\"\npaths = [\"/agents/office\"]\n\
+         [[route]]\nname = \"site\"\nproxy = \"{}\"\n\
+         [[route]]\nname = \"admin\"\npath = \"/agents/admin\"\nproxy = \"{}\"\n",
+        site.url("/"),
+        admin.url("/"),
+    ))
+    .await;
+    let (_app, answers) = real_agent(
+        gateway.addr,
+        "app",
+        &[format!("http://{}/?mode=path&value=agents/app", app.addr)],
+        1,
+    )
+    .await;
+    assert!(answers[0].contains("service registered"), "{answers:#?}");
+
+    let attacker = RawAgent::register(
+        gateway.addr,
+        "127.0.0.1",
+        TOKEN,
+        "mallory",
+        vec![
+            path("page", "/index.html"),
+            path("under-site", "/admin/x"),
+            path("beside", "/agentsx"),
+            path("root", "/"),
+            path("configured", "/agents/admin/x"),
+            path("own", "/agents/mallory"),
+        ],
+    )
+    .await;
+    assert_refusals(
+        &attacker,
+        &[
+            (
+                "page",
+                "path /index.html is not under this gateway's [agents] paths (/agents)",
+            ),
+            ("under-site", "path /admin/x is not under"),
+            ("beside", "path /agentsx is not under"),
+            ("root", "path / is not under"),
+            (
+                "configured",
+                "/agents/admin/x would take requests from the configured route \"admin\"",
+            ),
+        ],
+    );
+    assert_registered(&attacker, "own", "/agents/mallory");
+
+    // A token's paths narrow the zone further.
+    let limited = RawAgent::register(
+        gateway.addr,
+        "127.0.0.1",
+        "office-token",
+        "office",
+        vec![
+            path("other", "/agents/other"),
+            path("mine", "/agents/office/app"),
+        ],
+    )
+    .await;
+    assert_refusals(
+        &limited,
+        &[(
+            "other",
+            "this token may not expose /agents/other (allowed: /agents/office)",
+        )],
+    );
+    assert_registered(&limited, "mine", "/agents/office/app");
+
+    // The same agent reconnecting still takes over its own claim inside the zone.
+    let again = RawAgent::register(
+        gateway.addr,
+        "127.0.0.1",
+        "office-token",
+        "office",
+        vec![path("mine", "/agents/office/app")],
+    )
+    .await;
+    assert_registered(&again, "mine", "/agents/office/app");
+    assert!(limited.ended().await, "the stale session was not ended");
+
+    assert_answers(gateway.addr, "x", "/name", "site").await;
+    assert_answers(gateway.addr, "x", "/agents/admin/name", "admin").await;
+    assert_answers(gateway.addr, "x", "/agents/app/name", "app").await;
+    drop((attacker, again));
+}
+
+#[tokio::test]
+async fn host_claims_on_the_tls_certificates_names_are_refused_whatever_host_the_agent_names() {
+    let api = HttpUpstream::start("api").await;
+    let dir = support::tempdir("claims-tls");
+    let pki = certs::make_for(
+        &dir,
+        &[
+            "gw.tunnel.test",
+            "*.wild.tunnel.test",
+            "localhost",
+            "127.0.0.1",
+        ],
+    );
+    let gateway = Gateway::start(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n\
+         [agents]\ntokens = [\"{TOKEN}\"]\nhosts = [\"*.tunnel.test\"]\n\
+         [[route]]\nname = \"api\"\npath = \"/api\"\nproxy = \"{}\"\n",
+        pki.cert_path.display(),
+        pki.key_path.display(),
+        api.url("/"),
+    ))
+    .await;
+    // The attacker reaches the gateway as `localhost`, so the reached-name rule does not help.
+    let attacker = RawAgent::register_tls(
+        gateway.addr,
+        &pki,
+        "localhost",
+        "mallory",
+        vec![
+            host("own", "gw.tunnel.test"),
+            host("own-spelled", "GW.Tunnel.test."),
+            host("zone", "*.tunnel.test"),
+            host("under-wildcard", "app.wild.tunnel.test"),
+            host("beside", "app.tunnel.test"),
+        ],
+    )
+    .await;
+    assert_refusals(
+        &attacker,
+        &[
+            (
+                "own",
+                "host gw.tunnel.test is a name on the gateway's TLS certificate",
+            ),
+            (
+                "own-spelled",
+                "host gw.tunnel.test is a name on the gateway's TLS certificate",
+            ),
+            (
+                "zone",
+                "host *.tunnel.test covers gw.tunnel.test, a name on the gateway's TLS \
+                 certificate",
+            ),
+        ],
+    );
+    // A wildcard name on the certificate blocks nothing under it: it names no one host.
+    assert_registered(&attacker, "under-wildcard", "app.wild.tunnel.test");
+    assert_registered(&attacker, "beside", "app.tunnel.test");
+    assert_answers_tls(gateway.addr, &pki, "gw.tunnel.test", "/api/name", "api").await;
+    drop(attacker);
+}
+
+#[tokio::test]
+async fn host_claims_on_configured_gateway_names_are_refused() {
+    // TLS ends in front of this gateway: `gateway_names` says what it is reached by.
+    let api = HttpUpstream::start("api").await;
+    let gateway = Gateway::start(&format!(
+        "[agents]\ntokens = [\"{TOKEN}\"]\nhosts = [\"*.example.test\"]\n\
+         gateway_names = [\"GW.example.test.\"]\n\
+         [[route]]\nname = \"api\"\npath = \"/api\"\nproxy = \"{}\"\n",
+        api.url("/"),
+    ))
+    .await;
+    let attacker = RawAgent::register(
+        gateway.addr,
+        "127.0.0.1",
+        TOKEN,
+        "mallory",
+        vec![
+            host("own", "gw.example.test"),
+            host("zone", "*.example.test"),
+            host("beside", "app.example.test"),
+        ],
+    )
+    .await;
+    assert_refusals(
+        &attacker,
+        &[
+            (
+                "own",
+                "host gw.example.test is the gateway's own name ([agents] gateway_names)",
+            ),
+            (
+                "zone",
+                "host *.example.test covers gw.example.test, the gateway's own name \
+                 ([agents] gateway_names)",
+            ),
+        ],
+    );
+    assert_registered(&attacker, "beside", "app.example.test");
+    assert_answers(gateway.addr, "gw.example.test", "/api/name", "api").await;
+    drop(attacker);
 }

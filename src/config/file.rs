@@ -72,6 +72,12 @@ pub struct AgentsFile {
     /// Host patterns agents may claim hosts under (`"*.tunnel.example.com"`); none: agents
     /// claim no hosts.
     pub hosts: Option<Vec<Sp<String>>>,
+    /// Path prefixes agents may claim paths under (`"/agents"`); needed beside a configured
+    /// `/` route, whose space it carves out for agents.
+    pub paths: Option<Vec<Sp<String>>>,
+    /// Host names the gateway is reached by, which no host claim may take (for TLS ended
+    /// in front of the gateway; with `[tls]` the certificate's names count too).
+    pub gateway_names: Option<Vec<Sp<String>>>,
     /// Tokens with limits on what they may claim.
     #[serde(default, rename = "token")]
     pub limited: Vec<Sp<LimitedTokenFile>>,
@@ -85,7 +91,7 @@ pub struct LimitedTokenFile {
     pub token: Sp<String>,
     /// Service names it may register.
     pub names: Option<Vec<String>>,
-    /// Path prefixes it may expose services under.
+    /// Path prefixes it may expose services under, each under `[agents] paths` when set.
     pub paths: Option<Vec<Sp<String>>>,
     /// Host patterns its hosts must fall under, each under an `[agents] hosts` pattern.
     pub hosts: Option<Vec<Sp<String>>>,

@@ -12,6 +12,7 @@ use super::{
     AgentSettings, Config, ConfigError, Limits, Location, Secret, TlsSettings,
     file::{GatewayFile, RouteFile, Sp},
     units::{ByteSize, HumanDuration},
+    zones,
 };
 use crate::{
     connector::{DialOptions, ProxyProtocol, Target},
@@ -19,10 +20,7 @@ use crate::{
         BridgeRoute, FilesRoute, Handler, bridge::tokens::TokenSource, bridge::watchdog::Heartbeat,
     },
     router::{HostPattern, Route, normalize_prefix},
-    tunnel::{
-        claim_rules::{canonical_host, covers},
-        limits::TokenLimits,
-    },
+    tunnel::limits::TokenLimits,
 };
 
 /// 16 MiB: larger than any sane VNC or terminal message, small enough that a hostile client
@@ -115,7 +113,7 @@ pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigEr
     let mut agents = parsed
         .agents
         .as_ref()
-        .map(|a| agents(&ctx, a, listen[0].ip()))
+        .map(|a| agents(&ctx, a, listen[0].ip(), &routes))
         .transpose()?;
     if let Some(egress) = &parsed.egress {
         let Some(agents) = agents.as_mut() else {
@@ -249,6 +247,7 @@ fn agents(
     ctx: &Ctx<'_>,
     value: &Sp<super::file::AgentsFile>,
     listen_ip: std::net::IpAddr,
+    routes: &[Route],
 ) -> Result<AgentSettings, ConfigError> {
     let file = value.get_ref();
     let path = match &file.path {
@@ -277,12 +276,17 @@ fn agents(
                 .map(Secret::new),
         );
     }
-    let hosts = host_patterns(ctx, file.hosts.as_deref().unwrap_or_default())?;
+    let hosts = zones::host_patterns(ctx, file.hosts.as_deref().unwrap_or_default())?;
+    let paths = file
+        .paths
+        .as_ref()
+        .map(|list| zones::path_zones(ctx, list, routes))
+        .transpose()?;
     let mut limits = vec![TokenLimits::default(); tokens.len()];
     for limited in &file.limited {
         let entry = limited.get_ref();
         tokens.push(Secret::new(entry.token.get_ref().clone()));
-        limits.push(token_limits(ctx, entry, &hosts)?);
+        limits.push(token_limits(ctx, entry, &hosts, paths.as_deref())?);
     }
     if tokens.is_empty() {
         return Err(ctx.error(
@@ -309,6 +313,11 @@ fn agents(
         tokens,
         limits,
         hosts,
+        paths,
+        gateway_names: zones::gateway_names(
+            ctx,
+            file.gateway_names.as_deref().unwrap_or_default(),
+        )?,
         heartbeat_timeout: ctx
             .duration(&file.heartbeat_timeout)?
             .unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT),
@@ -318,36 +327,25 @@ fn agents(
     })
 }
 
-/// Host patterns for agents' claims, canonical (`claim_rules::canonical_host`): never an IP
-/// literal or localhost.
-fn host_patterns(ctx: &Ctx<'_>, list: &[Sp<String>]) -> Result<Vec<HostPattern>, ConfigError> {
-    list.iter()
-        .map(|h| canonical_host(h.get_ref()).map_err(|e| ctx.error(h.span(), e.to_string())))
-        .collect()
-}
-
-/// One `[[agents.token]]`'s limits; its host patterns must each fall under one of the
-/// gateway's `[agents] hosts` (`gateway_hosts`), which they narrow.
+/// One `[[agents.token]]`'s limits; its host patterns and paths must each fall under the
+/// gateway's `[agents] hosts` (`gateway_hosts`) and `paths` (`gateway_paths`, when set), which
+/// they narrow.
 fn token_limits(
     ctx: &Ctx<'_>,
     entry: &super::file::LimitedTokenFile,
     gateway_hosts: &[HostPattern],
+    gateway_paths: Option<&[String]>,
 ) -> Result<TokenLimits, ConfigError> {
     let paths = entry
         .paths
         .as_ref()
-        .map(|paths| {
-            paths
-                .iter()
-                .map(|p| normalize_prefix(p.get_ref()).map_err(|e| ctx.error(p.span(), e)))
-                .collect::<Result<Vec<_>, _>>()
-        })
+        .map(|list| zones::token_paths(ctx, list, gateway_paths))
         .transpose()?;
     let hosts = match &entry.hosts {
         Some(list) => {
-            let patterns = host_patterns(ctx, list)?;
+            let patterns = zones::host_patterns(ctx, list)?;
             for (pattern, written) in patterns.iter().zip(list) {
-                check_token_host(ctx, pattern, written, gateway_hosts)?;
+                zones::check_token_host(ctx, pattern, written, gateway_hosts)?;
             }
             Some(patterns)
         }
@@ -359,32 +357,6 @@ fn token_limits(
         hosts,
         egress: entry.egress.unwrap_or(false),
     })
-}
-
-/// A token's host `pattern` (as `written`) narrows the gateway's zone: refused without one, or
-/// when no zone pattern covers it whole.
-fn check_token_host(
-    ctx: &Ctx<'_>,
-    pattern: &HostPattern,
-    written: &Sp<String>,
-    gateway_hosts: &[HostPattern],
-) -> Result<(), ConfigError> {
-    if gateway_hosts.is_empty() {
-        let message = "a token's `hosts` narrows [agents] hosts, which is not set: \
-                       set [agents] hosts to the patterns agents may claim hosts under";
-        return Err(ctx.error(written.span(), message));
-    }
-    if gateway_hosts.iter().any(|outer| covers(outer, pattern)) {
-        return Ok(());
-    }
-    let allowed: Vec<String> = gateway_hosts.iter().map(ToString::to_string).collect();
-    Err(ctx.error(
-        written.span(),
-        format!(
-            "host pattern {pattern} is not under [agents] hosts ({})",
-            allowed.join(", ")
-        ),
-    ))
 }
 
 /// `"A-B"` or `"A"`: ports A to B, none of them 0.

@@ -1,6 +1,7 @@
 //! The rules every agent claim is held to, as pure functions: a host claim made canonical and
-//! refused for IP literals and `localhost`, host patterns that cover or overlap one another,
-//! and claims (hosts or paths) that nest. The hub applies them; docs/security.md lists them.
+//! refused for IP literals and `localhost`, host patterns that cover or overlap one another, a
+//! path claim held to the agents' path zones and kept off configured routes, and claims (hosts
+//! or paths) that nest. The hub applies them; docs/security.md lists them.
 
 use crate::router::{HostPattern, strip_prefix};
 
@@ -20,6 +21,103 @@ pub enum HostRefusal {
     /// Not a host name or `*.` pattern.
     #[error("expected a host name such as \"app.example.com\" or \"*.example.com\", found {0:?}")]
     Malformed(String),
+}
+
+/// Why a path claim is refused by the gateway's path rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathRefusal {
+    /// `[agents] paths = []`: the operator gave agents no path.
+    #[error("this gateway allows no path claims: [agents] paths is empty")]
+    NoZone,
+    /// Outside every `[agents] paths` zone.
+    #[error("path {claim} is not under this gateway's [agents] paths ({zones})")]
+    OutsideZones {
+        /// The claim.
+        claim: String,
+        /// The zones, comma-separated.
+        zones: String,
+    },
+    /// A configured `/` route answers every path and no zone carves agents a space out of it.
+    #[error(
+        "the configured route {route:?} answers every path: set [agents] paths to give agents a zone"
+    )]
+    CatchAll {
+        /// The `/` route's name.
+        route: String,
+    },
+    /// At or under a configured route's prefix, outside any zone carved out of it.
+    #[error("{claim} would take requests from the configured route {route:?}")]
+    Configured {
+        /// The claim.
+        claim: String,
+        /// The route's name.
+        route: String,
+    },
+}
+
+/// A configured route without a host, as the path rules see it: its name and prefix. (Routes
+/// with a host outrank every path claim on their host, so no path claim takes from them.)
+#[derive(Debug, Clone, Copy)]
+pub struct ConfiguredPath<'a> {
+    /// The route's name, for the refusal.
+    pub name: &'a str,
+    /// Its prefix, canonical.
+    pub prefix: &'a str,
+}
+
+/// Checks a canonical path claim against the gateway's path rules:
+///
+/// 1. with `[agents] paths` (`zones`), the claim lies at or under one of them;
+/// 2. a claim at or under any configured route's prefix, `/` included, is refused, unless it
+///    lies in a zone strictly under that prefix: the operator carved that zone out of it.
+///
+/// So without zones, a claim is free anywhere no configured prefix covers, and nowhere beside
+/// a configured `/` route.
+///
+/// ```
+/// use wsgate::tunnel::claim_rules::{ConfiguredPath, check_path};
+/// let web = [ConfiguredPath { name: "web", prefix: "/" }];
+/// let zones = vec!["/agents".to_string()];
+/// assert!(check_path("/agents/app", Some(&zones), &web).is_ok());
+/// assert!(check_path("/vnc.html", Some(&zones), &web).is_err());
+/// assert!(check_path("/vnc.html", None, &web).is_err());
+/// assert!(check_path("/app", None, &[]).is_ok());
+/// ```
+pub fn check_path(
+    claim: &str,
+    zones: Option<&[String]>,
+    configured: &[ConfiguredPath<'_>],
+) -> Result<(), PathRefusal> {
+    let within = |prefix: &str, path: &str| strip_prefix(prefix, path).is_some();
+    match zones {
+        Some([]) => return Err(PathRefusal::NoZone),
+        Some(zones) if !zones.iter().any(|zone| within(zone, claim)) => {
+            return Err(PathRefusal::OutsideZones {
+                claim: claim.to_string(),
+                zones: zones.join(", "),
+            });
+        }
+        _ => {}
+    }
+    for route in configured.iter().filter(|r| within(r.prefix, claim)) {
+        let carved_out = zones
+            .into_iter()
+            .flatten()
+            .any(|zone| within(zone, claim) && zone != route.prefix && within(route.prefix, zone));
+        if carved_out {
+            continue;
+        }
+        return Err(match zones {
+            None if route.prefix == "/" => PathRefusal::CatchAll {
+                route: route.name.to_string(),
+            },
+            _ => PathRefusal::Configured {
+                claim: claim.to_string(),
+                route: route.name.to_string(),
+            },
+        });
+    }
+    Ok(())
 }
 
 /// How a claim lies against another: the same match, inside it, or around it.
@@ -139,173 +237,4 @@ pub fn path_nesting(claim: &str, other: &str) -> Option<Nesting> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pattern(text: &str) -> HostPattern {
-        HostPattern::parse(text).unwrap()
-    }
-
-    #[test]
-    fn hosts_are_canonical_or_refused_by_rule() {
-        type Expected = Result<&'static str, fn(String) -> HostRefusal>;
-        let ip: fn(String) -> HostRefusal = HostRefusal::IpLiteral;
-        let local: fn(String) -> HostRefusal = HostRefusal::Localhost;
-        let bad: fn(String) -> HostRefusal = HostRefusal::Malformed;
-        let cases: &[(&str, Expected)] = &[
-            ("app.test", Ok("app.test")),
-            ("App.Test.", Ok("app.test")),
-            ("*.Tunnel.example.com", Ok("*.tunnel.example.com")),
-            ("*.tunnel.example.com.", Ok("*.tunnel.example.com")),
-            ("a1.example.com", Ok("a1.example.com")),
-            ("0x7f.example", Ok("0x7f.example")),
-            ("example.0xg", Ok("example.0xg")),
-            ("localhost.example.com", Ok("localhost.example.com")),
-            ("127.0.0.1", Err(ip)),
-            ("127.0.0.1.", Err(ip)),
-            ("0.0.0.0", Err(ip)),
-            ("2130706433", Err(ip)),
-            ("0x7f.1", Err(ip)),
-            ("0x7F000001", Err(ip)),
-            ("127.1", Err(ip)),
-            ("017.0.0.1", Err(ip)),
-            ("app.example.123", Err(ip)),
-            ("app.0x", Err(ip)),
-            ("*.10.0.0", Err(ip)),
-            ("[::1]", Err(ip)),
-            ("::1", Err(ip)),
-            ("[::ffff:127.0.0.1]", Err(ip)),
-            ("localhost", Err(local)),
-            ("LOCALHOST.", Err(local)),
-            ("x.localhost", Err(local)),
-            ("*.localhost", Err(local)),
-            ("", Err(bad)),
-            (".", Err(bad)),
-            ("*", Err(bad)),
-            ("*.", Err(bad)),
-            ("a..b.test", Err(bad)),
-            (".a.test", Err(bad)),
-            ("a.test..", Err(bad)),
-            ("a b.test", Err(bad)),
-            ("a.*.test", Err(bad)),
-            ("user@a.test", Err(bad)),
-        ];
-        for (claim, expected) in cases {
-            let got = canonical_host(claim).map(|p| p.to_string());
-            let expected = expected
-                .map(str::to_string)
-                .map_err(|refusal| refusal(claim.to_string()));
-            assert_eq!(got, expected, "claim {claim:?}");
-        }
-        let long_label = format!("{}.test", "a".repeat(64));
-        assert!(canonical_host(&long_label).is_err(), "a 64-byte label");
-        let long_name = format!("{}test", "abcdefghi.".repeat(25));
-        assert!(canonical_host(&long_name).is_err(), "a 254-byte name");
-    }
-
-    #[test]
-    fn refusals_name_the_rule() {
-        let cases = [
-            (
-                "127.0.0.1",
-                "host 127.0.0.1 is an IP address: agents claim host names",
-            ),
-            (
-                "localhost",
-                "host localhost is localhost: it names the gateway's own machine",
-            ),
-            (
-                "a b",
-                "expected a host name such as \"app.example.com\" or \"*.example.com\", found \"a b\"",
-            ),
-        ];
-        for (claim, text) in cases {
-            assert_eq!(
-                canonical_host(claim).unwrap_err().to_string(),
-                text,
-                "claim {claim:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn host_patterns_nest_on_label_boundaries() {
-        use Nesting::{Around, Inside, Same};
-        let cases: [(&str, &str, Option<Nesting>); 14] = [
-            ("a.test", "a.test", Some(Same)),
-            ("a.test", "b.test", None),
-            ("x.a.test", "*.a.test", Some(Inside)),
-            ("a.test", "*.a.test", None),
-            ("xa.test", "*.a.test", None),
-            ("*.a.test", "x.a.test", Some(Around)),
-            ("*.a.test", "a.test", None),
-            ("*.a.test", "*.a.test", Some(Same)),
-            ("*.x.a.test", "*.a.test", Some(Inside)),
-            ("*.a.test", "*.x.a.test", Some(Around)),
-            ("*.ba.test", "*.a.test", None),
-            ("*.a.test", "*.ba.test", None),
-            ("*.test", "deep.x.a.test", Some(Around)),
-            ("deep.x.a.test", "*.test", Some(Inside)),
-        ];
-        for (claim, other, expected) in cases {
-            let got = host_nesting(&pattern(claim), &pattern(other));
-            assert_eq!(got, expected, "{claim} against {other}");
-        }
-    }
-
-    #[test]
-    fn covers_means_every_host_inside() {
-        let cases = [
-            ("*.tunnel.test", "app.tunnel.test", true),
-            ("*.tunnel.test", "*.a.tunnel.test", true),
-            ("*.tunnel.test", "*.tunnel.test", true),
-            ("*.tunnel.test", "tunnel.test", false),
-            ("*.a.tunnel.test", "*.tunnel.test", false),
-            ("app.test", "app.test", true),
-            ("app.test", "*.app.test", false),
-            ("app.test", "x.app.test", false),
-        ];
-        for (outer, inner, expected) in cases {
-            let got = covers(&pattern(outer), &pattern(inner));
-            assert_eq!(got, expected, "{outer} covers {inner}");
-        }
-    }
-
-    #[test]
-    fn paths_nest_on_segment_boundaries() {
-        use Nesting::{Around, Inside, Same};
-        let cases = [
-            ("/alpha", "/alpha", Some(Same)),
-            ("/alpha/x", "/alpha", Some(Inside)),
-            ("/alpha", "/alpha/x", Some(Around)),
-            ("/alphabet", "/alpha", None),
-            ("/alpha", "/alphabet", None),
-            ("/", "/alpha", Some(Around)),
-            ("/alpha", "/", Some(Inside)),
-            ("/a/b/c", "/a/b", Some(Inside)),
-            ("/beta", "/alpha", None),
-        ];
-        for (claim, other, expected) in cases {
-            assert_eq!(
-                path_nesting(claim, other),
-                expected,
-                "{claim} against {other}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_reached_host_drops_port_case_and_trailing_dot() {
-        let cases = [
-            ("GW.example.com:8080", "gw.example.com"),
-            ("gw.example.com.", "gw.example.com"),
-            ("gw.example.com.:443", "gw.example.com"),
-            ("[::1]:80", "[::1]"),
-            ("[::1]", "[::1]"),
-            ("127.0.0.1:8080", "127.0.0.1"),
-        ];
-        for (authority, expected) in cases {
-            assert_eq!(reached_host(authority), expected, "{authority}");
-        }
-    }
-}
+mod tests;

@@ -59,6 +59,9 @@ const AGENT_BRIDGE_MAX_MESSAGE: usize = 16 << 20;
 #[derive(Debug)]
 pub struct AgentHub {
     settings: AgentSettings,
+    /// The exact names on the gateway's TLS certificate (`tls::ServerTls::host_names`): names
+    /// visitors reach it by, which no host claim may take.
+    certificate_names: Vec<String>,
     router: Arc<Router>,
     ports: Ports,
     agents: Mutex<HashMap<u64, Agent>>,
@@ -131,13 +134,14 @@ struct Private {
 
 impl AgentHub {
     /// A hub adding routes to `router`, its sessions within `limits` and the process's
-    /// `tunnel` budget.
+    /// `tunnel` budget; host claims keep off `certificate_names` (the TLS certificate's).
     pub fn new(
         settings: AgentSettings,
         router: Arc<Router>,
         limits: &config::Limits,
         tunnel: Arc<Budget>,
         descriptors: Arc<Descriptors>,
+        certificate_names: Vec<String>,
     ) -> Self {
         let tokens = settings.tokens.len();
         let budgets = TunnelBudgets {
@@ -156,6 +160,7 @@ impl AgentHub {
                 descriptors,
             ),
             settings,
+            certificate_names,
             router,
             agents: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),

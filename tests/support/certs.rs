@@ -1,5 +1,5 @@
-//! A throwaway certificate authority and a server certificate for `localhost`, made with rcgen,
-//! plus a rustls client that trusts only that CA.
+//! A throwaway certificate authority and a server certificate (for `localhost`, or names a test
+//! picks), made with rcgen, plus a rustls client that trusts only that CA.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -22,6 +22,12 @@ pub struct TestPki {
 
 /// Makes a CA and a `localhost` / `127.0.0.1` server certificate in `dir`.
 pub fn make(dir: &std::path::Path) -> TestPki {
+    make_for(dir, &["localhost", "127.0.0.1"])
+}
+
+/// Makes a CA and a server certificate whose subjectAltName holds `names` (DNS names,
+/// wildcards, IP addresses) in `dir`.
+pub fn make_for(dir: &std::path::Path, names: &[&str]) -> TestPki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     // Distinct names: with rcgen's default name on both, OpenSSL clients (curl) take the server
@@ -31,8 +37,8 @@ pub fn make(dir: &std::path::Path) -> TestPki {
         .push(DnType::CommonName, "wsgate test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let server_key = KeyPair::generate().unwrap();
-    let mut server_params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+    let mut server_params = CertificateParams::new(names).unwrap();
     server_params
         .distinguished_name
         .push(DnType::CommonName, "localhost");

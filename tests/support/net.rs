@@ -146,7 +146,15 @@ impl RawResponse {
 
 /// Sends a raw request (`Connection: close` is added) and reads the whole response.
 pub async fn raw_request(addr: SocketAddr, head: &str) -> RawResponse {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let stream = TcpStream::connect(addr).await.unwrap();
+    raw_request_on(stream, head).await
+}
+
+/// [`raw_request`] over a connection already made (a TLS stream, say).
+pub async fn raw_request_on<S>(mut stream: S, head: &str) -> RawResponse
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let request = format!(
         "{}\r\nConnection: close\r\n\r\n",
         head.trim_end().replace('\n', "\r\n")

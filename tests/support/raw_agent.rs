@@ -4,7 +4,10 @@
 use std::net::SocketAddr;
 
 use http::{HeaderValue, header::AUTHORIZATION};
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
 use tokio_websockets::ClientBuilder;
 use wsgate::tunnel::{
     session::{self, OpenedStream, SessionHandle, TunnelStream},
@@ -34,12 +37,27 @@ pub async fn hello(
     on_inbound: impl FnMut(TunnelStream) + Send + 'static,
 ) -> (RawSession, Control) {
     let tcp = TcpStream::connect(gateway).await.unwrap();
+    hello_on(tcp, host, token, name, version, on_inbound).await
+}
+
+/// [`hello`] over a connection already made (a TLS stream, for a `wss://` gateway).
+pub async fn hello_on<S>(
+    stream: S,
+    host: &str,
+    token: &str,
+    name: &str,
+    version: u32,
+    on_inbound: impl FnMut(TunnelStream) + Send + 'static,
+) -> (RawSession, Control)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let uri: http::Uri = format!("ws://{host}/_wsgate/agent").parse().unwrap();
     let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
     let (ws, _) = ClientBuilder::from_uri(uri)
         .add_header(AUTHORIZATION, bearer)
         .unwrap()
-        .connect_on(tcp)
+        .connect_on(stream)
         .await
         .expect("the agent upgrade");
     let (session, _task) = session::spawn(

@@ -1,7 +1,7 @@
 //! What an agent's registration claims: routes (by path or host), gateway ports and private
 //! services, each refused when someone else holds it (or, for routes, nests with it), when it
-//! would take what a configured route answers, or when it breaks the host rules of
-//! `claim_rules`; and the route each service becomes.
+//! would take what a configured route answers or a name the gateway is reached by, or when it
+//! breaks the host or path rules of `claim_rules`; and the route each service becomes.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -16,10 +16,11 @@ use crate::{
         proxy::{HeaderPolicy, Mode as ProxyMode, Policy, UpstreamServer, UpstreamUrl, Upstreams},
     },
     log_escape::Escaped,
-    router::{Route, normalize_prefix, strip_prefix},
+    router::{HostPattern, Route, normalize_prefix},
     tunnel::{
         claim_rules::{
-            NO_HOST_CLAIMS, Nesting, canonical_host, covers, host_nesting, path_nesting,
+            ConfiguredPath, NO_HOST_CLAIMS, Nesting, canonical_host, check_path, covers,
+            host_nesting, path_nesting,
         },
         session::SessionHandle,
         wire::{Control, Expose, Service},
@@ -113,8 +114,10 @@ impl AgentHub {
                 "an agent registers at most {MAX_SERVICES_PER_AGENT} services"
             ));
         }
-        if let Expose::Host(host) = &service.expose {
-            self.allow_host(host, who)?;
+        match &service.expose {
+            Expose::Host(host) => self.allow_host(host, who)?,
+            Expose::Path(path) => self.allow_path(path)?,
+            Expose::Port(_) | Expose::Private(_) => {}
         }
         let limits = self
             .settings
@@ -155,7 +158,40 @@ impl AgentHub {
                 "host {claim} would take {reached}, the name this agent reached the gateway by"
             ));
         }
+        let own_names = [
+            (
+                &self.certificate_names,
+                "a name on the gateway's TLS certificate",
+            ),
+            (
+                &self.settings.gateway_names,
+                "the gateway's own name ([agents] gateway_names)",
+            ),
+        ];
+        for (names, what) in own_names {
+            if let Some(name) = names.iter().find(|name| claim.matches(name)) {
+                return Err(own_name(&claim, name, what));
+            }
+        }
         Ok(())
+    }
+
+    /// The gateway's rules for a path, before any token's (`claim_rules::check_path`): within
+    /// `[agents] paths` when set, and off every configured route not carved into a zone.
+    fn allow_path(&self, path: &str) -> Result<(), String> {
+        let claim = normalize_prefix(path)?;
+        let configured: Vec<ConfiguredPath<'_>> = self
+            .router
+            .configured()
+            .iter()
+            .filter(|route| route.host.is_none())
+            .map(|route| ConfiguredPath {
+                name: &route.name,
+                prefix: &route.path,
+            })
+            .collect();
+        check_path(&claim, self.settings.paths.as_deref(), &configured)
+            .map_err(|refusal| refusal.to_string())
     }
 
     /// Opens a gateway port for a `tcp://` service.
@@ -256,19 +292,22 @@ fn conflict(route: &Route, theirs: &Route, nesting: Nesting, holder: &str) -> St
     }
 }
 
-/// Whether an agent's `route` would take requests that the configured route `configured`
-/// answers: a host overlapping one it names (a host route outranks any host-less one), or a
-/// path at or under its prefix. The `/` catch-all is the exception: paths under it are the
-/// agents' to claim, and `/` itself only for the kind of request (WebSocket or plain) the
-/// configured route does not take.
+/// Whether an agent's host `route` would take requests that the configured route
+/// `configured` answers: a host overlapping one it names (a host route outranks any host-less
+/// one). Path claims are held to the path rules before this (`AgentHub::allow_path`).
 fn shadows(route: &Route, configured: &Route) -> bool {
     match (&route.host, &configured.host) {
         (Some(claimed), Some(named)) => host_nesting(claimed, named).is_some(),
-        (None, None) if configured.path == "/" => {
-            route.path == "/" && route.handler.overlaps(&configured.handler)
-        }
-        (None, None) => strip_prefix(&configured.path, &route.path).is_some(),
         _ => false,
+    }
+}
+
+/// Why a host claim equal to, or a wildcard covering, one of the gateway's own names is
+/// refused; `what` says where the name comes from.
+fn own_name(claim: &HostPattern, name: &str, what: &str) -> String {
+    match claim {
+        HostPattern::Exact(_) => format!("host {claim} is {what}"),
+        HostPattern::Wildcard(_) => format!("host {claim} covers {name}, {what}"),
     }
 }
 
