@@ -124,7 +124,7 @@ fn load(path: &Path) -> io::Result<HashMap<String, Target>> {
 
 /// Parses `token: host:port` lines; `#` comments and malformed lines are skipped, as websockify
 /// does (it logs them; a bad line must not take the other tokens down).
-fn parse_into(text: &str, table: &mut HashMap<String, Target>) {
+pub(crate) fn parse_into(text: &str, table: &mut HashMap<String, Target>) {
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
             continue;
