@@ -370,4 +370,71 @@ mod tests {
         assert_eq!(strip_port("[::1]:80"), "[::1]");
         assert_eq!(strip_port("[::1]"), "[::1]");
     }
+
+    mod properties {
+        //! Normalising a path twice changes nothing; a match never falls outside its prefix.
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Paths made of the segments that matter (dots plain and encoded, empty, separators
+        /// hidden in escapes) and of anything else.
+        fn path() -> impl Strategy<Value = String> {
+            let segment = prop_oneof![
+                Just(""),
+                Just("."),
+                Just(".."),
+                Just("%2e"),
+                Just("%2E%2e"),
+                Just("..%2f"),
+                Just("a"),
+                Just("ab"),
+                Just("admin"),
+            ]
+            .prop_map(str::to_string);
+            let segments = prop::collection::vec(prop_oneof![4 => segment, 1 => ".*"], 0..8);
+            segments.prop_map(|s| format!("/{}", s.join("/")))
+        }
+
+        proptest! {
+            #[test]
+            fn normalising_twice_changes_nothing(path in path()) {
+                if let Some(once) = remove_dot_segments(&path) {
+                    let twice = remove_dot_segments(&once);
+                    prop_assert_eq!(twice.as_deref(), Some(&*once));
+                }
+            }
+
+            #[test]
+            fn a_prefix_never_matches_outside_itself(prefix in path(), path in path()) {
+                let Ok(prefix) = normalize_prefix(&prefix) else {
+                    return Ok(());
+                };
+                if let Some(rest) = strip_prefix(&prefix, &path) {
+                    prop_assert!(rest.is_empty() || rest.starts_with('/'));
+                    if prefix != "/" {
+                        prop_assert_eq!(format!("{prefix}{rest}"), path);
+                    }
+                }
+            }
+
+            #[test]
+            fn the_router_never_matches_outside_a_route_prefix(
+                prefixes in prop::collection::vec(path(), 1..6),
+                path in path(),
+            ) {
+                let routes = prefixes.iter().filter(|p| normalize_prefix(p).is_ok());
+                let router = Router::new(routes.map(|p| route(p, None, p)).collect());
+                if let Some(found) = router.find(Some("h"), &path, false) {
+                    let rest = strip_prefix(&found.route.path, &path);
+                    prop_assert_eq!(rest, Some(found.rest));
+                    let longest = router.routes().iter()
+                        .filter(|r| strip_prefix(&r.path, &path).is_some())
+                        .map(|r| r.path.len())
+                        .max();
+                    prop_assert_eq!(longest, Some(found.route.path.len()));
+                }
+            }
+        }
+    }
 }

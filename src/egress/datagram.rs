@@ -174,4 +174,49 @@ mod tests {
         let read = read(&mut bytes.as_slice()).await.unwrap().unwrap();
         assert_eq!((read.address, read.payload), (longest, b"x".to_vec()));
     }
+
+    mod properties {
+        //! encode→decode is the identity for every datagram `write` accepts.
+        use futures_util::FutureExt;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn address() -> impl Strategy<Value = Address> {
+            let host = prop_oneof![
+                any::<std::net::Ipv4Addr>().prop_map(|ip| Host::Ip(ip.into())),
+                any::<std::net::Ipv6Addr>().prop_map(|ip| Host::Ip(ip.into())),
+                // Up to 63 characters of up to 4 bytes: every name length a frame carries.
+                "[^\\x00]{1,63}".prop_map(Host::Name),
+            ];
+            (host, any::<u16>()).prop_map(|(host, port)| Address { host, port })
+        }
+
+        proptest! {
+            #[test]
+            fn datagrams_round_trip(
+                to in address(),
+                payload in prop::collection::vec(any::<u8>(), 0..2048),
+            ) {
+                let mut bytes = Vec::new();
+                write(&mut bytes, &to, &payload).now_or_never().unwrap().unwrap();
+                let mut reader = bytes.as_slice();
+                let read = read(&mut reader).now_or_never().unwrap().unwrap().unwrap();
+                prop_assert_eq!((read.address, read.payload), (to, payload));
+                prop_assert!(reader.is_empty(), "bytes left after the frame");
+            }
+
+            #[test]
+            fn addresses_round_trip_and_leave_what_follows(
+                to in address(),
+                rest in prop::collection::vec(any::<u8>(), 0..8),
+            ) {
+                let mut bytes = Vec::new();
+                to.encode(&mut bytes);
+                bytes.extend_from_slice(&rest);
+                let (read, used) = Address::decode(&bytes).unwrap().unwrap();
+                prop_assert_eq!((read, &bytes[used..]), (to, rest.as_slice()));
+            }
+        }
+    }
 }
