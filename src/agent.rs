@@ -9,9 +9,10 @@ use tokio::{io::AsyncWriteExt, net::TcpStream, time::timeout};
 use yamux::Mode;
 
 mod egress;
-mod http_proxy;
+// `pub(crate)` only so that `crate::fuzzing` reaches their parsers.
+pub(crate) mod http_proxy;
 mod plan;
-mod socks5;
+pub(crate) mod socks5;
 
 pub use plan::{
     AgentPlan, Credentials, ExitPlan, ForwardPlan, LocalService, ProxyPlan, local_dial,

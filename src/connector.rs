@@ -46,7 +46,9 @@ impl Target {
     pub fn parse_host_port(text: &str) -> Result<Self, String> {
         let expected = || format!("expected host:port, found {text:?}");
         let (host, port) = text.rsplit_once(':').ok_or_else(expected)?;
-        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        // Brackets and spaces in any order (`[ ::1 ]`): what is left is the host as dialled,
+        // and writes back as `host:port` (or `[host]:port`) to the same target.
+        let host = host.trim_matches(|c: char| c == '[' || c == ']' || c.is_whitespace());
         let port = port.trim().parse::<u16>().map_err(|_| expected())?;
         if host.is_empty() || port == 0 {
             return Err(expected());

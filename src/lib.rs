@@ -23,6 +23,7 @@
 //!   its local SOCKS5 and HTTP proxies),
 //!   `wsgate pipe` for SSH, and the WebSocket dialler they share.
 //! - [`access_log`], [`log_escape`], [`shutdown`], [`tls`]: cross-cutting pieces.
+//! - `fuzzing` (hidden): entry points to private decoders for the targets in `fuzz/`.
 
 pub mod access_log;
 pub mod agent;
@@ -32,6 +33,8 @@ pub mod client;
 pub mod config;
 pub mod connector;
 pub mod egress;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod handler;
 pub mod http;

@@ -591,4 +591,71 @@ mod tests {
         assert_eq!(find(&router, "app.test", "/x"), Some("dot".into()));
         assert_eq!(find(&router, "APP.test:80", "/x"), Some("dot".into()));
     }
+
+    mod properties {
+        //! Normalising a path twice changes nothing; a match never falls outside its prefix.
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Paths made of the segments that matter (dots plain and encoded, empty, separators
+        /// hidden in escapes) and of anything else.
+        fn path() -> impl Strategy<Value = String> {
+            let segment = prop_oneof![
+                Just(""),
+                Just("."),
+                Just(".."),
+                Just("%2e"),
+                Just("%2E%2e"),
+                Just("..%2f"),
+                Just("a"),
+                Just("ab"),
+                Just("admin"),
+            ]
+            .prop_map(str::to_string);
+            let segments = prop::collection::vec(prop_oneof![4 => segment, 1 => ".*"], 0..8);
+            segments.prop_map(|s| format!("/{}", s.join("/")))
+        }
+
+        proptest! {
+            #[test]
+            fn normalising_twice_changes_nothing(path in path()) {
+                if let Ok(once) = normalize_path(&path) {
+                    let twice = normalize_path(&once).map(|p| p.into_owned());
+                    prop_assert_eq!(twice, Ok(once.into_owned()));
+                }
+            }
+
+            #[test]
+            fn a_prefix_never_matches_outside_itself(prefix in path(), path in path()) {
+                let Ok(prefix) = normalize_prefix(&prefix) else {
+                    return Ok(());
+                };
+                if let Some(rest) = strip_prefix(&prefix, &path) {
+                    prop_assert!(rest.is_empty() || rest.starts_with('/'));
+                    if prefix != "/" {
+                        prop_assert_eq!(format!("{prefix}{rest}"), path);
+                    }
+                }
+            }
+
+            #[test]
+            fn the_router_never_matches_outside_a_route_prefix(
+                prefixes in prop::collection::vec(path(), 1..6),
+                path in path(),
+            ) {
+                let routes = prefixes.iter().filter(|p| normalize_prefix(p).is_ok());
+                let router = Router::new(routes.map(|p| route(p, None, p)).collect());
+                if let Some(found) = router.find(Some("h"), &path, false) {
+                    let rest = strip_prefix(&found.route.path, &path);
+                    prop_assert_eq!(rest, Some(found.rest));
+                    let longest = router.routes().iter()
+                        .filter(|r| strip_prefix(&r.path, &path).is_some())
+                        .map(|r| r.path.len())
+                        .max();
+                    prop_assert_eq!(longest, Some(found.route.path.len()));
+                }
+            }
+        }
+    }
 }

@@ -90,7 +90,7 @@ async fn handle(req: Request<Incoming>, plan: &ProxyPlan, egress: &Egress) -> Re
 }
 
 /// Whether the request carries the proxy's credentials (always, when it has none).
-fn authorized<B>(req: &Request<B>, plan: &ProxyPlan) -> bool {
+pub(crate) fn authorized<B>(req: &Request<B>, plan: &ProxyPlan) -> bool {
     let Some(credentials) = &plan.credentials else {
         return true;
     };
@@ -167,7 +167,7 @@ async fn forward(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
 
 /// The request as the destination should see it: origin-form target, `Host` set (never with
 /// the URI's userinfo), hop-by-hop and proxy headers gone, `Via` added.
-fn origin_form(req: Request<Incoming>) -> Request<Incoming> {
+pub(crate) fn origin_form<B>(req: Request<B>) -> Request<B> {
     let (mut parts, body) = req.into_parts();
     let authority = parts.uri.authority().map(|a| match a.port() {
         Some(port) => format!("{}:{port}", a.host()),
@@ -190,7 +190,7 @@ fn origin_form(req: Request<Incoming>) -> Request<Incoming> {
 }
 
 /// The URI's host (IPv6 without brackets) and port (`default` when it names none).
-fn authority(uri: &Uri, default: Option<u16>) -> Option<(String, u16)> {
+pub(crate) fn authority(uri: &Uri, default: Option<u16>) -> Option<(String, u16)> {
     let authority = uri.authority()?;
     let port = authority.port_u16().or(default)?;
     let host = authority.host();

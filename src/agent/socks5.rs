@@ -37,7 +37,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SOCKS5 reply codes (RFC 1928 §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reply {
+pub(crate) enum Reply {
     Succeeded = 0,
     General = 1,
     NotAllowed = 2,
@@ -112,7 +112,10 @@ async fn serve_client(mut client: TcpStream, plan: &ProxyPlan, egress: &Egress) 
 
 /// Method selection, authentication and the request: the command and its address, or the
 /// reply that refuses it.
-async fn handshake<S>(client: &mut S, plan: &ProxyPlan) -> io::Result<Result<(u8, Address), Reply>>
+pub(crate) async fn handshake<S>(
+    client: &mut S,
+    plan: &ProxyPlan,
+) -> io::Result<Result<(u8, Address), Reply>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -312,7 +315,7 @@ async fn to_client(
 
 /// A client's UDP request (RFC 1928 §7): the destination and the payload. Fragments (FRAG ≠ 0)
 /// are dropped, as most servers do.
-fn parse_udp_header(packet: &[u8]) -> Option<(Address, &[u8])> {
+pub(crate) fn parse_udp_header(packet: &[u8]) -> Option<(Address, &[u8])> {
     let [0, 0, 0, rest @ ..] = packet else {
         return None;
     };
@@ -321,7 +324,7 @@ fn parse_udp_header(packet: &[u8]) -> Option<(Address, &[u8])> {
 }
 
 /// A datagram from the exit, with the UDP request header naming its source.
-fn udp_packet(answer: &Datagram) -> Vec<u8> {
+pub(crate) fn udp_packet(answer: &Datagram) -> Vec<u8> {
     let mut packet = vec![0, 0, 0];
     answer.address.encode(&mut packet);
     packet.extend_from_slice(&answer.payload);

@@ -13,7 +13,7 @@ use tokio::{
     time::{Instant, sleep_until},
 };
 
-use super::address::Address;
+use super::address::{Address, Host};
 
 /// The largest payload carried: UDP's over IPv4.
 pub const MAX_PAYLOAD: usize = 65_507;
@@ -39,6 +39,15 @@ where
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "datagram too large",
+        ));
+    }
+    // A name the frame cannot carry whole would reach the peer as a broken frame.
+    if let Host::Name(name) = &address.host
+        && !(1..=255).contains(&name.len())
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a datagram's address name must be 1 to 255 bytes",
         ));
     }
     let mut frame = Vec::with_capacity(4 + 20 + payload.len());
@@ -109,7 +118,6 @@ fn invalid(message: String) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::egress::address::Host;
 
     #[tokio::test]
     async fn datagrams_round_trip_and_end_cleanly() {
@@ -140,5 +148,75 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    /// Found by `fuzz/` (target `datagram`, input `01 05`: the name `""`, port 0, no payload):
+    /// `write` framed a name `read` refuses. Names it cannot carry whole are refused instead.
+    #[tokio::test]
+    async fn names_a_frame_cannot_carry_are_refused_when_written() {
+        let name = |text: String| Address {
+            host: Host::Name(text),
+            port: 0,
+        };
+        for bad in [String::new(), "a".repeat(256), "é".repeat(128)] {
+            let error = write(&mut Vec::new(), &name(bad.clone()), b"").await;
+            let kind = error.map_err(|e| e.kind());
+            assert_eq!(
+                kind,
+                Err(io::ErrorKind::InvalidInput),
+                "{} bytes",
+                bad.len()
+            );
+        }
+        let longest = name("a".repeat(255));
+        let mut bytes = Vec::new();
+        write(&mut bytes, &longest, b"x").await.unwrap();
+        let read = read(&mut bytes.as_slice()).await.unwrap().unwrap();
+        assert_eq!((read.address, read.payload), (longest, b"x".to_vec()));
+    }
+
+    mod properties {
+        //! encode→decode is the identity for every datagram `write` accepts.
+        use futures_util::FutureExt;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn address() -> impl Strategy<Value = Address> {
+            let host = prop_oneof![
+                any::<std::net::Ipv4Addr>().prop_map(|ip| Host::Ip(ip.into())),
+                any::<std::net::Ipv6Addr>().prop_map(|ip| Host::Ip(ip.into())),
+                // Up to 63 characters of up to 4 bytes: every name length a frame carries.
+                "[^\\x00]{1,63}".prop_map(Host::Name),
+            ];
+            (host, any::<u16>()).prop_map(|(host, port)| Address { host, port })
+        }
+
+        proptest! {
+            #[test]
+            fn datagrams_round_trip(
+                to in address(),
+                payload in prop::collection::vec(any::<u8>(), 0..2048),
+            ) {
+                let mut bytes = Vec::new();
+                write(&mut bytes, &to, &payload).now_or_never().unwrap().unwrap();
+                let mut reader = bytes.as_slice();
+                let read = read(&mut reader).now_or_never().unwrap().unwrap().unwrap();
+                prop_assert_eq!((read.address, read.payload), (to, payload));
+                prop_assert!(reader.is_empty(), "bytes left after the frame");
+            }
+
+            #[test]
+            fn addresses_round_trip_and_leave_what_follows(
+                to in address(),
+                rest in prop::collection::vec(any::<u8>(), 0..8),
+            ) {
+                let mut bytes = Vec::new();
+                to.encode(&mut bytes);
+                bytes.extend_from_slice(&rest);
+                let (read, used) = Address::decode(&bytes).unwrap().unwrap();
+                prop_assert_eq!((read, &bytes[used..]), (to, rest.as_slice()));
+            }
+        }
     }
 }

@@ -366,4 +366,131 @@ mod tests {
             r#"{"hello":{"version":1,"agent":"a"}}"#
         );
     }
+
+    mod properties {
+        //! encode→decode is the identity for every message either side sends.
+        use futures_util::FutureExt;
+        use proptest::{option, prelude::*};
+
+        use super::*;
+        use crate::config::Secret;
+
+        fn secret() -> impl Strategy<Value = Secret> {
+            any::<String>().prop_map(Secret::new)
+        }
+
+        fn via() -> impl Strategy<Value = Option<Via>> {
+            option::of(
+                (any::<String>(), secret()).prop_map(|(agent, secret)| Via { agent, secret }),
+            )
+        }
+
+        fn service() -> impl Strategy<Value = Service> {
+            let expose = prop_oneof![
+                any::<String>().prop_map(Expose::Path),
+                any::<String>().prop_map(Expose::Host),
+                any::<u16>().prop_map(Expose::Port),
+                secret().prop_map(Expose::Private),
+            ];
+            (any::<String>(), any::<String>(), expose).prop_map(|(name, local, expose)| Service {
+                name,
+                local,
+                expose,
+            })
+        }
+
+        fn control() -> impl Strategy<Value = Control> {
+            let text = any::<String>;
+            prop_oneof![
+                (any::<u32>(), text())
+                    .prop_map(|(version, agent)| Control::Hello { version, agent }),
+                (any::<u32>(), any::<u64>()).prop_map(|(version, heartbeat_secs)| {
+                    Control::Welcome {
+                        version,
+                        heartbeat_secs,
+                    }
+                }),
+                text().prop_map(|reason| Control::Rejected { reason }),
+                (prop::collection::vec(service(), 0..4), option::of(secret()))
+                    .prop_map(|(services, egress)| Control::Register { services, egress }),
+                (text(), text()).prop_map(|(name, url)| Control::Registered { name, url }),
+                (text(), text()).prop_map(|(name, why)| Control::Refused { name, why }),
+                any::<u64>().prop_map(Control::Ping),
+                any::<u64>().prop_map(Control::Pong),
+            ]
+        }
+
+        fn request() -> impl Strategy<Value = Request> {
+            prop_oneof![
+                (any::<String>(), secret())
+                    .prop_map(|(service, secret)| Request::Forward(Forward { service, secret })),
+                (any::<String>(), any::<u16>(), via())
+                    .prop_map(|(host, port, via)| Request::Connect(Connect { host, port, via })),
+                via().prop_map(|via| Request::Datagrams(Datagrams { via })),
+            ]
+        }
+
+        fn open() -> impl Strategy<Value = Open> {
+            prop_oneof![
+                any::<String>().prop_map(Open::Service),
+                (any::<String>(), any::<u16>(), any::<String>())
+                    .prop_map(|(host, port, agent)| Open::Connect { host, port, agent }),
+                any::<String>().prop_map(|agent| Open::Datagrams { agent }),
+            ]
+        }
+
+        fn opened() -> impl Strategy<Value = Opened> {
+            let failure = prop::sample::select(vec![
+                Failure::NotAllowed,
+                Failure::NetworkUnreachable,
+                Failure::HostUnreachable,
+                Failure::Refused,
+                Failure::TimedOut,
+                Failure::General,
+            ]);
+            prop_oneof![
+                Just(Opened::Ok),
+                (failure, any::<String>())
+                    .prop_map(|(failure, reason)| Opened::Failed { failure, reason }),
+            ]
+        }
+
+        /// Writes `message` as a frame and reads it back (in memory: never waits).
+        fn round_trip<T>(message: &T) -> T
+        where
+            T: Serialize + for<'de> Deserialize<'de>,
+        {
+            let mut bytes = Vec::new();
+            write_frame(&mut bytes, message)
+                .now_or_never()
+                .unwrap()
+                .unwrap();
+            let mut reader = bytes.as_slice();
+            let read = read_frame(&mut reader).now_or_never().unwrap().unwrap();
+            assert!(reader.is_empty(), "bytes left after the frame");
+            read.expect("a frame was written")
+        }
+
+        proptest! {
+            #[test]
+            fn control_messages_round_trip(message in control()) {
+                prop_assert_eq!(round_trip(&message), message);
+            }
+
+            #[test]
+            fn stream_requests_round_trip(message in request()) {
+                prop_assert_eq!(round_trip(&message), message);
+            }
+
+            #[test]
+            fn opens_round_trip(message in open()) {
+                prop_assert_eq!(round_trip(&message), message);
+            }
+
+            #[test]
+            fn answers_round_trip(message in opened()) {
+                prop_assert_eq!(round_trip(&message), message);
+            }
+        }
+    }
 }

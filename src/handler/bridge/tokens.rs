@@ -126,7 +126,7 @@ fn load(path: &Path) -> io::Result<HashMap<String, Target>> {
 
 /// Parses `token: host:port` lines; `#` comments and malformed lines are skipped, as websockify
 /// does (it logs them; a bad line must not take the other tokens down).
-fn parse_into(text: &str, table: &mut HashMap<String, Target>) {
+pub(crate) fn parse_into(text: &str, table: &mut HashMap<String, Target>) {
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -184,5 +184,23 @@ mod tests {
             }
         );
         assert_eq!(table["sock"], Target::Unix("/run/x.sock".into()));
+    }
+
+    /// Found by `fuzz/` (target `tokens`): a space inside the brackets stayed in the host, so
+    /// `v6: [ h:1` dialled " h", and the table did not write back to itself.
+    #[test]
+    fn spaces_inside_brackets_are_not_part_of_the_host() {
+        let crash = b"a:\xea\xea\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff [:5901\nv6: [ h:1\n";
+        let mut table = HashMap::new();
+        parse_into(&String::from_utf8_lossy(crash), &mut table);
+        let tcp = |host: &str, port| Target::Tcp {
+            host: host.into(),
+            port,
+        };
+        assert_eq!(table.get("v6"), Some(&tcp("h", 1)));
+        let mut again = HashMap::new();
+        parse_into("v6: h:1\nb: [ ::1 ]:2\n", &mut again);
+        assert_eq!(again.get("v6"), table.get("v6"));
+        assert_eq!(again.get("b"), Some(&tcp("::1", 2)));
     }
 }

@@ -1,0 +1,34 @@
+//! The gateway's TOML config as a user writes it, through parsing and validation
+//! (`config::validate::gateway`). Properties: it never panics; an error points at a line and
+//! column inside the file and prints; a config accepted prints its route table.
+#![no_main]
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+use wsgate::config::{ConfigError, validate};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(source) = std::str::from_utf8(data) else {
+        return;
+    };
+    // Base `/`: paths in the file (`etc/hostname`) are checked to exist, never read.
+    match validate::gateway("fuzz.toml", source, Path::new("/")) {
+        Ok(config) => {
+            let _ = wsgate::router::table(&config.routes);
+        }
+        Err(error) => located(&error, source),
+    }
+});
+
+/// The error's place is in the file, and the error prints.
+fn located(error: &ConfigError, source: &str) {
+    if let Some(at) = &error.location {
+        assert!(
+            at.line >= 1 && at.line <= source.split('\n').count(),
+            "{error:?}"
+        );
+        assert!(at.column >= 1, "{error:?}");
+    }
+    let _ = error.to_string();
+}
