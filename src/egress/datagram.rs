@@ -186,8 +186,9 @@ mod tests {
             let host = prop_oneof![
                 any::<std::net::Ipv4Addr>().prop_map(|ip| Host::Ip(ip.into())),
                 any::<std::net::Ipv6Addr>().prop_map(|ip| Host::Ip(ip.into())),
-                // Up to 63 characters of up to 4 bytes: every name length a frame carries.
-                "[^\\x00]{1,63}".prop_map(Host::Name),
+                // Up to 63 characters of up to 4 bytes: every name length a frame carries, of
+                // the characters a name may hold (no control character, no white space).
+                "[^\\p{Cc}\\s]{1,63}".prop_map(Host::Name),
             ];
             (host, any::<u16>()).prop_map(|(host, port)| Address { host, port })
         }
