@@ -74,8 +74,9 @@ impl Default for Limits {
             tunnel_memory: 1 << 30,
             // A quarter of the process's: four tokens' agents cannot starve a fifth.
             tunnel_memory_per_token: 256 << 20,
-            // An agent with a few replicas or a quick reconnect; not a fleet on one token.
-            sessions_per_token: 8,
+            // A few agents sharing a token, with room for quick reconnects; their 8 MiB window
+            // headrooms take half the token's memory. A fleet on one token raises both.
+            sessions_per_token: 16,
             // nginx's proxy_send_timeout: 60 s without a write going through.
             credit_timeout: Duration::from_secs(60),
             descriptor_reserve: None,
