@@ -116,7 +116,7 @@ async fn serve_connection(
     let Some(tls) = tls else {
         return serve_http(stream, client, service, shutdown, slot).await;
     };
-    if tls.allow_plain && !starts_with_tls(&stream).await {
+    if tls.allow_plain && !starts_with_tls(&stream, handshake_timeout(&slot)).await {
         return serve_http(stream, client, service, shutdown, slot).await;
     }
     client.tls = true;
@@ -137,12 +137,11 @@ fn handshake_timeout(slot: &Slot) -> Duration {
     }
 }
 
-/// Whether the first byte is a TLS handshake record (0x16), waiting at most the handshake
-/// timeout for it.
-async fn starts_with_tls(stream: &TcpStream) -> bool {
+/// Whether the first byte is a TLS handshake record (0x16), waiting at most `limit` for it.
+async fn starts_with_tls(stream: &TcpStream, limit: Duration) -> bool {
     let mut first = [0u8; 1];
     matches!(
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await,
+        tokio::time::timeout(limit, stream.peek(&mut first)).await,
         Ok(Ok(1)) if first[0] == 0x16
     )
 }

@@ -60,11 +60,11 @@ fn errors_name_file_line_and_column() {
         ),
         (
             "[limits]\nmessage_memory = \"8MiB\"\n[[route]]\nbridge = \"tcp://a:1\"\n",
-            "gw.toml:2:18: expected `max_message_size` at most `[limits] message_memory` (8388608 bytes)",
+            "gw.toml:2:18: expected `max_message_size` at most a third of `[limits] message_memory` (8388608 bytes)",
         ),
         (
             "[limits]\nmessage_memory = \"8MiB\"\n[[route]]\nbridge = \"tcp://a:1\"\nmax_message_size = \"9MiB\"\n",
-            "gw.toml:5:20: expected `max_message_size` at most `[limits] message_memory`",
+            "gw.toml:5:20: expected `max_message_size` at most a third of `[limits] message_memory`",
         ),
         (
             "[limits]\nsessions_per_token = 0\n",

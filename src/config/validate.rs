@@ -14,6 +14,7 @@ use super::{
     units::{ByteSize, HumanDuration},
     zones,
 };
+use crate::handler::message_budget::charge_for;
 use crate::{
     connector::{DialOptions, ProxyProtocol, Target},
     handler::{
@@ -136,7 +137,15 @@ pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigEr
             .as_ref()
             .map_or(l.span(), |m| m.span())
     });
-    check_message_budget(&ctx, &parsed.routes, &routes, &limits, limits_at)?;
+    let has_agents = agents.is_some();
+    check_message_budget(
+        &ctx,
+        &parsed.routes,
+        &routes,
+        &limits,
+        has_agents,
+        limits_at,
+    )?;
     Ok(Config {
         source: file.to_string(),
         listen,
@@ -152,15 +161,28 @@ pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigEr
     })
 }
 
-/// A route whose messages could never fit the message budget is an error: every large
-/// message would be refused with 1013 as if the gateway were full.
+/// A route whose largest message could never fit the message budget is an error: every large
+/// message would be refused with 1013 as if the gateway were full. One message is charged its
+/// read buffer and a gathering buffer of twice its size ([`charge_for`]); agents' routes take
+/// messages up to 16 MiB.
 fn check_message_budget(
     ctx: &Ctx<'_>,
     files: &[Sp<RouteFile>],
     routes: &[Route],
     limits: &Limits,
+    agents: bool,
     at: std::ops::Range<usize>,
 ) -> Result<(), ConfigError> {
+    let expected = |what: &str| {
+        format!(
+            "expected {what} at most a third of `[limits] message_memory` ({} bytes): a \
+             message is charged its read buffer and twice its size while it is gathered",
+            limits.message_memory
+        )
+    };
+    if agents && charge_for(crate::tunnel::hub::AGENT_MAX_MESSAGE) > limits.message_memory {
+        return Err(ctx.error(at, expected("agents' 16 MiB messages")));
+    }
     for (file, route) in files.iter().zip(routes) {
         let max = match &route.handler {
             Handler::Bridge(bridge) => bridge.max_message_bytes,
@@ -169,20 +191,13 @@ fn check_message_budget(
             }
             _ => continue,
         };
-        if max > limits.message_memory {
+        if charge_for(max) > limits.message_memory {
             let span = file
                 .get_ref()
                 .max_message_size
                 .as_ref()
                 .map_or(at.clone(), |m| m.span());
-            return Err(ctx.error(
-                span,
-                format!(
-                    "expected `max_message_size` at most `[limits] message_memory` ({} bytes): \
-                     a larger message could never be received",
-                    limits.message_memory
-                ),
-            ));
+            return Err(ctx.error(span, expected("`max_message_size`")));
         }
     }
     Ok(())

@@ -6,11 +6,13 @@
 //! MiB before one payload byte. A per-connection cap does not bound that across connections,
 //! so [`Metered`] sits between the socket and tokio-websockets, follows the frame headers
 //! going past (it never copies payload), and charges each data frame's declared length to the
-//! shared [`Budget`] before the decoder sees the header. A fragmented message is charged what
-//! its gathering buffer may occupy (the decoder grows it by doubling: the next power of two of
-//! the bytes so far). A complete message stays charged until the reader comes back for more
-//! bytes, which the handlers do only once they have passed it on (the bridge gathers at most
-//! 256 KiB of small messages before it writes); the connection's end gives everything back.
+//! shared [`Budget`] before the decoder sees the header: the decoder's read buffer, which it
+//! reserves for the largest frame and never shrinks, stays charged for that frame while the
+//! connection lives; a fragmented message is also charged what its gathering buffer may occupy
+//! (it grows by doubling: less than twice the bytes gathered). A complete message stays
+//! charged until the reader comes back for more bytes, which the handlers do only once they
+//! have passed it on (the bridge gathers at most 256 KiB of small messages before it writes);
+//! the connection's end gives everything back.
 //!
 //! A frame the budget has no room for never reaches the decoder: in its place the decoder
 //! reads a close frame with code 1013 (Try Again Later) from the peer, which it answers with
@@ -45,9 +47,18 @@ pub const BUDGET_CLOSE_REASON: &str = "gateway message memory is full";
 /// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
 const MAX_HEADER: usize = 14;
 
-/// Ping bytes a peer may send while none of our writes goes through (the pongs it is owed
-/// wait in the decoder's queue): a few hundred pings, far more than any keep-alive sends.
+/// Ping bytes a peer may send beyond what our writes carry (the pongs it is owed wait in the
+/// decoder's queue): about five hundred pings, far more than any keep-alive sends.
 pub const MAX_UNANSWERED_PING_BYTES: usize = 64 << 10;
+
+/// What one queued pong costs beyond its payload: the queue entry and the frame header.
+const PING_COST: usize = 64;
+
+/// What the budget must hold for one message of `max_message_bytes`: the read buffer (the
+/// largest frame) and a gathering buffer of twice the message.
+pub fn charge_for(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_mul(3)
+}
 
 /// Who sends the frames this side reads: a client masks them, a server does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +121,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Metered<T> {
 
     /// Bytes charged now for this connection.
     pub fn charged(&self) -> usize {
-        self.frames.assembling.bytes() + self.frames.delivered.bytes()
+        let frames = &self.frames;
+        frames.assembling.bytes() + frames.delivered.bytes() + frames.read_buffer.bytes()
     }
 
     fn io(&mut self) -> Pin<&mut T> {
@@ -298,6 +310,8 @@ struct FrameTracker {
     message_bytes: u64,
     /// What complete messages hold until the reader comes back for more bytes.
     delivered: Charge,
+    /// The decoder's read buffer: the largest frame admitted, held while the connection lives.
+    read_buffer: Charge,
     /// Payload bytes of the current frame still to come; 0 between frames.
     payload_left: u64,
     /// Whether the current frame ends a data message (data opcode or continuation, FIN set).
@@ -314,6 +328,7 @@ impl FrameTracker {
             assembling: Charge::empty(budget),
             message_bytes: 0,
             delivered: Charge::empty(budget),
+            read_buffer: Charge::empty(budget),
             payload_left: 0,
             ends_message: false,
             unanswered_ping_bytes: 0,
@@ -355,9 +370,10 @@ impl FrameTracker {
         self.ends_message = false;
         if header.opcode >= 0x8 {
             // Control frames carry at most 125 bytes and are never gathered; a ping is owed
-            // a pong, which waits in the decoder's queue until a write goes through.
+            // a pong, which waits in the decoder's queue (an entry and its bytes) until our
+            // writes go through.
             if header.opcode == 0x9 {
-                self.unanswered_ping_bytes += 2 + header.payload.min(125) as usize;
+                self.unanswered_ping_bytes += PING_COST + header.payload.min(125) as usize;
             }
             return self.unanswered_ping_bytes <= MAX_UNANSWERED_PING_BYTES;
         }
@@ -370,18 +386,22 @@ impl FrameTracker {
         if header.payload > self.max_message_bytes as u64 {
             return true; // the decoder refuses it (1009) before reserving anything
         }
+        // The decoder reads every frame into one buffer it reserves whole and never shrinks:
+        // the largest frame so far stays charged while the connection lives.
+        let payload = usize::try_from(header.payload).unwrap_or(usize::MAX);
+        let larger = payload.saturating_sub(self.read_buffer.bytes());
+        if !self.read_buffer.try_grow(larger) {
+            return false;
+        }
+        if header.opcode != 0x0 && header.fin {
+            return true; // a message in one frame lives in the read buffer
+        }
+        // A gathered message is copied into a buffer that grows by doubling from the first
+        // fragment's size: always less than twice the bytes gathered.
         let total = self.message_bytes + header.payload;
-        let whole = header.opcode != 0x0 && header.fin;
-        // A message in one frame occupies its payload; a gathered one its doubling buffer.
-        let occupied = if whole {
-            total
-        } else {
-            total.checked_next_power_of_two().unwrap_or(total)
-        };
-        let more = usize::try_from(occupied)
-            .unwrap_or(usize::MAX)
-            .saturating_sub(self.assembling.bytes());
         self.message_bytes = total;
+        let occupied = usize::try_from(total.saturating_mul(2)).unwrap_or(usize::MAX);
+        let more = occupied.saturating_sub(self.assembling.bytes());
         self.assembling.try_grow(more)
     }
 
@@ -395,10 +415,10 @@ impl FrameTracker {
         }
     }
 
-    /// A write that went through means the peer reads: the pongs it was owed are on the way.
+    /// Bytes written mean the peer reads: as many of the pongs it was owed are on the way.
     fn note_write(&mut self, written: &Poll<io::Result<usize>>) {
-        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
-            self.unanswered_ping_bytes = 0;
+        if let Poll::Ready(Ok(n)) = written {
+            self.unanswered_ping_bytes = self.unanswered_ping_bytes.saturating_sub(*n);
         }
     }
 }
@@ -470,24 +490,38 @@ mod tests {
     }
 
     #[test]
-    fn fragments_are_charged_as_their_doubling_buffer_until_the_reader_returns() {
+    fn fragments_are_charged_as_their_buffers_until_the_reader_returns() {
         let budget = Budget::new("test", 1 << 20);
         let mut tracker = FrameTracker::new(Sender::Client, &budget, 1 << 20);
         assert_eq!(tracker.scan(&frame(false, 0x2, 1000)), Scan::Pass);
-        assert_eq!(budget.used(), 1024, "1000 bytes gathered: a 1 KiB buffer");
+        assert_eq!(
+            budget.used(),
+            1000 + 2000,
+            "the read buffer, and twice what is gathered"
+        );
         assert_eq!(
             tracker.scan(&frame(true, 0x9, 5)),
             Scan::Pass,
             "a ping between"
         );
         assert_eq!(tracker.scan(&frame(false, 0x0, 3000)), Scan::Pass);
-        assert_eq!(budget.used(), 4096);
+        assert_eq!(budget.used(), 3000 + 8000);
         assert_eq!(tracker.scan(&frame(true, 0x0, 10)), Scan::Pass);
-        assert_eq!(budget.used(), 4096, "complete, not yet passed on");
+        assert_eq!(budget.used(), 3000 + 8020, "complete, not yet passed on");
         tracker.delivered.release(); // the reader came back for more
-        assert_eq!(budget.used(), 0);
+        assert_eq!(
+            budget.used(),
+            3000,
+            "the read buffer stays as large as its largest frame"
+        );
         assert_eq!(tracker.scan(&frame(true, 0x1, 100)), Scan::Pass);
-        assert_eq!(budget.used(), 100, "a message in one frame: its payload");
+        assert_eq!(
+            budget.used(),
+            3000,
+            "a message in one frame lives in the read buffer"
+        );
+        drop(tracker);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]
@@ -515,7 +549,7 @@ mod tests {
         assert_eq!(budget.used(), 300);
         assert_eq!(tracker.scan(&bytes[100..]), Scan::Pass);
         tracker.delivered.release();
-        assert_eq!(budget.used(), 0);
+        assert_eq!(budget.used(), 300, "the read buffer");
     }
 
     #[test]
@@ -531,18 +565,14 @@ mod tests {
         let budget = Budget::new("test", 100);
         let mut tracker = FrameTracker::new(Sender::Client, &budget, 1000);
         let ping = frame(true, 0x9, 125);
-        let allowed = MAX_UNANSWERED_PING_BYTES / 127;
+        let cost = PING_COST + 125;
+        let allowed = MAX_UNANSWERED_PING_BYTES / cost;
         for _ in 0..allowed {
             assert_eq!(tracker.scan(&ping), Scan::Pass);
         }
-        tracker.note_write(&Poll::Ready(Ok(10)));
-        for _ in 0..allowed {
-            assert_eq!(
-                tracker.scan(&ping),
-                Scan::Pass,
-                "a write went through: owed anew"
-            );
-        }
+        // Only what our writes carried is taken off: a slow reader cannot reset the count.
+        tracker.note_write(&Poll::Ready(Ok(cost)));
+        assert_eq!(tracker.scan(&ping), Scan::Pass, "one pong's worth went out");
         tracker.note_write(&Poll::Pending);
         assert_eq!(tracker.scan(&ping), Scan::RefuseFrom(0));
     }
@@ -568,8 +598,8 @@ mod tests {
         assert_eq!(message.as_payload().len(), 140_000);
         assert_eq!(
             budget.used(),
-            262_144,
-            "the gathered 140,000 bytes: a 256 KiB buffer"
+            70_000 + 280_000,
+            "the read buffer, and twice the 140,000 bytes gathered"
         );
         let _client = writer.await.unwrap();
         drop(ws);

@@ -55,6 +55,9 @@ const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest message a visitor may send through an agent's bridge route, as for bridge routes.
 const AGENT_BRIDGE_MAX_MESSAGE: usize = 16 << 20;
 
+/// The largest message agents' routes take (the config checks the message budget holds it).
+pub const AGENT_MAX_MESSAGE: usize = AGENT_BRIDGE_MAX_MESSAGE;
+
 /// The connected agents and the routes their services are.
 #[derive(Debug)]
 pub struct AgentHub {
@@ -392,7 +395,14 @@ impl AgentHub {
                 }
             };
             for message in reply {
-                if wire::write_frame(&mut control, &message).await.is_err() {
+                // The control stream is outside the credit watch: an agent that stops reading
+                // it is dropped after a heartbeat timeout, as one that stops writing is.
+                let write = wire::write_frame(&mut control, &message);
+                if !matches!(
+                    timeout(self.settings.heartbeat_timeout, write).await,
+                    Ok(Ok(()))
+                ) {
+                    tracing::info!(agent = %Escaped(&name), "agent stopped reading its control stream");
                     return;
                 }
             }
