@@ -159,7 +159,10 @@ impl Charge {
 
     /// Gives everything back, keeping the charge for later growth.
     pub fn release(&mut self) {
-        self.budget.give_back(std::mem::take(&mut self.bytes));
+        // Called on every read of a metered connection: no atomic write when nothing is held.
+        if self.bytes > 0 {
+            self.budget.give_back(std::mem::take(&mut self.bytes));
+        }
     }
 }
 

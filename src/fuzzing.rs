@@ -14,6 +14,19 @@ use crate::{
     egress::{address::Address, datagram::Datagram},
 };
 
+/// A config error's place is inside `source` (line and column from 1), and the error prints:
+/// the property both config targets check.
+pub fn assert_located(error: &crate::config::ConfigError, source: &str) {
+    if let Some(at) = &error.location {
+        assert!(
+            at.line >= 1 && at.line <= source.split('\n').count(),
+            "{error:?}"
+        );
+        assert!(at.column >= 1, "{error:?}");
+    }
+    let _ = error.to_string();
+}
+
 /// Runs a future whose I/O is all in memory to its end. Panics if it would wait: a decoder
 /// reading from a byte slice that waits is waiting for input that can never come.
 pub fn now<F: Future>(future: F) -> F::Output {

@@ -171,6 +171,13 @@ async fn real_agent(
     (child, seen)
 }
 
+/// A real `wsgate agent` named `name` whose one `service` (a registration URL) was registered.
+async fn registered_agent(gateway: SocketAddr, name: &str, service: String) -> Child {
+    let (child, answers) = real_agent(gateway, name, &[service], 1).await;
+    assert!(answers[0].contains("service registered"), "{answers:#?}");
+    child
+}
+
 /// `GET path` with `Host: host` on a fresh connection.
 async fn get(gateway: SocketAddr, host: &str, path: &str) -> RawResponse {
     raw_request(gateway, &format!("GET {path} HTTP/1.1\nHost: {host}")).await
@@ -353,17 +360,12 @@ async fn a_host_under_another_agents_wildcard_is_refused_and_theirs_still_answer
         "[agents]\ntokens = [\"{TOKEN}\"]\nhosts = [\"*.tunnel.test\"]\n"
     ))
     .await;
-    let (_bee, answers) = real_agent(
+    let _bee = registered_agent(
         gateway.addr,
         "bee",
-        &[format!(
-            "http://{}/?mode=domain&value=*.b.tunnel.test",
-            bee.addr
-        )],
-        1,
+        format!("http://{}/?mode=domain&value=*.b.tunnel.test", bee.addr),
     )
     .await;
-    assert!(answers[0].contains("service registered"), "{answers:#?}");
 
     // A real agent with the same unrestricted token tries around, inside and onto it.
     let domain = |value: &str, name: &str| {
@@ -430,22 +432,18 @@ async fn path_claims_may_not_nest_inside_or_around_another_agents_path() {
     let alpha = HttpUpstream::start("alpha").await;
     let beta = HttpUpstream::start("beta").await;
     let gateway = Gateway::start(&format!("[agents]\ntokens = [\"{TOKEN}\"]\n")).await;
-    let (_alpha, answers) = real_agent(
+    let _alpha = registered_agent(
         gateway.addr,
         "alpha",
-        &[format!("http://{}/?mode=path&value=alpha", alpha.addr)],
-        1,
+        format!("http://{}/?mode=path&value=alpha", alpha.addr),
     )
     .await;
-    assert!(answers[0].contains("service registered"), "{answers:#?}");
-    let (_beta, answers) = real_agent(
+    let _beta = registered_agent(
         gateway.addr,
         "beta",
-        &[format!("http://{}/?mode=path&value=beta/x", beta.addr)],
-        1,
+        format!("http://{}/?mode=path&value=beta/x", beta.addr),
     )
     .await;
-    assert!(answers[0].contains("service registered"), "{answers:#?}");
 
     let attacker = RawAgent::register(
         gateway.addr,
@@ -713,14 +711,12 @@ async fn a_path_zone_carved_out_of_a_proxy_catch_all_takes_claims_only_inside_it
         admin.url("/"),
     ))
     .await;
-    let (_app, answers) = real_agent(
+    let _app = registered_agent(
         gateway.addr,
         "app",
-        &[format!("http://{}/?mode=path&value=agents/app", app.addr)],
-        1,
+        format!("http://{}/?mode=path&value=agents/app", app.addr),
     )
     .await;
-    assert!(answers[0].contains("service registered"), "{answers:#?}");
 
     let attacker = RawAgent::register(
         gateway.addr,

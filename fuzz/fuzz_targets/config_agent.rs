@@ -12,15 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(source) = std::str::from_utf8(data) else {
         return;
     };
-    let Err(error) = agent::parse("fuzz.toml", source, Path::new("/")) else {
-        return;
-    };
-    if let Some(at) = &error.location {
-        assert!(
-            at.line >= 1 && at.line <= source.split('\n').count(),
-            "{error:?}"
-        );
-        assert!(at.column >= 1, "{error:?}");
+    if let Err(error) = agent::parse("fuzz.toml", source, Path::new("/")) {
+        wsgate::fuzzing::assert_located(&error, source);
     }
-    let _ = error.to_string();
 });

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use wsgate::config::{ConfigError, validate};
+use wsgate::config::validate;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(source) = std::str::from_utf8(data) else {
@@ -17,18 +17,6 @@ fuzz_target!(|data: &[u8]| {
         Ok(config) => {
             let _ = wsgate::router::table(&config.routes);
         }
-        Err(error) => located(&error, source),
+        Err(error) => wsgate::fuzzing::assert_located(&error, source),
     }
 });
-
-/// The error's place is in the file, and the error prints.
-fn located(error: &ConfigError, source: &str) {
-    if let Some(at) = &error.location {
-        assert!(
-            at.line >= 1 && at.line <= source.split('\n').count(),
-            "{error:?}"
-        );
-        assert!(at.column >= 1, "{error:?}");
-    }
-    let _ = error.to_string();
-}

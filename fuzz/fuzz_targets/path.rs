@@ -29,7 +29,10 @@ fn normalize(path: &str) {
     if let Ok(readings) = lenient_readings(&once) {
         for reading in readings {
             let again = normalize_path(&reading).expect("a reading is a normal path");
-            assert_eq!(again, reading, "the reading {reading:?} of {once:?} is not normal");
+            assert_eq!(
+                again, reading,
+                "the reading {reading:?} of {once:?} is not normal"
+            );
         }
     }
     if path.starts_with('/') {

@@ -3,7 +3,7 @@
 //! path claim held to the agents' path zones and kept off configured routes, and claims (hosts
 //! or paths) that nest. The hub applies them; docs/security.md lists them.
 
-use crate::router::{HostPattern, strip_prefix};
+use crate::router::{Authority, HostPattern, strip_prefix};
 
 /// The refusal when the gateway sets no `[agents] hosts`.
 pub const NO_HOST_CLAIMS: &str = "this gateway allows no host claims: set [agents] hosts";
@@ -187,15 +187,12 @@ fn is_number_label(label: &str) -> bool {
     }
 }
 
-/// The host a request reached the gateway by, from its `Host` (or authority): port removed,
-/// lowercase, one trailing dot dropped; `[::1]:80` is `[::1]`.
-pub fn reached_host(authority: &str) -> String {
-    let host = match authority.rfind(':') {
-        Some(colon) if !authority[colon..].contains(']') => &authority[..colon],
-        _ => authority,
-    };
-    let lower = host.to_ascii_lowercase();
-    lower.strip_suffix('.').unwrap_or(&lower).to_string()
+/// The host a request reached the gateway by, from its `Host` (made canonical by
+/// `http::request::prepare`): port removed, lowercase, no trailing dot; `[::1]:80` is `[::1]`.
+pub fn reached_host(authority: &str) -> Option<String> {
+    Authority::parse(authority)
+        .ok()
+        .map(|authority| authority.host.to_ascii_lowercase())
 }
 
 /// How the host pattern `claim` lies against `other`, if any host matches both. Two exact

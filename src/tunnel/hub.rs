@@ -512,12 +512,12 @@ impl AgentHub {
     }
 }
 
-/// The host an agent's upgrade named (`Host`, else the URI's authority), canonical: a name the
-/// gateway is reached by, which no agent may claim.
+/// The host an agent's upgrade named, canonical: a name the gateway is reached by, which no
+/// agent may claim. (The request was made canonical before routing: an absolute URI's
+/// authority is in `Host` by now.)
 fn reached_by<B>(req: &Request<B>) -> Option<String> {
     req.headers()
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .map(super::claim_rules::reached_host)
+        .and_then(super::claim_rules::reached_host)
 }

@@ -303,7 +303,8 @@ impl Probe {
         cx: &mut Context<'_>,
         polled: Poll<std::io::Result<T>>,
     ) -> Poll<std::io::Result<T>> {
-        let Some(watch) = self.watch.clone() else {
+        // Borrowed, not cloned: this runs on every write into a tunnel stream.
+        let Some(watch) = self.watch.as_deref() else {
             return polled;
         };
         if polled.is_ready() {
@@ -326,13 +327,12 @@ impl Probe {
                 }
             }
         }
-        let Some(deadline) = self.deadline.as_mut().filter(|_| watch.timeout.is_some()) else {
+        let (Some(timeout), Some(deadline)) = (watch.timeout, self.deadline.as_mut()) else {
             return Poll::Pending;
         };
         if deadline.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
-        let timeout = watch.timeout.expect("checked above");
         if watch.starved_for() >= timeout {
             watch.starved.notify_one();
         }

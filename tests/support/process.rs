@@ -119,6 +119,23 @@ pub fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS in /proc/PID/status")
 }
 
+/// Reads the process's RSS until it is at most `limit_kib`, for up to 30 s; the last reading.
+/// Freed memory leaves the process when its allocator's background thread purges it, a
+/// timer inside the process that nothing outside can wait on, so this polls (every 200 ms)
+/// and the caller asserts on what it read.
+pub async fn rss_settles_at_most(pid: u32, limit_kib: u64) -> u64 {
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(200));
+    let mut rss = rss_kib(pid);
+    for _ in 0..150 {
+        if rss <= limit_kib {
+            break;
+        }
+        every.tick().await;
+        rss = rss_kib(pid);
+    }
+    rss
+}
+
 impl Wsgate {
     /// Sends SIGTERM (via `kill`, the binary) and waits for the exit code.
     pub async fn terminate(mut self) -> i32 {
