@@ -22,7 +22,7 @@ pub use plan::{
 use crate::{
     client::{self, DialError},
     config::Secret,
-    connector::tls::MaybeTls,
+    connector::Stream,
     log_escape::Escaped,
     tunnel::{
         session::{self, OpenedStream, SessionHandle, StreamBudget, TunnelStream},
@@ -342,7 +342,7 @@ fn log_control(server: &Uri, message: Control) {
 async fn connect(
     server: &Uri,
     token: &Secret,
-) -> Result<tokio_websockets::WebSocketStream<MaybeTls>, Failure> {
+) -> Result<tokio_websockets::WebSocketStream<Stream>, Failure> {
     let bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
         .map_err(|_| Failure::Retry("the token is not a valid header value".into()))?;
     let headers = [(header::AUTHORIZATION, bearer)];

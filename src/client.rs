@@ -8,8 +8,8 @@ use tokio::{net::TcpStream, time::timeout};
 use tokio_websockets::{ClientBuilder, Limits, WebSocketStream};
 
 use crate::connector::{
-    Upstream,
-    tls::{MaybeTls, TlsDial, Verify},
+    Stream,
+    tls::{TlsDial, Verify},
 };
 
 /// How long dialling and the handshake may each take.
@@ -43,7 +43,7 @@ pub async fn connect(
     headers: &[(HeaderName, HeaderValue)],
     protocol: Option<&str>,
     max_message: usize,
-) -> Result<WebSocketStream<MaybeTls>, DialError> {
+) -> Result<WebSocketStream<Stream>, DialError> {
     let failed = |reason: String| DialError::Failed {
         url: url.to_string(),
         reason,
@@ -63,13 +63,11 @@ pub async fn connect(
     crate::connector::keep_alive(&tcp);
     let stream = if tls {
         let dial = TlsDial::new(&host, &Verify::SystemRoots).map_err(|e| failed(e.to_string()))?;
-        let tls = dial
-            .handshake(Upstream::Tcp(tcp))
+        dial.handshake(Stream::Tcp(tcp))
             .await
-            .map_err(|e| failed(format!("TLS: {e}")))?;
-        MaybeTls::Tls(Box::new(tls))
+            .map_err(|e| failed(format!("TLS: {e}")))?
     } else {
-        MaybeTls::Plain(Upstream::Tcp(tcp))
+        Stream::Tcp(tcp)
     };
     let limits = Limits::default().max_payload_len(Some(max_message));
     let mut builder = ClientBuilder::from_uri(url.clone()).limits(limits);

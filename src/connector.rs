@@ -1,13 +1,14 @@
-//! Connectors say *where* bytes go: a [`Target`] is dialled and yields an [`Upstream`] stream.
+//! Connectors say *where* bytes go: a [`Connector`] owns the whole dial (TCP or Unix with
+//! keepalive and the PROXY header, a stream to an agent's service, TLS with its timeout and
+//! SNI on top of either) and yields one [`Stream`] type.
 //!
-//! Handlers never know which connector they were given (DESIGN.md): today the only way to reach
-//! a target is a direct dial; the agent connector joins [`Connector`] with the tunnel.
+//! Handlers never know which connector they were given (DESIGN.md), nor what the stream is.
 
 pub mod agent;
 pub mod direct;
 pub mod proxy_protocol;
 pub mod tls;
-pub mod upstream;
+pub mod stream;
 
 use std::{fmt, io, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
@@ -16,7 +17,8 @@ use http::StatusCode;
 pub use agent::AgentConnector;
 pub use direct::DirectConnector;
 pub use proxy_protocol::ProxyProtocol;
-pub use upstream::Upstream;
+pub use stream::Stream;
+pub use tls::TlsDial;
 
 /// Where a byte stream goes: a TCP `host:port` or a Unix socket path.
 ///
@@ -140,14 +142,39 @@ pub enum Connector {
     Direct(DirectConnector),
     /// Open a stream to a service of a connected agent.
     Agent(AgentConnector),
+    /// Reach the target by the inner connector, then speak TLS over the stream.
+    Tls(Box<TlsConnector>),
+}
+
+/// TLS over another connector's stream; the handshake gets the inner connect timeout again.
+#[derive(Debug, Clone)]
+pub struct TlsConnector {
+    /// How the stream under TLS is reached.
+    pub inner: Connector,
+    /// Roots, SNI and ALPN.
+    pub tls: TlsDial,
 }
 
 impl Connector {
+    /// A direct dial of `target`.
+    pub fn direct(target: Target, options: DialOptions) -> Self {
+        Connector::Direct(DirectConnector { target, options })
+    }
+
+    /// This connector, with TLS on top when `tls` is set (`wss://`, `https://`).
+    pub fn with_tls(self, tls: Option<TlsDial>) -> Self {
+        match tls {
+            Some(tls) => Connector::Tls(Box::new(TlsConnector { inner: self, tls })),
+            None => self,
+        }
+    }
+
     /// Opens a byte stream to the target, ready for the handler's bytes.
-    pub async fn connect(&self, client: ClientAddrs) -> Result<Upstream, ConnectError> {
+    pub async fn connect(&self, client: ClientAddrs) -> Result<Stream, ConnectError> {
         match self {
             Connector::Direct(direct) => direct.connect(client).await,
             Connector::Agent(agent) => agent.connect().await,
+            Connector::Tls(tls) => tls.connect(client).await,
         }
     }
 
@@ -156,6 +183,7 @@ impl Connector {
         match self {
             Connector::Direct(direct) => direct.options.connect_timeout,
             Connector::Agent(agent) => agent.connect_timeout,
+            Connector::Tls(tls) => tls.inner.connect_timeout(),
         }
     }
 
@@ -164,6 +192,27 @@ impl Connector {
         match self {
             Connector::Direct(direct) => direct.target.to_string(),
             Connector::Agent(agent) => agent.to_string(),
+            Connector::Tls(tls) => tls.inner.target(),
+        }
+    }
+}
+
+impl TlsConnector {
+    /// Reaches the target, then runs the TLS handshake under the connect timeout.
+    async fn connect(&self, client: ClientAddrs) -> Result<Stream, ConnectError> {
+        // Boxed: the inner connect is this same function's caller, a recursive future.
+        let stream = Box::pin(self.inner.connect(client)).await?;
+        let after = self.inner.connect_timeout();
+        match tokio::time::timeout(after, self.tls.handshake(stream)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(source)) => Err(ConnectError::Tls {
+                target: self.inner.target(),
+                source,
+            }),
+            Err(_) => Err(ConnectError::TlsTimeout {
+                target: self.inner.target(),
+                after,
+            }),
         }
     }
 }
@@ -213,6 +262,23 @@ pub enum ConnectError {
         /// Which budget is full.
         reason: String,
     },
+    /// The TLS handshake with the target failed.
+    #[error("TLS with {target}: {source}")]
+    Tls {
+        /// What was dialled.
+        target: String,
+        /// What rustls said.
+        #[source]
+        source: io::Error,
+    },
+    /// The TLS handshake took longer than the connect timeout.
+    #[error("TLS with {target}: no handshake within {after:?}")]
+    TlsTimeout {
+        /// What was dialled.
+        target: String,
+        /// The connect timeout.
+        after: Duration,
+    },
 }
 
 impl ConnectError {
@@ -220,11 +286,14 @@ impl ConnectError {
     /// full (the gateway's state, not the upstream's), else 502.
     pub fn http_status(&self) -> StatusCode {
         match self {
-            ConnectError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ConnectError::Timeout { .. } | ConnectError::TlsTimeout { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             ConnectError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ConnectError::Resolve { .. }
             | ConnectError::Refused { .. }
-            | ConnectError::Agent { .. } => StatusCode::BAD_GATEWAY,
+            | ConnectError::Agent { .. }
+            | ConnectError::Tls { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 }

@@ -22,7 +22,8 @@
 //! - [`agent`], [`pipe`], [`client`]: the other processes — `wsgate agent` behind NAT (with
 //!   its local SOCKS5 and HTTP proxies),
 //!   `wsgate pipe` for SSH, and the WebSocket dialler they share.
-//! - [`access_log`], [`log_escape`], [`shutdown`], [`tls`]: cross-cutting pieces.
+//! - [`access_log`], [`log_escape`], [`shutdown`], [`tls`], [`io`], [`refusal`]: cross-cutting
+//!   pieces; [`refusal`] is the one table of how each failure is refused.
 //! - `fuzzing` (hidden): entry points to private decoders for the targets in `fuzz/`.
 
 pub mod access_log;
@@ -38,9 +39,11 @@ pub mod fuzzing;
 pub mod gateway;
 pub mod handler;
 pub mod http;
+pub mod io;
 pub mod listener;
 pub mod log_escape;
 pub mod pipe;
+pub mod refusal;
 pub mod router;
 pub mod shutdown;
 pub mod tls;

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     connector::{
-        Connector, DialOptions, DirectConnector,
+        Connector, DialOptions,
         tls::{TlsDial, Verify},
     },
     handler::proxy::{
@@ -42,11 +42,8 @@ pub fn proxy_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<ProxyRoute, Config
                 .then(|| TlsDial::new(&url.host, &verify))
                 .transpose()
                 .map_err(|e| ctx.error(span, e.to_string()))?;
-            let connector = Connector::Direct(DirectConnector {
-                target: url.target(),
-                options: dial.clone(),
-            });
-            Ok(Arc::new(UpstreamServer::new(url, connector, tls)))
+            let connector = Connector::direct(url.target(), dial.clone()).with_tls(tls);
+            Ok(Arc::new(UpstreamServer::new(url, connector)))
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;
     let policy = parse_or(ctx, &file.balance, Policy::RoundRobin)?;

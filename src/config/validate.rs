@@ -18,7 +18,7 @@ use crate::handler::message_budget::charge_for;
 use crate::{
     connector::{DialOptions, ProxyProtocol, Target},
     handler::{
-        BridgeRoute, FilesRoute, Handler, bridge::tokens::TokenSource, bridge::watchdog::Heartbeat,
+        BridgeRoute, FilesRoute, Handler, bridge::BridgeTarget, bridge::tokens::TokenSource, bridge::watchdog::Heartbeat,
     },
     router::{HostPattern, Route, normalize_prefix},
     tunnel::limits::TokenLimits,
@@ -607,10 +607,10 @@ fn bridge_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<BridgeRoute, ConfigEr
         .as_ref()
         .map(|p| ctx.parse::<ProxyProtocol>(p))
         .transpose()?;
+    let target = BridgeTarget::direct(target, tokens, dial)
+        .ok_or_else(|| ConfigError::usage("a bridge route needs `bridge` or `bridge_tokens`"))?;
     Ok(BridgeRoute {
         target,
-        tokens,
-        dial,
         idle_timeout: ctx.duration(&file.idle_timeout)?.filter(|d| !d.is_zero()),
         heartbeat: heartbeat
             .filter(|d| !d.is_zero())
@@ -619,6 +619,5 @@ fn bridge_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<BridgeRoute, ConfigEr
                 pong_timeout: pong_timeout.unwrap_or(interval),
             }),
         max_message_bytes: usize::try_from(max_message).unwrap_or(usize::MAX),
-        agent: None,
     })
 }

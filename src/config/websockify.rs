@@ -12,7 +12,7 @@ use crate::{
     cli::WebsockifyArgs,
     connector::{DialOptions, Target},
     handler::{
-        BridgeRoute, FilesRoute, Handler, bridge::tokens::TokenSource, bridge::watchdog::Heartbeat,
+        BridgeRoute, FilesRoute, Handler, bridge::BridgeTarget, bridge::tokens::TokenSource, bridge::watchdog::Heartbeat,
     },
     router::Route,
 };
@@ -193,17 +193,16 @@ pub fn config(args: &WebsockifyArgs) -> Result<Config, ConfigError> {
         s.filter(|&s| s > 0)
             .map(|s| Duration::from_secs(s).min(super::units::MAX_DURATION))
     };
+    let target = BridgeTarget::direct(target, tokens, DialOptions::default())
+        .ok_or_else(|| ConfigError::usage("websockify: no target"))?;
     let bridge = BridgeRoute {
         target,
-        tokens,
-        dial: DialOptions::default(),
         idle_timeout: None,
         heartbeat: seconds(args.heartbeat).map(|interval| Heartbeat {
             interval,
             pong_timeout: interval,
         }),
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES as usize,
-        agent: None,
     };
     let mut routes = vec![route("websockify", Handler::Bridge(bridge))];
     if let Some(web) = &args.web {

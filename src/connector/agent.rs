@@ -5,7 +5,7 @@ use std::{fmt, time::Duration};
 
 use tokio::time::timeout;
 
-use super::{ConnectError, Upstream};
+use super::{ConnectError, Stream};
 use crate::tunnel::{
     session::{OpenError, OpenedStream, SessionHandle},
     wire::{self, Open},
@@ -26,9 +26,9 @@ pub struct AgentConnector {
 
 impl AgentConnector {
     /// Opens a stream to the service, once the agent says it has reached it.
-    pub async fn connect(&self) -> Result<super::Upstream, ConnectError> {
+    pub async fn connect(&self) -> Result<Stream, ConnectError> {
         let stream = self.connect_stream().await?;
-        Ok(Upstream::Stream(Box::new(stream)))
+        Ok(Stream::Tunnel(Box::new(stream)))
     }
 
     /// As [`Self::connect`], the tunnel stream itself (to splice it frame by frame).

@@ -1,4 +1,5 @@
-//! The direct connector: dial TCP or a Unix socket from the gateway, under a connect timeout.
+//! The direct connector: dial TCP (keepalive on) or a Unix socket from the gateway, under a
+//! connect timeout, and write the PROXY header first if the route asks for one.
 
 use std::io;
 
@@ -8,7 +9,7 @@ use tokio::{
     time::timeout,
 };
 
-use super::{ClientAddrs, ConnectError, DialOptions, Target, Upstream};
+use super::{ClientAddrs, ConnectError, DialOptions, Stream, Target, keep_alive};
 
 /// Dials one fixed target.
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ pub struct DirectConnector {
 
 impl DirectConnector {
     /// Dials the target and, if configured, writes the PROXY header first.
-    pub async fn connect(&self, client: ClientAddrs) -> Result<Upstream, ConnectError> {
+    pub async fn connect(&self, client: ClientAddrs) -> Result<Stream, ConnectError> {
         let after = self.options.connect_timeout;
         let mut upstream =
             timeout(after, self.dial())
@@ -32,8 +33,7 @@ impl DirectConnector {
                 })??;
         if let Some(version) = self.options.proxy_protocol {
             let header = version.header(client.peer, client.local);
-            let (_, mut writer) = upstream.split();
-            writer
+            upstream
                 .write_all(&header)
                 .await
                 .map_err(|source| self.refused(source))?;
@@ -41,18 +41,18 @@ impl DirectConnector {
         Ok(upstream)
     }
 
-    async fn dial(&self) -> Result<Upstream, ConnectError> {
+    async fn dial(&self) -> Result<Stream, ConnectError> {
         match &self.target {
             Target::Tcp { host, port } => self.dial_tcp(host, *port).await,
             Target::Unix(path) => UnixStream::connect(path)
                 .await
-                .map(Upstream::Unix)
+                .map(Stream::Unix)
                 .map_err(|source| self.refused(source)),
         }
     }
 
     /// Tries each resolved address in turn, as browsers and curl do, keeping the last error.
-    async fn dial_tcp(&self, host: &str, port: u16) -> Result<Upstream, ConnectError> {
+    async fn dial_tcp(&self, host: &str, port: u16) -> Result<Stream, ConnectError> {
         let addrs = lookup_host((host, port))
             .await
             .map_err(|source| ConnectError::Resolve {
@@ -67,7 +67,9 @@ impl DirectConnector {
                     stream
                         .set_nodelay(true)
                         .map_err(|source| self.refused(source))?;
-                    return Ok(Upstream::Tcp(stream));
+                    // A vanished upstream is found in minutes, not never (see KEEPALIVE_IDLE).
+                    keep_alive(&stream);
+                    return Ok(Stream::Tcp(stream));
                 }
                 Err(error) => last_error = error,
             }

@@ -1,23 +1,16 @@
 //! TLS toward upstreams (`wss://`, `https://`): rustls with the system's roots or a configured
 //! CA, SNI from the upstream's host name, and an explicit opt-out for self-signed upstreams.
 
-use std::{
-    io,
-    path::Path,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::{io, path::Path, sync::Arc};
 
 use rustls::{
     ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject},
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_rustls::{TlsConnector, client::TlsStream};
+use tokio_rustls::TlsConnector;
 
-use super::Upstream;
+use super::Stream;
 
 /// How an upstream's certificate is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,10 +81,12 @@ impl TlsDial {
     }
 
     /// Runs the TLS handshake over a connected stream.
-    pub async fn handshake(&self, stream: Upstream) -> io::Result<TlsStream<Upstream>> {
-        self.connector
+    pub async fn handshake(&self, stream: Stream) -> io::Result<Stream> {
+        let tls = self
+            .connector
             .connect(self.server_name.clone(), stream)
-            .await
+            .await?;
+        Ok(Stream::Tls(Box::new(tls)))
     }
 }
 
@@ -180,72 +175,5 @@ impl ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// A connection to an upstream, in the clear or under TLS: what the proxy speaks HTTP over.
-#[derive(Debug)]
-pub enum MaybeTls {
-    /// `ws://`, `http://`.
-    Plain(Upstream),
-    /// `wss://`, `https://`.
-    Tls(Box<TlsStream<Upstream>>),
-}
-
-impl AsyncRead for MaybeTls {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
-            MaybeTls::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for MaybeTls {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MaybeTls::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
-            MaybeTls::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MaybeTls::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, bufs),
-            MaybeTls::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            MaybeTls::Plain(stream) => stream.is_write_vectored(),
-            MaybeTls::Tls(stream) => stream.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(stream) => Pin::new(stream).poll_flush(cx),
-            MaybeTls::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTls::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
-            MaybeTls::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
-        }
     }
 }

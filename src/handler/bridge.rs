@@ -19,7 +19,7 @@ use tokio_websockets::{Limits, ServerBuilder};
 use crate::{
     access_log::AccessRecord,
     budget::{Budget, descriptors::Slot},
-    connector::{Connector, DialOptions, DirectConnector, Target, Upstream},
+    connector::{Connector, DialOptions, Stream, Target},
     handler::{
         HandlerError,
         message_budget::{Metered, Sender},
@@ -33,38 +33,84 @@ use pump::PumpSettings;
 use tokens::{TokenError, TokenSource, token_from_request};
 use watchdog::Heartbeat;
 
+/// Where a bridge route's bytes go: one connector, or one per request by its token.
+#[derive(Debug)]
+pub enum BridgeTarget {
+    /// Every request to the same place (a fixed dial, or an agent's service).
+    Fixed(Connector),
+    /// websockify token files: the target is looked up per request and dialled directly.
+    Tokens {
+        /// The token file or directory.
+        source: TokenSource,
+        /// Connect timeout and PROXY header for the looked-up targets.
+        dial: DialOptions,
+        /// For requests that carry no token.
+        fallback: Option<Connector>,
+    },
+}
+
+impl BridgeTarget {
+    /// A configured route's target: by token when there is a token source (the fixed target,
+    /// if any, for requests without one), else the fixed target. `None` with neither.
+    pub fn direct(
+        fixed: Option<Target>,
+        tokens: Option<TokenSource>,
+        dial: DialOptions,
+    ) -> Option<Self> {
+        let fixed = fixed.map(|target| Connector::direct(target, dial.clone()));
+        match tokens {
+            Some(source) => Some(BridgeTarget::Tokens {
+                source,
+                dial,
+                fallback: fixed,
+            }),
+            None => fixed.map(BridgeTarget::Fixed),
+        }
+    }
+}
+
 /// A bridge route's settings.
 #[derive(Debug)]
 pub struct BridgeRoute {
-    /// The fixed target; with a token source it is used for requests that carry no token.
-    pub target: Option<Target>,
-    /// websockify token files: the target is looked up per request.
-    pub tokens: Option<TokenSource>,
-    /// Connect timeout and PROXY header.
-    pub dial: DialOptions,
+    /// Where the bytes go.
+    pub target: BridgeTarget,
     /// Close after this long without data either way.
     pub idle_timeout: Option<std::time::Duration>,
     /// Ping the client and drop it when pings go unanswered.
     pub heartbeat: Option<Heartbeat>,
     /// Largest message accepted from the client; beyond it the client gets close 1009.
     pub max_message_bytes: usize,
-    /// The target is an agent's service (a route the agent registered), not a dial.
-    pub agent: Option<crate::connector::AgentConnector>,
 }
 
 impl BridgeRoute {
+    /// A route to `target` with no idle timeout and no heartbeat.
+    pub fn new(target: BridgeTarget, max_message_bytes: usize) -> Self {
+        BridgeRoute {
+            target,
+            idle_timeout: None,
+            heartbeat: None,
+            max_message_bytes,
+        }
+    }
+
     /// For the banner: the target or the token source.
     pub fn describe(&self) -> String {
-        if let Some(agent) = &self.agent {
-            return agent.to_string();
-        }
-        match (&self.target, &self.tokens) {
-            (Some(target), None) => target.to_string(),
-            (None, Some(tokens)) => format!("tokens from {}", tokens.path().display()),
-            (Some(target), Some(tokens)) => {
-                format!("tokens from {} (else {target})", tokens.path().display())
-            }
-            (None, None) => "nothing".into(),
+        match &self.target {
+            BridgeTarget::Fixed(connector) => connector.target(),
+            BridgeTarget::Tokens {
+                source,
+                fallback: None,
+                ..
+            } => format!("tokens from {}", source.path().display()),
+            BridgeTarget::Tokens {
+                source,
+                fallback: Some(fallback),
+                ..
+            } => format!(
+                "tokens from {} (else {})",
+                source.path().display(),
+                fallback.target()
+            ),
         }
     }
 
@@ -112,22 +158,18 @@ impl BridgeRoute {
 
     /// The connector for this request: by token if a token source is set, else the fixed target.
     async fn connector_for<B>(&self, req: &Request<B>) -> Result<Connector, TokenError> {
-        if let Some(agent) = &self.agent {
-            return Ok(Connector::Agent(agent.clone()));
-        }
-        let token = self
-            .tokens
-            .as_ref()
-            .and_then(|_| token_from_request(req.uri().path(), req.uri().query()));
-        let target = match (&self.tokens, token, &self.target) {
-            (Some(tokens), Some(token), _) => tokens.lookup(&token).await?,
-            (_, None, Some(target)) => target.clone(),
-            _ => return Err(TokenError::Missing),
+        let (source, dial, fallback) = match &self.target {
+            BridgeTarget::Fixed(connector) => return Ok(connector.clone()),
+            BridgeTarget::Tokens {
+                source,
+                dial,
+                fallback,
+            } => (source, dial, fallback),
         };
-        Ok(Connector::Direct(DirectConnector {
-            target,
-            options: self.dial.clone(),
-        }))
+        match token_from_request(req.uri().path(), req.uri().query()) {
+            Some(token) => Ok(Connector::direct(source.lookup(&token).await?, dial.clone())),
+            None => fallback.clone().ok_or(TokenError::Missing),
+        }
     }
 }
 
@@ -140,12 +182,12 @@ struct Session {
     /// The client connection's descriptor slot, held while the WebSocket lives.
     slot: Arc<Slot>,
     record: AccessRecord,
-    upstream: Upstream,
+    upstream: Stream,
 }
 
 impl Session {
     async fn run(
-        self,
+        mut self,
         io: TokioIo<hyper::upgrade::Upgraded>,
         shutdown: &tokio_util::sync::CancellationToken,
     ) {
@@ -154,7 +196,7 @@ impl Session {
             .holding(self.slot.clone());
         let ws = ServerBuilder::new().limits(limits).serve(io);
         let started = Instant::now();
-        let outcome = pump::run(ws, self.upstream, &self.settings, shutdown).await;
+        let outcome = pump::run(ws, self.upstream.split(), &self.settings, shutdown).await;
         self.record.finish_websocket(started, &outcome);
     }
 }

@@ -28,10 +28,7 @@ use super::{
     encoding::Encoding,
     watchdog::{Activity, Heartbeat, Verdict, Watchdog},
 };
-use crate::connector::{
-    Upstream,
-    upstream::{UpstreamReader, UpstreamWriter},
-};
+use crate::io::ReadChunk;
 
 /// Bytes read from the target per message. 64 KiB: large enough that a bulk transfer costs few
 /// frames and syscalls, and it is allocated only when data is waiting, never while idle.
@@ -134,22 +131,24 @@ impl Shared {
 type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
 type Source<S> = SplitStream<WebSocketStream<S>>;
 
-/// Runs one bridged connection to its end.
-pub async fn run<S>(
+/// Runs one bridged connection to its end, over the target's two halves.
+pub async fn run<S, R, W>(
     ws: WebSocketStream<S>,
-    mut upstream: Upstream,
+    (reader, writer): (R, W),
     settings: &PumpSettings,
     shutdown: &CancellationToken,
 ) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    R: ReadChunk,
+    W: AsyncWrite + Unpin,
 {
     let shared = Shared::default();
     let (mut sink, mut source) = ws.split();
     let end = drive(
         &mut sink,
         &mut source,
-        &mut upstream,
+        (reader, writer),
         settings,
         &shared,
         shutdown,
@@ -180,18 +179,19 @@ where
 }
 
 /// Runs both directions until the first ends, then lets the other finish if the end was clean.
-async fn drive<S>(
+async fn drive<S, R, W>(
     sink: &mut Sink<S>,
     source: &mut Source<S>,
-    upstream: &mut Upstream,
+    (mut reader, mut writer): (R, W),
     settings: &PumpSettings,
     shared: &Shared,
     shutdown: &CancellationToken,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    R: ReadChunk,
+    W: AsyncWrite + Unpin,
 {
-    let (mut reader, mut writer) = upstream.split();
     let mut up = pin!(client_to_target(
         source,
         &mut writer,
@@ -227,14 +227,15 @@ where
 /// Client → target: decode each data message and write it; FIN on the client's close.
 /// Messages that are already waiting are gathered (up to [`WRITE_BATCH_BYTES`]) into one
 /// vectored write, so a fast client costs the target one wake-up per batch, not per message.
-async fn client_to_target<S>(
+async fn client_to_target<S, W>(
     source: &mut Source<S>,
-    writer: &mut UpstreamWriter<'_>,
+    writer: &mut W,
     encoding: Encoding,
     shared: &Shared,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin,
 {
     let mut batch = Vec::new();
     let end = loop {
@@ -322,8 +323,8 @@ where
 
 /// Writes every chunk (none empty), in order, with as few system calls as the target
 /// accepts; leaves `chunks` empty.
-async fn write_all_vectored(
-    writer: &mut UpstreamWriter<'_>,
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    writer: &mut W,
     chunks: &mut Vec<Bytes>,
 ) -> io::Result<()> {
     let mut first = 0;
@@ -365,15 +366,16 @@ where
 }
 
 /// Target → client: read what is there, send it as one message; close when the target ends.
-async fn target_to_client<S>(
+async fn target_to_client<S, R>(
     sink: &mut Sink<S>,
-    reader: &mut UpstreamReader<'_>,
+    reader: &mut R,
     settings: &PumpSettings,
     shared: &Shared,
     shutdown: &CancellationToken,
 ) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    R: ReadChunk,
 {
     let watchdog = Watchdog::new(settings.idle_timeout, settings.heartbeat);
     let timer = Box::pin(sleep_until(watchdog.deadline(&shared.activity)));

@@ -11,13 +11,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
 use super::{ProxyError, pool::Pool, upstream_url::UpstreamUrl};
-use crate::connector::{
-    ClientAddrs, Connector,
-    tls::{MaybeTls, TlsDial},
-};
+use crate::connector::{ClientAddrs, Connector, Stream};
 
 /// Which upstream a request tries first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +44,9 @@ impl FromStr for Policy {
 pub struct UpstreamServer {
     /// As configured.
     pub url: UpstreamUrl,
-    /// Dials it (connect timeout included): directly, or later through an agent's tunnel.
+    /// Dials it (connect timeout, TLS for `wss://` and `https://` included): directly, or
+    /// through an agent's tunnel.
     pub connector: Connector,
-    /// TLS settings for `wss://` and `https://`.
-    pub tls: Option<TlsDial>,
     /// Idle keep-alive HTTP connections to it.
     pub pool: Pool,
     /// Requests and WebSockets open to it now.
@@ -61,39 +57,19 @@ pub struct UpstreamServer {
 
 impl UpstreamServer {
     /// A server with no connections yet.
-    pub fn new(url: UpstreamUrl, connector: Connector, tls: Option<TlsDial>) -> Self {
+    pub fn new(url: UpstreamUrl, connector: Connector) -> Self {
         UpstreamServer {
             url,
             connector,
-            tls,
             pool: Pool::default(),
             active: AtomicUsize::new(0),
             down_until: Mutex::new(None),
         }
     }
 
-    /// Opens a new connection: TCP (with keepalive), then TLS when the scheme says so. The
-    /// TLS handshake gets the connect timeout too.
-    pub async fn dial(&self, client: ClientAddrs) -> Result<MaybeTls, ProxyError> {
-        let stream = self.connector.connect(client).await?;
-        if let crate::connector::Upstream::Tcp(tcp) = &stream {
-            crate::connector::keep_alive(tcp);
-        }
-        let Some(tls) = &self.tls else {
-            return Ok(MaybeTls::Plain(stream));
-        };
-        let after = self.connector.connect_timeout();
-        match timeout(after, tls.handshake(stream)).await {
-            Ok(Ok(stream)) => Ok(MaybeTls::Tls(Box::new(stream))),
-            Ok(Err(source)) => Err(ProxyError::Tls {
-                upstream: self.url.to_string(),
-                source,
-            }),
-            Err(_) => Err(ProxyError::TlsTimeout {
-                upstream: self.url.to_string(),
-                after,
-            }),
-        }
+    /// Opens a new connection to it, through its connector.
+    pub async fn dial(&self, client: ClientAddrs) -> Result<Stream, ProxyError> {
+        Ok(self.connector.connect(client).await?)
     }
 
     /// Counts a request or WebSocket as open until the guard is dropped.
@@ -180,17 +156,14 @@ impl Upstreams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connector::{DialOptions, DirectConnector};
+    use crate::connector::DialOptions;
 
     fn upstreams(count: usize, policy: Policy) -> Upstreams {
         let servers = (0..count)
             .map(|i| {
                 let url: UpstreamUrl = format!("http://127.0.0.1:{}", 1000 + i).parse().unwrap();
-                let connector = Connector::Direct(DirectConnector {
-                    target: url.target(),
-                    options: DialOptions::default(),
-                });
-                Arc::new(UpstreamServer::new(url, connector, None))
+                let connector = Connector::direct(url.target(), DialOptions::default());
+                Arc::new(UpstreamServer::new(url, connector))
             })
             .collect();
         Upstreams::new(servers, policy, Duration::from_secs(10))

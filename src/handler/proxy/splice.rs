@@ -18,7 +18,7 @@ use tokio::{
 };
 
 use super::idle::LastActivity;
-use crate::connector::{Upstream, tls::MaybeTls};
+use crate::connector;
 
 /// Read size while bytes are flowing over plain TCP. 64 KiB: a bulk transfer moves in few
 /// system calls; the buffer exists only while data is waiting, so an idle WebSocket holds none.
@@ -58,10 +58,10 @@ impl Side {
     }
 
     fn upstream(upgraded: Upgraded) -> Side {
-        match upgraded.downcast::<TokioIo<MaybeTls>>() {
-            Ok(parts) => match parts.io.into_inner() {
-                MaybeTls::Plain(Upstream::Tcp(tcp)) => Side::Tcp(tcp, parts.read_buf),
-                other => Side::Other(Box::new(Prefixed::new(other, parts.read_buf))),
+        match upgraded.downcast::<TokioIo<connector::Stream>>() {
+            Ok(parts) => match parts.io.into_inner().into_tcp() {
+                Ok(tcp) => Side::Tcp(tcp, parts.read_buf),
+                Err(other) => Side::Other(Box::new(Prefixed::new(other, parts.read_buf))),
             },
             Err(upgraded) => Side::Other(Box::new(TokioIo::new(upgraded))),
         }

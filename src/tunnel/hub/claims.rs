@@ -8,11 +8,12 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use super::{AGENT_BRIDGE_MAX_MESSAGE, AGENT_CONNECT_TIMEOUT, Agent, AgentHub, Private};
 use crate::{
     connector::{
-        AgentConnector, Connector, DialOptions,
+        AgentConnector, Connector,
         tls::{TlsDial, Verify},
     },
     handler::{
         BridgeRoute, Handler, ProxyRoute,
+        bridge::BridgeTarget,
         proxy::{HeaderPolicy, Mode as ProxyMode, Policy, UpstreamServer, UpstreamUrl, Upstreams},
     },
     log_escape::Escaped,
@@ -374,15 +375,8 @@ fn build_route(agent: &str, session: &SessionHandle, service: &Service) -> Resul
         Expose::Private(_) => return Err("a private service is not a route".into()),
     };
     let handler = if service.local.starts_with("tcp://") {
-        Handler::Bridge(BridgeRoute {
-            target: None,
-            tokens: None,
-            dial: DialOptions::default(),
-            idle_timeout: None,
-            heartbeat: None,
-            max_message_bytes: AGENT_BRIDGE_MAX_MESSAGE,
-            agent: Some(connector),
-        })
+        let target = BridgeTarget::Fixed(Connector::Agent(connector));
+        Handler::Bridge(BridgeRoute::new(target, AGENT_BRIDGE_MAX_MESSAGE))
     } else {
         let url: UpstreamUrl = service.local.parse()?;
         // An https:// local is spoken to over TLS from here, through the tunnel. Local
@@ -393,7 +387,7 @@ fn build_route(agent: &str, session: &SessionHandle, service: &Service) -> Resul
             .then(|| TlsDial::new(&url.host, &Verify::Insecure))
             .transpose()
             .map_err(|e| e.to_string())?;
-        let server = UpstreamServer::new(url, Connector::Agent(connector), tls);
+        let server = UpstreamServer::new(url, Connector::Agent(connector).with_tls(tls));
         Handler::Proxy(ProxyRoute {
             upstreams: Upstreams::new(vec![Arc::new(server)], Policy::RoundRobin, Duration::ZERO),
             mode: ProxyMode::Splice,
