@@ -1,6 +1,10 @@
 //! The access log: exactly one line per finished connection or request, under the
 //! `wsgate::access` target so it can be filtered on its own. The path (the client's), the
 //! route and upstream (an agent's, for its services) are written escaped.
+//!
+//! Every line carries `outcome`: `ok`, or the name of the [`Refusal`] the gateway answered or
+//! ended the connection with. This is the one place a connection's outcome is known, where a
+//! metrics layer counts it.
 
 use std::{
     net::SocketAddr,
@@ -9,11 +13,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{Method, Request};
+use http::{Method, Request, Response, header};
 use hyper::body::{Body as _, Frame, SizeHint};
 use tokio::time::Instant;
 
-use crate::{handler::bridge::pump::Outcome, http::Body, log_escape::Escaped};
+use crate::{handler::bridge::pump::Outcome, http::Body, log_escape::Escaped, refusal::Refusal};
 
 /// Set on a response's extensions by a handler that forwarded the request, so the access-log
 /// line names the upstream that answered.
@@ -65,21 +69,27 @@ impl AccessRecord {
 
     /// Logs a finished bridged WebSocket; its duration counts from `upgraded`.
     pub fn finish_websocket(self, upgraded: Instant, outcome: &Outcome) {
-        let close_code = Some(outcome.close_code.unwrap_or(1006));
-        let (up, down) = (outcome.bytes_up, outcome.bytes_down);
-        self.finish_session(upgraded, up, down, close_code, outcome.end.label());
+        self.finish_session(
+            upgraded,
+            &SessionEnd {
+                bytes_up: outcome.bytes_up,
+                bytes_down: outcome.bytes_down,
+                close_code: Some(outcome.close_code.unwrap_or(1006)),
+                end: outcome.end.label(),
+                refusal: outcome.end.refusal(),
+            },
+        );
     }
 
-    /// Logs a finished WebSocket session. `close_code` is `None` when the gateway did not see
-    /// the frames (a spliced proxy connection).
-    pub fn finish_session(
-        self,
-        upgraded: Instant,
-        bytes_up: u64,
-        bytes_down: u64,
-        close_code: Option<u16>,
-        end: &str,
-    ) {
+    /// Logs a finished WebSocket session.
+    pub fn finish_session(self, upgraded: Instant, done: &SessionEnd<'_>) {
+        let SessionEnd {
+            bytes_up,
+            bytes_down,
+            close_code,
+            end,
+            refusal,
+        } = *done;
         tracing::info!(
             target: "wsgate::access",
             route = %Escaped(&self.route),
@@ -92,12 +102,16 @@ impl AccessRecord {
             bytes_down,
             close_code = close_code.map(u32::from),
             end,
+            outcome = %outcome(refusal),
             "websocket closed"
         );
     }
 
     /// Logs a finished plain HTTP request: `complete` says whether the whole body was sent.
-    fn finish_http(&self, status: u16, bytes_down: u64, complete: bool) {
+    fn finish_http(&self, answer: Answer, bytes_down: u64, complete: bool) {
+        let Answer {
+            status, refusal, ..
+        } = answer;
         tracing::info!(
             target: "wsgate::access",
             route = %Escaped(&self.route),
@@ -109,34 +123,88 @@ impl AccessRecord {
             status,
             bytes_down,
             complete,
+            outcome = %outcome(refusal),
             "request"
         );
     }
 
-    /// Wraps a response body so that the request is logged when the body ends or is dropped
-    /// (the client went away), with the bytes actually handed to the connection.
-    pub fn log_body(self, status: u16, body: Body) -> Body {
-        Body::new(LoggedBody {
-            inner: body,
-            record: Some((self, status)),
-            bytes: 0,
+    /// Wraps a response's body so that the request is logged when the body ends or is dropped
+    /// (the client went away), with the bytes actually handed to the connection. The outcome
+    /// is the [`Refusal`] in the response's extensions, if the gateway refused.
+    pub fn log_response(self, response: Response<Body>) -> Response<Body> {
+        let length = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse().ok());
+        let answer = Answer {
+            status: response.status().as_u16(),
+            refusal: response.extensions().get::<Refusal>().copied(),
+            length,
+        };
+        response.map(|inner| {
+            Body::new(LoggedBody {
+                inner,
+                record: Some((self, answer)),
+                bytes: 0,
+            })
         })
     }
+}
+
+/// How a WebSocket session ended, for its access-log line.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionEnd<'a> {
+    /// Bytes from the client to the upstream.
+    pub bytes_up: u64,
+    /// Bytes from the upstream to the client.
+    pub bytes_down: u64,
+    /// The first close code; `None` when the gateway did not see the frames (splice).
+    pub close_code: Option<u16>,
+    /// Why it ended, in words.
+    pub end: &'a str,
+    /// The refusal the gateway ended it with, if it did.
+    pub refusal: Option<Refusal>,
+}
+
+/// The access log's `outcome`: the refusal's name, or `ok`.
+fn outcome(refusal: Option<Refusal>) -> &'static str {
+    refusal.map_or("ok", Refusal::name)
+}
+
+/// What the response said, as far as the log line needs it.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    status: u16,
+    refusal: Option<Refusal>,
+    /// `Content-Length`, when the response declared one.
+    length: Option<u64>,
 }
 
 /// A response body that writes the access-log line once it is finished or dropped.
 struct LoggedBody {
     inner: Body,
     /// Taken when the line is written.
-    record: Option<(AccessRecord, u16)>,
+    record: Option<(AccessRecord, Answer)>,
     bytes: u64,
 }
 
 impl LoggedBody {
     fn finish(&mut self, complete: bool) {
-        if let Some((record, status)) = self.record.take() {
-            record.finish_http(status, self.bytes, complete);
+        if let Some((record, answer)) = self.record.take() {
+            record.finish_http(answer, self.bytes, complete);
         }
+    }
+
+    /// Whether every byte of the body was handed on. hyper stops polling a body once it has
+    /// written `Content-Length` bytes and drops it without asking for its end, so a body that
+    /// cannot tell its own end (a file stream) is complete when the declared length went out.
+    fn sent_all(&self) -> bool {
+        self.inner.is_end_stream()
+            || self
+                .record
+                .as_ref()
+                .and_then(|(_, answer)| answer.length)
+                .is_some_and(|length| length == self.bytes)
     }
 }
 
@@ -171,8 +239,9 @@ impl hyper::body::Body for LoggedBody {
 
 impl Drop for LoggedBody {
     fn drop(&mut self) {
-        // An empty body may be dropped unpolled once hyper sees `is_end_stream`.
-        let complete = self.inner.is_end_stream();
+        // An empty body may be dropped unpolled once hyper sees `is_end_stream`, a sized one
+        // once its length went out.
+        let complete = self.sent_all();
         self.finish(complete);
     }
 }

@@ -7,12 +7,12 @@
 pub mod agent;
 pub mod direct;
 pub mod proxy_protocol;
-pub mod tls;
 pub mod stream;
+pub mod tls;
 
 use std::{fmt, io, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use http::StatusCode;
+use crate::refusal::Refusal;
 
 pub use agent::AgentConnector;
 pub use direct::DirectConnector;
@@ -282,18 +282,17 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// The status a client sees before its upgrade: 504 for a timeout, 503 when a budget is
-    /// full (the gateway's state, not the upstream's), else 502.
-    pub fn http_status(&self) -> StatusCode {
+    /// How the client is refused: a timeout, a full budget (the gateway's state, not the
+    /// upstream's), a failed TLS handshake, else unreachable.
+    pub fn refusal(&self) -> Refusal {
         match self {
-            ConnectError::Timeout { .. } | ConnectError::TlsTimeout { .. } => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
-            ConnectError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ConnectError::Timeout { .. } => Refusal::UpstreamConnectTimeout,
+            ConnectError::TlsTimeout { .. } => Refusal::UpstreamTlsTimeout,
+            ConnectError::Tls { .. } => Refusal::UpstreamTls,
+            ConnectError::Busy { .. } => Refusal::GatewayBusy,
             ConnectError::Resolve { .. }
             | ConnectError::Refused { .. }
-            | ConnectError::Agent { .. }
-            | ConnectError::Tls { .. } => StatusCode::BAD_GATEWAY,
+            | ConnectError::Agent { .. } => Refusal::UpstreamUnreachable,
         }
     }
 }

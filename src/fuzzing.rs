@@ -64,7 +64,7 @@ pub fn socks5_handshake(input: &[u8], credentials: Option<(&str, &str)>) -> Sock
     Socks5Outcome {
         consumed: input.len() - reader.len(),
         written,
-        request: request.map(|r| r.map_err(|reply| reply as u8)),
+        request: request.map(|r| r.map_err(|refusal| refusal.socks_reply())),
     }
 }
 

@@ -6,13 +6,14 @@ pub mod message_budget;
 pub mod proxy;
 pub mod upgrade;
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::{
     connector::ConnectError,
-    http::{Body, RequestContext, text_response},
+    http::{Body, RequestContext, refused, refused_because},
     log_escape::Escaped,
+    refusal::Refusal,
 };
 
 pub use bridge::BridgeRoute;
@@ -104,29 +105,20 @@ pub enum HandlerError {
 }
 
 impl HandlerError {
-    /// The status the client sees.
-    pub fn http_status(&self) -> StatusCode {
+    /// The refusal the client gets.
+    pub fn refusal(&self) -> Refusal {
         match self {
-            HandlerError::Handshake(error) => error.http_status(),
-            HandlerError::Token(error) => error.http_status(),
-            HandlerError::Connect(error) => error.http_status(),
-            HandlerError::Proxy(error) => error.http_status(),
-            HandlerError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            HandlerError::Handshake(error) => error.refusal(),
+            HandlerError::Token(error) => error.refusal(),
+            HandlerError::Connect(error) => error.refusal(),
+            HandlerError::Proxy(error) => error.refusal(),
+            HandlerError::ShuttingDown => Refusal::ShuttingDown,
         }
     }
 
-    /// A short plain-text response naming the reason; upstream details stay in the log.
+    /// A short plain-text response: the table's reason, or the handshake's or token's own
+    /// message; upstream details stay in the log.
     pub fn response(&self) -> Response<Body> {
-        let status = self.http_status();
-        let reason = match self {
-            HandlerError::Connect(ConnectError::Timeout { .. }) => {
-                "upstream connect timed out".to_string()
-            }
-            HandlerError::Connect(ConnectError::Busy { .. }) => "gateway busy".to_string(),
-            HandlerError::Connect(_) => "upstream unreachable".to_string(),
-            HandlerError::Proxy(error) => error.reason().to_string(),
-            other => other.to_string(),
-        };
         // Errors may carry what an agent or an upstream said: escaped.
         match self {
             HandlerError::Connect(error) => {
@@ -135,10 +127,10 @@ impl HandlerError {
             HandlerError::Proxy(error) => tracing::debug!(error = %Escaped(error), "proxy failed"),
             other => tracing::debug!(error = %Escaped(other), "request refused"),
         }
-        let mut response = text_response(status, &reason);
-        if let HandlerError::Handshake(error) = self {
-            error.add_headers(response.headers_mut());
+        match self {
+            HandlerError::Handshake(error) => error.response(),
+            HandlerError::Token(error) => refused_because(error.refusal(), error),
+            other => refused(other.refusal()),
         }
-        response
     }
 }

@@ -18,7 +18,8 @@ use crate::{
     connector::ClientAddrs,
     handler::upgrade,
     log_escape::Escaped,
-    router::Router,
+    refusal::Refusal,
+    router::{RouteError, Router},
 };
 use request::Target;
 
@@ -69,13 +70,24 @@ pub fn text_response(status: StatusCode, reason: &str) -> Response<Body> {
     response
 }
 
+/// The answer for `refusal`: its status and reason from the table. The kind rides in the
+/// response's extensions, where the access log reads the outcome.
+pub fn refused(refusal: Refusal) -> Response<Body> {
+    refused_because(refusal, refusal.reason())
+}
+
+/// As [`refused`], with a more precise reason: a typed error's message (which escapes
+/// anything a client sent) or fixed text.
+pub fn refused_because(refusal: Refusal, reason: impl std::fmt::Display) -> Response<Body> {
+    let mut response = text_response(refusal.status(), &reason.to_string());
+    response.extensions_mut().insert(refusal);
+    response
+}
+
 /// The answer of a gateway at its connection limit: 503, and the connection closed, so its
 /// descriptor comes back at once.
 fn at_capacity() -> Response<Body> {
-    let mut response = text_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "gateway at its connection limit",
-    );
+    let mut response = refused(Refusal::AtCapacity);
     let headers = response.headers_mut();
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -179,12 +191,11 @@ impl Service {
             Ok(Target::Connect) => Some(request::connect_refused()),
             Err(error) => {
                 tracing::debug!(%error, "request refused");
-                Some(text_response(StatusCode::BAD_REQUEST, &error.to_string()))
+                Some(refused_because(Refusal::BadRequest, error))
             }
         };
         if let Some(response) = early {
-            let status = response.status().as_u16();
-            return response.map(|body| record.log_body(status, body));
+            return record.log_response(response);
         }
         if let Some(hub) = self
             .agents
@@ -192,8 +203,7 @@ impl Service {
             .filter(|hub| req.uri().path() == hub.path())
         {
             let response = hub.handle(req, &self.tracker, &self.shutdown, slot);
-            let status = response.status().as_u16();
-            return response.map(|body| record.with_route("agents").log_body(status, body));
+            return record.with_route("agents").log_response(response);
         }
         let websocket = upgrade::is_upgrade(&req);
         let host = request_host(&req);
@@ -203,14 +213,14 @@ impl Service {
             .find_unambiguous(host.as_deref(), &path, websocket)
         {
             Ok(Some(matched)) => matched,
-            Ok(None) => {
-                return text_response(StatusCode::NOT_FOUND, "no route for this path")
-                    .map(|body| record.log_body(404, body));
-            }
+            Ok(None) => return record.log_response(refused(Refusal::NoRoute)),
             Err(error) => {
                 tracing::debug!(%error, "request refused");
-                return text_response(StatusCode::BAD_REQUEST, &error.to_string())
-                    .map(|body| record.log_body(400, body));
+                let refusal = match error {
+                    RouteError::Ambiguous { .. } => Refusal::AmbiguousPath,
+                    RouteError::Path(_) => Refusal::BadRequest,
+                };
+                return record.log_response(refused_because(refusal, error));
             }
         };
         let route = &matched.route;
@@ -229,11 +239,10 @@ impl Service {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             return response;
         }
-        let status = response.status().as_u16();
         let record = match response.extensions().get::<UpstreamName>() {
             Some(UpstreamName(upstream)) => record.with_upstream(upstream),
             None => record,
         };
-        response.map(|body| record.log_body(status, body))
+        record.log_response(response)
     }
 }

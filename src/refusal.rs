@@ -63,6 +63,8 @@ pub enum Refusal {
     ProxyAuthRequired,
     /// A SOCKS5 command we do not implement (BIND).
     SocksCommandUnsupported,
+    /// A SOCKS5 address type RFC 1928 does not define.
+    SocksAddressUnsupported,
     /// The egress policy (or the token) does not allow the destination.
     EgressNotAllowed,
     /// No route to the destination's network (or the exit agent is not connected).
@@ -95,6 +97,9 @@ pub enum Refusal {
     IdleTimeout,
     /// Heartbeat pings went unanswered: the client is dropped without a close frame.
     HeartbeatLost,
+    /// A spliced connection broke on one side or the other (the gateway sees no frames, so
+    /// none is sent).
+    ConnectionBroken,
 }
 
 /// One row of the table.
@@ -148,7 +153,7 @@ const fn row(
 
 impl Refusal {
     /// Every kind, for tests and for a metrics layer that pre-registers its counters.
-    pub const ALL: [Refusal; 42] = {
+    pub const ALL: [Refusal; 44] = {
         use Refusal::*;
         [
             BadRequest,
@@ -177,6 +182,7 @@ impl Refusal {
             ClientBody,
             ProxyAuthRequired,
             SocksCommandUnsupported,
+            SocksAddressUnsupported,
             EgressNotAllowed,
             EgressNetworkUnreachable,
             EgressHostUnreachable,
@@ -193,6 +199,7 @@ impl Refusal {
             ClientGone,
             IdleTimeout,
             HeartbeatLost,
+            ConnectionBroken,
         ]
     };
 
@@ -204,7 +211,8 @@ impl Refusal {
         use close::*;
         let (s, c, r) = (Some::<StatusCode>, Some::<u16>, Some::<u8>);
         match self {
-            BadRequest => row("bad_request", s(S::BAD_REQUEST), None, None, "bad request"),
+            // RFC 1928 has no reply for a malformed request (a bad name): general failure.
+            BadRequest => row("bad_request", s(S::BAD_REQUEST), None, r(0x01), "bad request"),
             AmbiguousPath => row("ambiguous_path", s(S::BAD_REQUEST), None, None, "ambiguous path"),
             NoRoute => row("no_route", s(S::NOT_FOUND), None, None, "no route for this path"),
             NotFound => row("not_found", s(S::NOT_FOUND), None, None, "not found"),
@@ -230,6 +238,7 @@ impl Refusal {
             ClientBody => row("client_body", s(S::BAD_REQUEST), None, None, "malformed request body"),
             ProxyAuthRequired => row("proxy_auth_required", s(S::PROXY_AUTHENTICATION_REQUIRED), None, None, "proxy authentication required"),
             SocksCommandUnsupported => row("socks_command_unsupported", None, None, r(0x07), "command not supported"),
+            SocksAddressUnsupported => row("socks_address_unsupported", None, None, r(0x08), "address type not supported"),
             EgressNotAllowed => row("egress_not_allowed", s(S::FORBIDDEN), None, r(0x02), "not allowed"),
             EgressNetworkUnreachable => row("egress_network_unreachable", s(S::BAD_GATEWAY), None, r(0x03), "network unreachable"),
             EgressHostUnreachable => row("egress_host_unreachable", s(S::BAD_GATEWAY), None, r(0x04), "host unreachable"),
@@ -247,6 +256,7 @@ impl Refusal {
             ClientGone => row("client_gone", None, c(GOING_AWAY), None, "client went away"),
             IdleTimeout => row("idle_timeout", None, c(NORMAL), None, "idle timeout"),
             HeartbeatLost => row("heartbeat_lost", None, None, None, "heartbeat lost"),
+            ConnectionBroken => row("connection_broken", None, None, None, "connection error"),
         }
     }
 

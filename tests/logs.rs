@@ -9,6 +9,7 @@ use std::{net::SocketAddr, os::unix::fs::PermissionsExt, path::Path};
 
 use support::{
     Gateway, STEP,
+    http_client::HttpConn,
     net::{raw_request, upgrade_request},
     process::{self, Wsgate},
     raw_agent::{self, RawSession},
@@ -325,4 +326,49 @@ async fn an_agent_token_with_extra_white_space_gets_401() {
         stderr.contains("--token: the token has a space at its start or end"),
         "{stderr}"
     );
+}
+
+/// The access line for `path` among `lines` (the first that names it).
+fn access_line<'a>(lines: &'a [String], path: &str) -> &'a str {
+    let needle = format!("path={path} ");
+    lines
+        .iter()
+        .find(|l| l.contains("wsgate::access") && l.contains(&needle))
+        .unwrap_or_else(|| panic!("no access line for {path} in {lines:#?}"))
+}
+
+#[tokio::test]
+async fn a_static_file_sent_in_full_is_logged_complete_and_one_cut_short_is_not() {
+    let dir = tempdir("logs-complete");
+    let root = dir.join("site");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("page.html"), "<h1>whole</h1>").unwrap();
+    // Sparse: far more than the socket buffers hold, so the gateway is still writing it when
+    // the client leaves.
+    let big = std::fs::File::create(root.join("big.bin")).unwrap();
+    big.set_len(256 << 20).unwrap();
+    let route = format!("[[route]]\npath = \"/\"\nstatic = \"{}\"\n", root.display());
+    let mut gw = gateway(&dir, "", &route).await;
+
+    let mut client = HttpConn::connect(gw.addr).await;
+    let page = client.get("/page.html").await;
+    assert_eq!((page.status, page.text().as_str()), (200, "<h1>whole</h1>"));
+    let missing = client.get("/missing").await;
+    assert_eq!(missing.status, 404);
+    let mut cut = HttpConn::connect(gw.addr).await;
+    cut.send_head("GET", "/big.bin", &[], Some(0)).await;
+    assert_eq!(cut.read_head().await.status, 200);
+    drop(cut);
+    let lines = lines_until(&mut gw.stderr, "path=/big.bin ").await;
+
+    let whole = access_line(&lines, "/page.html");
+    for field in ["status=200", "bytes_down=14", "complete=true", "outcome=ok"] {
+        assert!(whole.contains(field), "{field} missing in: {whole}");
+    }
+    let refused = access_line(&lines, "/missing");
+    for field in ["status=404", "complete=true", "outcome=not_found"] {
+        assert!(refused.contains(field), "{field} missing in: {refused}");
+    }
+    let cut_short = access_line(&lines, "/big.bin");
+    assert!(cut_short.contains("complete=false"), "{cut_short}");
 }

@@ -563,7 +563,9 @@ async fn the_embedded_defaults_token_takes_nothing_configured() {
     // so that they can be shown to still answer.
     for route in &mut config.routes {
         if let wsgate::handler::Handler::Bridge(bridge) = &mut route.handler {
-            bridge.target = Some(format!("tcp://{echo}").parse().unwrap());
+            let target = format!("tcp://{echo}").parse().unwrap();
+            let connector = wsgate::connector::Connector::direct(target, Default::default());
+            bridge.target = wsgate::handler::bridge::BridgeTarget::Fixed(connector);
         }
     }
     let token = config.agents.as_ref().unwrap().tokens[0]

@@ -5,7 +5,7 @@
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use base64::Engine;
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http::{HeaderValue, Method, Request, Response, Uri, header};
 use http_body_util::BodyExt;
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -13,10 +13,10 @@ use tokio::net::TcpListener;
 
 use super::{ProxyPlan, egress::Egress};
 use crate::{
-    egress::dial::Refusal,
+    egress::dial::Refusal as EgressRefusal,
     handler::proxy::headers::strip_hop_by_hop,
-    http::{Body, text_response},
-    tunnel::wire::Failure,
+    http::{Body, refused, refused_because},
+    refusal::Refusal,
 };
 
 /// How long the destination may take to send its response head.
@@ -63,10 +63,7 @@ pub(super) async fn serve(listener: TcpListener, plan: ProxyPlan, egress: Egress
 /// One request: authenticate, then tunnel (CONNECT) or forward (absolute URI).
 async fn handle(req: Request<Incoming>, plan: &ProxyPlan, egress: &Egress) -> Response<Body> {
     if !authorized(&req, plan) {
-        let mut response = text_response(
-            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            "proxy authentication required",
-        );
+        let mut response = refused(Refusal::ProxyAuthRequired);
         let challenge = HeaderValue::from_static("Basic realm=\"wsgate\"");
         response
             .headers_mut()
@@ -78,12 +75,12 @@ async fn handle(req: Request<Incoming>, plan: &ProxyPlan, egress: &Egress) -> Re
     }
     match req.uri().scheme_str() {
         Some("http") => forward(req, egress).await,
-        Some(_) => text_response(
-            StatusCode::BAD_REQUEST,
+        Some(_) => refused_because(
+            Refusal::BadRequest,
             "only http:// URIs are forwarded; use CONNECT for https",
         ),
-        None => text_response(
-            StatusCode::BAD_REQUEST,
+        None => refused_because(
+            Refusal::BadRequest,
             "this is a proxy: expected CONNECT or an absolute http:// URI",
         ),
     }
@@ -115,11 +112,11 @@ pub(crate) fn authorized<B>(req: &Request<B>, plan: &ProxyPlan) -> bool {
 /// stream.
 async fn tunnel(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
     let Some((host, port)) = authority(req.uri(), None) else {
-        return text_response(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
+        return refused_because(Refusal::BadRequest, "CONNECT needs host:port");
     };
     let mut stream = match egress.connect(host, port).await {
         Ok(stream) => stream,
-        Err(refusal) => return refused(&refusal),
+        Err(refusal) => return egress_refused(&refusal),
     };
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
@@ -137,16 +134,16 @@ async fn tunnel(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
 /// and the response streamed back.
 async fn forward(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
     let Some((host, port)) = authority(req.uri(), Some(80)) else {
-        return text_response(StatusCode::BAD_REQUEST, "the URI has no host");
+        return refused_because(Refusal::BadRequest, "the URI has no host");
     };
     let stream = match egress.connect(host, port).await {
         Ok(stream) => stream,
-        Err(refusal) => return refused(&refusal),
+        Err(refusal) => return egress_refused(&refusal),
     };
     let handshake = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await;
     let (mut sender, connection) = match handshake {
         Ok(pair) => pair,
-        Err(error) => return text_response(StatusCode::BAD_GATEWAY, &error.to_string()),
+        Err(error) => return refused_because(Refusal::UpstreamFailed, error),
     };
     tokio::spawn(connection);
     let upstream_req = origin_form(req);
@@ -160,8 +157,8 @@ async fn forward(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
                 .append(header::VIA, HeaderValue::from_static(VIA));
             Response::from_parts(parts, body.map_err(std::io::Error::other).boxed())
         }
-        Ok(Err(error)) => text_response(StatusCode::BAD_GATEWAY, &error.to_string()),
-        Err(_) => text_response(StatusCode::GATEWAY_TIMEOUT, "no response in time"),
+        Ok(Err(error)) => refused_because(Refusal::UpstreamFailed, error),
+        Err(_) => refused(Refusal::UpstreamResponseTimeout),
     }
 }
 
@@ -201,14 +198,9 @@ pub(crate) fn authority(uri: &Uri, default: Option<u16>) -> Option<(String, u16)
     Some((host.to_string(), port))
 }
 
-/// The status for a refusal: 403 not allowed, 504 timed out, 502 otherwise.
-fn refused(refusal: &Refusal) -> Response<Body> {
-    let status = match refusal.failure {
-        Failure::NotAllowed => StatusCode::FORBIDDEN,
-        Failure::TimedOut => StatusCode::GATEWAY_TIMEOUT,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    text_response(status, &refusal.reason)
+/// The egress's refusal, with its kind's status and what the exit said.
+fn egress_refused(refusal: &EgressRefusal) -> Response<Body> {
+    refused_because(refusal.failure.refusal(), &refusal.reason)
 }
 
 #[cfg(test)]

@@ -19,10 +19,11 @@ use crate::{
     egress::{
         address::{Address, AddressError},
         datagram::{self, Datagram, IdleClock, MAX_PAYLOAD},
-        dial::Refusal,
+        dial::Refusal as EgressRefusal,
     },
     log_escape::Escaped,
-    tunnel::{session::OpenedStream, wire::Failure},
+    refusal::Refusal,
+    tunnel::session::OpenedStream,
 };
 
 const VERSION: u8 = 5;
@@ -35,33 +36,9 @@ const UDP_ASSOCIATE: u8 = 3;
 /// How long a client may take to say what it wants.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// SOCKS5 reply codes (RFC 1928 §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reply {
-    Succeeded = 0,
-    General = 1,
-    NotAllowed = 2,
-    NetworkUnreachable = 3,
-    HostUnreachable = 4,
-    Refused = 5,
-    TtlExpired = 6,
-    CommandNotSupported = 7,
-    AddressTypeNotSupported = 8,
-}
-
-impl From<Failure> for Reply {
-    fn from(failure: Failure) -> Self {
-        match failure {
-            Failure::NotAllowed => Reply::NotAllowed,
-            Failure::NetworkUnreachable => Reply::NetworkUnreachable,
-            Failure::HostUnreachable => Reply::HostUnreachable,
-            Failure::Refused => Reply::Refused,
-            // A timeout is what clients read 0x06 as (curl: "TTL expired", i.e. timed out).
-            Failure::TimedOut => Reply::TtlExpired,
-            Failure::General => Reply::General,
-        }
-    }
-}
+/// The reply to a request that succeeded (RFC 1928 §6); every other reply is a refusal's, from
+/// the table.
+const SUCCEEDED: u8 = 0;
 
 /// Accepts SOCKS5 clients until the listener fails for good.
 pub(super) async fn serve(listener: TcpListener, plan: ProxyPlan, egress: Egress) {
@@ -96,26 +73,30 @@ async fn serve_client(mut client: TcpStream, plan: &ProxyPlan, egress: &Egress) 
     };
     let (command, address) = match request? {
         Ok(request) => request,
-        Err(reply) => {
+        Err(refusal) => {
             // The request itself was bad (a name with control characters, say): it is not
             // repeated here, so nothing of it reaches the log.
-            tracing::info!(reply = reply as u8, "socks5: request refused");
+            let reply = refusal.socks_reply();
+            tracing::info!(reply, outcome = refusal.name(), "socks5: request refused");
             return send_reply(&mut client, reply, None).await;
         }
     };
     match command {
         CONNECT => connect(client, address, egress).await,
         UDP_ASSOCIATE => associate(client, plan, egress).await,
-        _ => send_reply(&mut client, Reply::CommandNotSupported, None).await,
+        _ => {
+            let reply = Refusal::SocksCommandUnsupported.socks_reply();
+            send_reply(&mut client, reply, None).await
+        }
     }
 }
 
 /// Method selection, authentication and the request: the command and its address, or the
-/// reply that refuses it.
+/// refusal whose reply refuses it.
 pub(crate) async fn handshake<S>(
     client: &mut S,
     plan: &ProxyPlan,
-) -> io::Result<Result<(u8, Address), Reply>>
+) -> io::Result<Result<(u8, Address), Refusal>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -149,9 +130,9 @@ where
     }
     match read_address(client).await? {
         Ok(address) => Ok(Ok((command, address))),
-        Err(AddressError::UnknownType(_)) => Ok(Err(Reply::AddressTypeNotSupported)),
-        // RFC 1928 has no code for a malformed name: general failure, as for an empty one.
-        Err(AddressError::BadName) => Ok(Err(Reply::General)),
+        Err(AddressError::UnknownType(_)) => Ok(Err(Refusal::SocksAddressUnsupported)),
+        // A malformed name, or an empty one.
+        Err(AddressError::BadName) => Ok(Err(Refusal::BadRequest)),
     }
 }
 
@@ -199,15 +180,20 @@ async fn connect(mut client: TcpStream, address: Address, egress: &Egress) -> io
         Ok(stream) => stream,
         Err(refusal) => return refuse(&mut client, &address, refusal).await,
     };
-    send_reply(&mut client, Reply::Succeeded, None).await?;
+    send_reply(&mut client, SUCCEEDED, None).await?;
     stream.splice(&mut client).await.map(drop)
 }
 
 /// Tells the client why not.
-async fn refuse(client: &mut TcpStream, address: &Address, refusal: Refusal) -> io::Result<()> {
+async fn refuse(
+    client: &mut TcpStream,
+    address: &Address,
+    refusal: EgressRefusal,
+) -> io::Result<()> {
     let (destination, reason) = (Escaped(address), Escaped(&refusal.reason));
-    tracing::info!(%destination, %reason, "socks5: refused");
-    send_reply(client, refusal.failure.into(), None).await
+    let kind = refusal.failure.refusal();
+    tracing::info!(%destination, %reason, outcome = kind.name(), "socks5: refused");
+    send_reply(client, kind.socks_reply(), None).await
 }
 
 /// UDP ASSOCIATE: a UDP socket for the client beside the listener, its datagrams carried on a
@@ -223,7 +209,7 @@ async fn associate(mut client: TcpStream, plan: &ProxyPlan, egress: &Egress) -> 
             return refuse(&mut client, &here, refusal).await;
         }
     };
-    send_reply(&mut client, Reply::Succeeded, Some(udp.local_addr()?)).await?;
+    send_reply(&mut client, SUCCEEDED, Some(udp.local_addr()?)).await?;
     let owner = client.peer_addr()?.ip();
     relay_datagrams(client, udp, stream, owner, plan.udp_idle_timeout).await;
     Ok(())
@@ -332,12 +318,12 @@ pub(crate) fn udp_packet(answer: &Datagram) -> Vec<u8> {
 }
 
 /// Sends a reply; the bound address is 0.0.0.0:0 unless given.
-async fn send_reply<S>(client: &mut S, reply: Reply, bound: Option<SocketAddr>) -> io::Result<()>
+async fn send_reply<S>(client: &mut S, reply: u8, bound: Option<SocketAddr>) -> io::Result<()>
 where
     S: AsyncWrite + Unpin,
 {
     let bound = bound.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut bytes = vec![VERSION, reply as u8, 0];
+    let mut bytes = vec![VERSION, reply, 0];
     Address::from(bound).encode(&mut bytes);
     client.write_all(&bytes).await
 }
@@ -355,6 +341,7 @@ fn invalid(message: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tunnel::wire::Failure;
 
     #[test]
     fn udp_headers_parse_and_fragments_are_dropped() {
@@ -384,7 +371,7 @@ mod tests {
             Failure::TimedOut,
         ]
         .into_iter()
-        .map(|f| Reply::from(f) as u8)
+        .map(|f| f.refusal().socks_reply())
         .collect();
         assert_eq!(codes, [1, 2, 3, 4, 5, 6]);
     }

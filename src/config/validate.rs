@@ -18,7 +18,8 @@ use crate::handler::message_budget::charge_for;
 use crate::{
     connector::{DialOptions, ProxyProtocol, Target},
     handler::{
-        BridgeRoute, FilesRoute, Handler, bridge::BridgeTarget, bridge::tokens::TokenSource, bridge::watchdog::Heartbeat,
+        BridgeRoute, FilesRoute, Handler, bridge::BridgeTarget, bridge::tokens::TokenSource,
+        bridge::watchdog::Heartbeat,
     },
     router::{HostPattern, Route, normalize_prefix},
     tunnel::limits::TokenLimits,

@@ -12,7 +12,8 @@ use crate::{
     cli::WebsockifyArgs,
     connector::{DialOptions, Target},
     handler::{
-        BridgeRoute, FilesRoute, Handler, bridge::BridgeTarget, bridge::tokens::TokenSource, bridge::watchdog::Heartbeat,
+        BridgeRoute, FilesRoute, Handler, bridge::BridgeTarget, bridge::tokens::TokenSource,
+        bridge::watchdog::Heartbeat,
     },
     router::Route,
 };

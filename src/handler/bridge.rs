@@ -167,7 +167,10 @@ impl BridgeRoute {
             } => (source, dial, fallback),
         };
         match token_from_request(req.uri().path(), req.uri().query()) {
-            Some(token) => Ok(Connector::direct(source.lookup(&token).await?, dial.clone())),
+            Some(token) => Ok(Connector::direct(
+                source.lookup(&token).await?,
+                dial.clone(),
+            )),
             None => fallback.clone().ok_or(TokenError::Missing),
         }
     }

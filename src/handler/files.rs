@@ -12,7 +12,10 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tokio_util::io::ReaderStream;
 
-use crate::http::{Body, percent_decode, text_response};
+use crate::{
+    http::{Body, percent_decode, refused, refused_because, text_response},
+    refusal::Refusal,
+};
 
 /// A static directory route.
 #[derive(Debug)]
@@ -42,8 +45,8 @@ impl FilesRoute {
     /// Answers a GET or HEAD for `rest` (the path after the route prefix).
     pub async fn serve<B>(&self, req: &Request<B>, rest: &str) -> Response<Body> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            let mut response = text_response(
-                StatusCode::METHOD_NOT_ALLOWED,
+            let mut response = refused_because(
+                Refusal::MethodNotAllowed,
                 "static files answer GET and HEAD only",
             );
             response
@@ -52,12 +55,12 @@ impl FilesRoute {
             return response;
         }
         let Some(relative) = safe_relative_path(rest) else {
-            return text_response(StatusCode::NOT_FOUND, "not found");
+            return refused(Refusal::NotFound);
         };
         match self.find(&relative).await {
             Lookup::Found(found) => respond(req, found).await,
             Lookup::Directory => redirect_to_directory(req),
-            Lookup::Missing => text_response(StatusCode::NOT_FOUND, "not found"),
+            Lookup::Missing => refused(Refusal::NotFound),
         }
     }
 
@@ -164,7 +167,7 @@ async fn respond<B>(req: &Request<B>, found: Found) -> Response<Body> {
     } else {
         match tokio::fs::File::open(&found.path).await {
             Ok(file) => StreamBody::new(ReaderStream::new(file).map_ok(Frame::data)).boxed(),
-            Err(_) => return text_response(StatusCode::NOT_FOUND, "not found"),
+            Err(_) => return refused(Refusal::NotFound),
         }
     };
     let mut response = Response::new(body);

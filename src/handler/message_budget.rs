@@ -35,14 +35,20 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::budget::{Budget, Charge, descriptors::Slot};
+use crate::{
+    budget::{Budget, Charge, descriptors::Slot},
+    refusal::Refusal,
+};
 
 /// The close code a connection gets when the budget has no room: 1013, Try Again Later — the
 /// message is not too big (that is 1009), the gateway is too full right now.
-pub const BUDGET_CLOSE_CODE: u16 = 1013;
+pub const BUDGET_CLOSE_CODE: u16 = match Refusal::MessageBudgetFull.close_code() {
+    Some(code) => code,
+    None => panic!("the message budget's refusal closes with a code"),
+};
 
 /// The close reason that goes with [`BUDGET_CLOSE_CODE`].
-pub const BUDGET_CLOSE_REASON: &str = "gateway message memory is full";
+pub const BUDGET_CLOSE_REASON: &str = Refusal::MessageBudgetFull.reason();
 
 /// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
 const MAX_HEADER: usize = 14;

@@ -19,7 +19,7 @@ mod websocket;
 
 use std::{str::FromStr, time::Duration};
 
-use http::{HeaderMap, Request, Response, StatusCode, header, request::Parts};
+use http::{HeaderMap, Request, Response, header, request::Parts};
 use hyper::body::Incoming;
 
 pub use balance::{Policy, UpstreamServer, Upstreams};
@@ -30,6 +30,7 @@ use crate::{
     connector::ConnectError,
     handler::{HandlerError, upgrade},
     http::{Body, RequestContext},
+    refusal::Refusal,
 };
 use headers::Forwarding;
 
@@ -74,30 +75,13 @@ pub struct ProxyRoute {
     pub max_message_bytes: usize,
 }
 
-/// Why a proxied request failed, by who caused it: the client's body (400), or the upstream
-/// (everything else: 502 or 504).
+/// Why a proxied request failed, by who caused it: the client's body, or the upstream
+/// (everything else).
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     /// Dialling failed.
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    /// The TLS handshake with the upstream failed.
-    #[error("TLS with {upstream}: {source}")]
-    Tls {
-        /// The upstream.
-        upstream: String,
-        /// What rustls said.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The TLS handshake with the upstream took longer than the connect timeout.
-    #[error("TLS with {upstream}: no handshake within {after:?}")]
-    TlsTimeout {
-        /// The upstream.
-        upstream: String,
-        /// The connect timeout.
-        after: Duration,
-    },
     /// The HTTP exchange with the upstream failed.
     #[error("upstream HTTP: {0}")]
     Http(#[from] hyper::Error),
@@ -117,45 +101,20 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// 400 for the client's body, 504 for timeouts, 502 for everything else the upstream did.
-    pub fn http_status(&self) -> StatusCode {
+    /// The client's body, a timeout, or something else the upstream did.
+    pub fn refusal(&self) -> Refusal {
         match self {
-            ProxyError::ClientBody(_) => StatusCode::BAD_REQUEST,
-            ProxyError::Connect(error) => error.http_status(),
-            ProxyError::ResponseTimeout(_) | ProxyError::TlsTimeout { .. } => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
-            ProxyError::Tls { .. }
-            | ProxyError::Http(_)
-            | ProxyError::Closed
-            | ProxyError::BadUpgrade(_) => StatusCode::BAD_GATEWAY,
-        }
-    }
-
-    /// A short reason for the client; the details go to the log.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            ProxyError::Connect(ConnectError::Timeout { .. }) => "upstream connect timed out",
-            ProxyError::Connect(ConnectError::Busy { .. }) => "gateway busy",
-            ProxyError::Connect(_) => "upstream unreachable",
-            ProxyError::Tls { .. } => "upstream TLS handshake failed",
-            ProxyError::TlsTimeout { .. } => "upstream TLS handshake timed out",
-            ProxyError::Http(_) | ProxyError::Closed => "upstream connection failed",
-            ProxyError::ClientBody(_) => "malformed request body",
-            ProxyError::ResponseTimeout(_) => "upstream response timed out",
-            ProxyError::BadUpgrade(_) => "upstream refused the WebSocket protocol",
+            ProxyError::ClientBody(_) => Refusal::ClientBody,
+            ProxyError::Connect(error) => error.refusal(),
+            ProxyError::ResponseTimeout(_) => Refusal::UpstreamResponseTimeout,
+            ProxyError::Http(_) | ProxyError::Closed => Refusal::UpstreamFailed,
+            ProxyError::BadUpgrade(_) => Refusal::UpstreamBadUpgrade,
         }
     }
 
     /// Whether the request never reached the upstream, so another upstream may take it.
     fn before_request(&self) -> bool {
-        matches!(
-            self,
-            ProxyError::Connect(_)
-                | ProxyError::Tls { .. }
-                | ProxyError::TlsTimeout { .. }
-                | ProxyError::Closed
-        )
+        matches!(self, ProxyError::Connect(_) | ProxyError::Closed)
     }
 }
 
@@ -191,10 +150,7 @@ impl ProxyRoute {
     ) -> Result<Response<Body>, HandlerError> {
         if req.method() == http::Method::CONNECT {
             // A tunnel to anywhere is the forward proxy's job, not a route's.
-            return Ok(crate::http::text_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "CONNECT is not proxied on this route",
-            ));
+            return Ok(crate::http::refused(Refusal::ConnectNotSupported));
         }
         if upgrade::is_upgrade(&req) {
             websocket::forward(self, req, rest, ctx).await

@@ -3,7 +3,7 @@
 use base64::{Engine, engine::general_purpose::STANDARD};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 
-use crate::http::Body;
+use crate::{http::Body, refusal::Refusal};
 
 /// The GUID every `Sec-WebSocket-Accept` is derived with (RFC 6455 §1.3).
 const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -39,14 +39,20 @@ pub enum HandshakeError {
 
 impl HandshakeError {
     /// 426 tells the client to upgrade (RFC 7231 §6.5.15), 400 for a broken handshake.
-    pub fn http_status(&self) -> StatusCode {
+    pub fn refusal(&self) -> Refusal {
         match self {
-            HandshakeError::NotWebSocket | HandshakeError::BadVersion => {
-                StatusCode::UPGRADE_REQUIRED
-            }
-            HandshakeError::NotGet => StatusCode::METHOD_NOT_ALLOWED,
-            HandshakeError::BadKey | HandshakeError::NoProtocol(_) => StatusCode::BAD_REQUEST,
+            HandshakeError::NotWebSocket | HandshakeError::BadVersion => Refusal::UpgradeRequired,
+            HandshakeError::NotGet => Refusal::MethodNotAllowed,
+            HandshakeError::BadKey | HandshakeError::NoProtocol(_) => Refusal::BadHandshake,
         }
+    }
+
+    /// The refusal, with this error's message and the headers that tell the client how to
+    /// retry.
+    pub fn response(&self) -> Response<Body> {
+        let mut response = crate::http::refused_because(self.refusal(), self);
+        self.add_headers(response.headers_mut());
+        response
     }
 
     /// Headers that tell the client how to retry.

@@ -2,7 +2,7 @@
 //! absolute URI's authority over `Host`, RFC 9112 §3.2.2), and the normal form of its path.
 //! Routes match, and handlers and upstreams receive, this canonical request.
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http::{HeaderValue, Method, Request, Response, Version, header};
 
 use super::{Body, full};
 use crate::router::{Authority, HostError, PathError, normalize_path};
@@ -130,10 +130,7 @@ pub fn server_options() -> Response<Body> {
 
 /// `CONNECT host:port`: 405 with the methods the gateway takes.
 pub fn connect_refused() -> Response<Body> {
-    let mut response = super::text_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "CONNECT is not supported: the gateway is not a forward proxy",
-    );
+    let mut response = super::refused(crate::refusal::Refusal::ConnectNotSupported);
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(ALLOW));

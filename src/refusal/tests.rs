@@ -14,7 +14,8 @@ fn every_kind_has_one_distinct_name_and_a_way_to_say_it() {
         let said = entry.status.is_some()
             || entry.close_code.is_some()
             || entry.socks_reply.is_some()
-            || kind == Refusal::HeartbeatLost; // dropped silently: the client stopped answering
+            // Ended without a word: the client stopped answering, or a spliced side broke.
+            || matches!(kind, Refusal::HeartbeatLost | Refusal::ConnectionBroken);
         assert!(said, "{kind:?} has no status, close code or reply");
         let name_ok = kind
             .name()
@@ -28,7 +29,10 @@ fn every_kind_has_one_distinct_name_and_a_way_to_say_it() {
 fn reasons_are_short_fixed_text() {
     for kind in Refusal::ALL {
         let reason = kind.reason();
-        assert!(!reason.is_empty() && reason.len() <= 64, "{kind:?}: {reason:?}");
+        assert!(
+            !reason.is_empty() && reason.len() <= 64,
+            "{kind:?}: {reason:?}"
+        );
         // Fixed, printable ASCII: nothing a client sent, nothing that forges a log line, and
         // short enough for a close frame's 123 bytes.
         assert!(
@@ -75,10 +79,18 @@ fn http_statuses() {
         (Refusal::EgressFailed, 502),
     ];
     for (kind, status) in cases {
-        assert_eq!(kind.entry().status.map(|s| s.as_u16()), Some(status), "{kind:?}");
+        assert_eq!(
+            kind.entry().status.map(|s| s.as_u16()),
+            Some(status),
+            "{kind:?}"
+        );
     }
     let with_status = Refusal::ALL.iter().filter(|k| k.entry().status.is_some());
-    assert_eq!(with_status.count(), cases.len(), "every status is checked above");
+    assert_eq!(
+        with_status.count(),
+        cases.len(),
+        "every status is checked above"
+    );
 }
 
 #[test]
@@ -100,9 +112,16 @@ fn websocket_close_codes() {
         assert_eq!(kind.close_code(), Some(code), "{kind:?}");
     }
     let with_code = Refusal::ALL.iter().filter(|k| k.close_code().is_some());
-    assert_eq!(with_code.count(), cases.len(), "every close code is checked above");
+    assert_eq!(
+        with_code.count(),
+        cases.len(),
+        "every close code is checked above"
+    );
     assert!(Refusal::HeartbeatLost.close_code().is_none());
-    assert!(Refusal::InvalidBase64.reason().len() <= 123, "fits a close frame");
+    assert!(
+        Refusal::InvalidBase64.reason().len() <= 123,
+        "fits a close frame"
+    );
 }
 
 #[test]
@@ -115,10 +134,16 @@ fn socks5_replies() {
         (Refusal::EgressRefused, 5),
         (Refusal::EgressTimedOut, 6),
         (Refusal::SocksCommandUnsupported, 7),
+        (Refusal::SocksAddressUnsupported, 8),
+        (Refusal::BadRequest, 1),
     ];
     for (kind, reply) in cases {
         assert_eq!(kind.entry().socks_reply, Some(reply), "{kind:?}");
         assert_eq!(kind.socks_reply(), reply, "{kind:?}");
     }
-    assert_eq!(Refusal::NoRoute.socks_reply(), 1, "no reply of its own: general failure");
+    assert_eq!(
+        Refusal::NoRoute.socks_reply(),
+        1,
+        "no reply of its own: general failure"
+    );
 }

@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::time::timeout;
@@ -41,8 +41,9 @@ use crate::{
     config::{self, AgentSettings},
     connector::AgentConnector,
     handler::upgrade,
-    http::{Body, text_response},
+    http::{Body, refused, refused_because},
     log_escape::Escaped,
+    refusal::Refusal,
     router::{Route, Router},
 };
 
@@ -186,7 +187,7 @@ impl AgentHub {
         slot: Arc<Slot>,
     ) -> Response<Body> {
         let Some(token) = self.token_index(&req) else {
-            let mut response = text_response(StatusCode::UNAUTHORIZED, "unknown agent token");
+            let mut response = refused(Refusal::AgentTokenUnknown);
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -194,7 +195,7 @@ impl AgentHub {
         };
         let handshake = match upgrade::check(&req) {
             Ok(handshake) => handshake,
-            Err(error) => return text_response(error.http_status(), &error.to_string()),
+            Err(error) => return error.response(),
         };
         let budget = StreamBudget::new(vec![
             self.budgets.per_token[token].clone(),
@@ -243,19 +244,15 @@ impl AgentHub {
                 "agent refused: its token holds the most sessions"
             );
             let reason = format!("this token already holds {cap} agent sessions");
-            return Err(Box::new(text_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                &reason,
+            return Err(Box::new(refused_because(
+                Refusal::AgentSessionsFull,
+                reason,
             )));
         }
         let Some(headroom) = budget.charge(WINDOW_HEADROOM_BYTES) else {
             sessions.fetch_sub(1, Ordering::AcqRel);
             tracing::info!(token, "agent refused: the tunnel memory budget is full");
-            let reason = "the gateway's tunnel memory budget is full";
-            return Err(Box::new(text_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                reason,
-            )));
+            return Err(Box::new(refused(Refusal::TunnelBudgetFull)));
         };
         Ok((SessionCount(sessions.clone()), headroom))
     }

@@ -6,6 +6,8 @@ use std::io;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::refusal::Refusal;
+
 /// The protocol version this build speaks. A peer speaking another is refused with both
 /// versions named.
 pub const VERSION: u32 = 2;
@@ -214,6 +216,18 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The refusal a client of the agent's proxies gets for it (SOCKS5 reply, HTTP status).
+    pub fn refusal(self) -> Refusal {
+        match self {
+            Failure::NotAllowed => Refusal::EgressNotAllowed,
+            Failure::NetworkUnreachable => Refusal::EgressNetworkUnreachable,
+            Failure::HostUnreachable => Refusal::EgressHostUnreachable,
+            Failure::Refused => Refusal::EgressRefused,
+            Failure::TimedOut => Refusal::EgressTimedOut,
+            Failure::General => Refusal::EgressFailed,
+        }
+    }
+
     /// The kind of an I/O error from dialling.
     pub fn of(error: &io::Error) -> Failure {
         match error.kind() {

@@ -22,13 +22,16 @@ use tokio::{
     time::{Instant, sleep_until},
 };
 use tokio_util::sync::CancellationToken;
-use tokio_websockets::{CloseCode, Error as WsError, Message, WebSocketStream};
+use tokio_websockets::{Error as WsError, Message, WebSocketStream};
 
 use super::{
     encoding::Encoding,
     watchdog::{Activity, Heartbeat, Verdict, Watchdog},
 };
-use crate::io::ReadChunk;
+use crate::{
+    io::{ReadChunk, close_message, websocket_refusal},
+    refusal::{Refusal, close},
+};
 
 /// Bytes read from the target per message. 64 KiB: large enough that a bulk transfer costs few
 /// frames and syscalls, and it is allocated only when data is waiting, never while idle.
@@ -59,8 +62,9 @@ pub enum End {
     ClientClosed,
     /// The client's connection ended without a close frame.
     ClientGone,
-    /// The client broke the protocol or sent too large a message (closed 1002/1007/1009).
-    ClientProtocol,
+    /// The client broke the protocol, sent bad data or too large a message: closed with
+    /// this refusal's code (1002, 1007, 1009).
+    ClientProtocol(Refusal),
     /// The target closed its side (closed 1000).
     TargetEof,
     /// Reading or writing the target failed (closed 1011).
@@ -81,13 +85,28 @@ impl End {
         match self {
             End::ClientClosed => "client closed",
             End::ClientGone => "client gone",
-            End::ClientProtocol => "client protocol error",
+            End::ClientProtocol(_) => "client protocol error",
             End::TargetEof => "target closed",
             End::TargetError => "target error",
             End::TargetGone => "agent gone",
             End::Idle => "idle timeout",
             End::HeartbeatLost => "heartbeat lost",
             End::Shutdown => "shutdown",
+        }
+    }
+
+    /// The refusal the connection ended with, if it did not end as it should (the client's
+    /// close, the target's end).
+    pub fn refusal(self) -> Option<Refusal> {
+        match self {
+            End::ClientClosed | End::TargetEof => None,
+            End::ClientGone => Some(Refusal::ClientGone),
+            End::ClientProtocol(refusal) => Some(refusal),
+            End::TargetError => Some(Refusal::TargetFailed),
+            End::TargetGone => Some(Refusal::AgentGone),
+            End::Idle => Some(Refusal::IdleTimeout),
+            End::HeartbeatLost => Some(Refusal::HeartbeatLost),
+            End::Shutdown => Some(Refusal::ShuttingDown),
         }
     }
 }
@@ -154,17 +173,12 @@ where
         shutdown,
     )
     .await;
-    if end == End::ClientProtocol
-        && shared.close_code.load(Ordering::Relaxed)
-            == u64::from(u16::from(CloseCode::INVALID_FRAME_PAYLOAD_DATA))
-    {
-        // A message our decoder refused (bad base64): tokio-websockets did not see a protocol
-        // error, so the close frame is ours to send.
-        let close = Message::close(
-            Some(CloseCode::INVALID_FRAME_PAYLOAD_DATA),
-            "invalid base64",
-        );
-        let _ = tokio::time::timeout(CLOSE_LINGER, sink.send(close)).await;
+    if let End::ClientProtocol(Refusal::InvalidBase64) = end {
+        // A message our decoder refused: tokio-websockets did not see a protocol error, so the
+        // close frame is ours to send.
+        if let Some(close) = close_message(Refusal::InvalidBase64) {
+            let _ = tokio::time::timeout(CLOSE_LINGER, sink.send(close)).await;
+        }
     }
     let close_code = match shared.close_code.load(Ordering::Relaxed) {
         0 => None,
@@ -314,9 +328,9 @@ where
     match encoding.decode(message) {
         Ok(bytes) => Inbound::Data(bytes),
         Err(_) => {
-            shared.record_close(CloseCode::INVALID_FRAME_PAYLOAD_DATA.into());
+            shared.record_close(close::INVALID_PAYLOAD);
             shared.client_closed.store(true, Ordering::Relaxed);
-            Inbound::End(End::ClientProtocol)
+            Inbound::End(End::ClientProtocol(Refusal::InvalidBase64))
         }
     }
 }
@@ -354,15 +368,15 @@ async fn client_error<S>(source: &mut Source<S>, error: WsError, shared: &Shared
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let code = match &error {
-        WsError::Io(_) | WsError::AlreadyClosed => return End::ClientGone,
-        WsError::PayloadTooLong { .. } => CloseCode::MESSAGE_TOO_BIG,
-        _ => CloseCode::PROTOCOL_ERROR,
+    let Some(refusal) = websocket_refusal(&error) else {
+        return End::ClientGone;
     };
     tracing::debug!(%error, "client protocol error");
-    shared.record_close(code.into());
+    if let Some(code) = refusal.close_code() {
+        shared.record_close(code);
+    }
     let _ = tokio::time::timeout(CLOSE_LINGER, source.next()).await;
-    End::ClientProtocol
+    End::ClientProtocol(refusal)
 }
 
 /// Target → client: read what is there, send it as one message; close when the target ends.
@@ -484,19 +498,23 @@ where
     /// Ends this direction: the close frame that goes with `end`, if the client can still get
     /// one (a client that closed or went silent cannot).
     async fn finish(self, end: End) -> End {
-        let (code, reason) = match end {
-            End::TargetEof => (CloseCode::NORMAL_CLOSURE, ""),
-            End::Idle => (CloseCode::NORMAL_CLOSURE, "idle timeout"),
-            End::Shutdown => (CloseCode::GOING_AWAY, "gateway shutting down"),
-            End::TargetError => (CloseCode::INTERNAL_SERVER_ERROR, "target connection failed"),
-            End::TargetGone => (CloseCode::GOING_AWAY, "the agent left"),
-            End::ClientClosed | End::ClientGone | End::ClientProtocol | End::HeartbeatLost => {
+        let message = match end {
+            End::TargetEof => Message::close(Some(tokio_websockets::CloseCode::NORMAL_CLOSURE), ""),
+            End::Idle | End::Shutdown | End::TargetError | End::TargetGone => {
+                match end.refusal().and_then(close_message) {
+                    Some(message) => message,
+                    None => return end,
+                }
+            }
+            End::ClientClosed | End::ClientGone | End::ClientProtocol(_) | End::HeartbeatLost => {
                 return end;
             }
         };
         if !self.shared.client_closed.load(Ordering::Relaxed) {
-            self.shared.record_close(code.into());
-            let close = self.sink.send(Message::close(Some(code), reason));
+            if let Some((code, _)) = message.as_close() {
+                self.shared.record_close(code.into());
+            }
+            let close = self.sink.send(message);
             let _ = tokio::time::timeout(CLOSE_LINGER, close).await;
         }
         end

@@ -8,9 +8,7 @@ use std::{
     sync::OnceLock,
 };
 
-use http::StatusCode;
-
-use crate::{connector::Target, http::percent_decode, log_escape::Escaped};
+use crate::{connector::Target, http::percent_decode, log_escape::Escaped, refusal::Refusal};
 
 /// Where tokens are looked up.
 #[derive(Debug)]
@@ -39,11 +37,11 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// Missing or unknown tokens are refusals (403); an unreadable source is our fault (500).
-    pub fn http_status(&self) -> StatusCode {
+    /// Missing or unknown tokens are refused; an unreadable source is our fault.
+    pub fn refusal(&self) -> Refusal {
         match self {
-            TokenError::Missing | TokenError::Unknown => StatusCode::FORBIDDEN,
-            TokenError::Unreadable(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            TokenError::Missing | TokenError::Unknown => Refusal::TokenRefused,
+            TokenError::Unreadable(_) => Refusal::TokenSourceUnreadable,
         }
     }
 }

@@ -12,9 +12,13 @@ use futures_util::{
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
-use tokio_websockets::{CloseCode, Error as WsError, Message, WebSocketStream};
+use tokio_websockets::{Error as WsError, Message, WebSocketStream};
 
 use super::idle::LastActivity;
+use crate::{
+    io::{close_message, websocket_refusal},
+    refusal::Refusal,
+};
 
 /// How long the second side may take to finish once the first has closed.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
@@ -30,6 +34,8 @@ pub struct Relayed {
     pub close_code: Option<u16>,
     /// Why it ended, for the access log.
     pub end: &'static str,
+    /// The refusal it ended with, when it did not end with a close from either side.
+    pub refusal: Option<Refusal>,
 }
 
 /// Which peer a direction reads from.
@@ -40,17 +46,14 @@ enum Side {
 }
 
 impl Side {
-    /// The close the other side gets when this side's connection ends without a close frame:
-    /// a clean end of the upstream is 1000 (as the bridge does), a broken one 1011; a client
-    /// that went away is 1001 to the upstream.
-    fn lost(self, broken: bool) -> (CloseCode, &'static str) {
+    /// The refusal the other side gets when this side's connection ends without a close
+    /// frame: a client that went away is 1001 to the upstream, a broken upstream 1011 to the
+    /// client; a clean end of the upstream is none, a plain 1000 (as the bridge does).
+    fn lost(self, broken: bool) -> Option<Refusal> {
         match (self, broken) {
-            (Side::Client, _) => (CloseCode::GOING_AWAY, "client went away"),
-            (Side::Upstream, false) => (CloseCode::NORMAL_CLOSURE, ""),
-            (Side::Upstream, true) => (
-                CloseCode::INTERNAL_SERVER_ERROR,
-                "upstream connection failed",
-            ),
+            (Side::Client, _) => Some(Refusal::ClientGone),
+            (Side::Upstream, false) => None,
+            (Side::Upstream, true) => Some(Refusal::UpstreamFailed),
         }
     }
 }
@@ -60,10 +63,11 @@ impl Side {
 enum DirectionEnd {
     /// The sending side closed with this code (forwarded).
     Closed(Option<u16>),
-    /// The sending side's connection ended without a close frame; the other side got this code.
-    Lost(u16),
-    /// The sending side broke the protocol; it was closed with this code.
-    Refused(u16),
+    /// The sending side's connection ended without a close frame; the other side was told
+    /// this (none: a plain 1000).
+    Lost(Option<Refusal>),
+    /// The sending side broke the protocol; it was closed with this refusal's code.
+    Refused(Refusal),
     /// The receiving side could not be written to.
     PeerFailed,
 }
@@ -102,8 +106,8 @@ where
         let first = tokio::select! {
             end = &mut up => First::Direction(end, Side::Client),
             end = &mut down => First::Direction(end, Side::Upstream),
-            () = shutdown.cancelled() => First::Interrupted(CloseCode::GOING_AWAY, "gateway shutting down"),
-            () = activity.expired(idle) => First::Interrupted(CloseCode::NORMAL_CLOSURE, "idle timeout"),
+            () = shutdown.cancelled() => First::Interrupted(Refusal::ShuttingDown),
+            () = activity.expired(idle) => First::Interrupted(Refusal::IdleTimeout),
         };
         // The other direction now carries the close answer (or ends on the error): wait for it.
         match first {
@@ -117,18 +121,19 @@ where
         }
         first
     };
-    let (close_code, end) = match first {
+    let (close_code, end, refusal) = match first {
         First::Direction(end, from) => describe(end, from),
-        First::Interrupted(code, reason) => {
-            let close = || Message::close(Some(code), reason);
-            let _ = tokio::time::timeout(CLOSE_LINGER, client_tx.send(close())).await;
-            let _ = tokio::time::timeout(CLOSE_LINGER, upstream_tx.send(close())).await;
-            let end = if code == CloseCode::GOING_AWAY {
+        First::Interrupted(refusal) => {
+            if let Some(close) = close_message(refusal) {
+                let _ = tokio::time::timeout(CLOSE_LINGER, client_tx.send(close.clone())).await;
+                let _ = tokio::time::timeout(CLOSE_LINGER, upstream_tx.send(close)).await;
+            }
+            let end = if refusal == Refusal::ShuttingDown {
                 "shutdown"
             } else {
                 "idle timeout"
             };
-            (Some(code.into()), end)
+            (refusal.close_code(), end, Some(refusal))
         }
     };
     Relayed {
@@ -136,6 +141,7 @@ where
         bytes_down: down_bytes,
         close_code,
         end,
+        refusal,
     }
 }
 
@@ -144,21 +150,31 @@ where
 enum First {
     /// One direction, reading from this side.
     Direction(DirectionEnd, Side),
-    /// The gateway: shutdown or the idle timeout, with the close both sides get.
-    Interrupted(CloseCode, &'static str),
+    /// The gateway: shutdown or the idle timeout, whose close both sides get.
+    Interrupted(Refusal),
 }
 
-/// The access log's close code and reason for how the first direction ended.
-fn describe(end: DirectionEnd, from: Side) -> (Option<u16>, &'static str) {
+/// The access log's close code, reason and refusal for how the first direction ended.
+fn describe(end: DirectionEnd, from: Side) -> (Option<u16>, &'static str, Option<Refusal>) {
     let client = from == Side::Client;
+    let lost_code = |refusal: Option<Refusal>| match refusal {
+        Some(refusal) => refusal.close_code(),
+        None => Some(crate::refusal::close::NORMAL),
+    };
     match end {
-        DirectionEnd::Closed(code) if client => (code, "client closed"),
-        DirectionEnd::Closed(code) => (code, "upstream closed"),
-        DirectionEnd::Lost(code) if client => (Some(code), "client gone"),
-        DirectionEnd::Lost(code) => (Some(code), "upstream gone"),
-        DirectionEnd::Refused(code) if client => (Some(code), "client protocol error"),
-        DirectionEnd::Refused(code) => (Some(code), "upstream protocol error"),
-        DirectionEnd::PeerFailed => (None, "write failed"),
+        DirectionEnd::Closed(code) if client => (code, "client closed", None),
+        DirectionEnd::Closed(code) => (code, "upstream closed", None),
+        DirectionEnd::Lost(told) if client => (lost_code(told), "client gone", told),
+        DirectionEnd::Lost(told) => (lost_code(told), "upstream gone", told),
+        DirectionEnd::Refused(refusal) => {
+            let end = if client {
+                "client protocol error"
+            } else {
+                "upstream protocol error"
+            };
+            (refusal.close_code(), end, Some(refusal))
+        }
+        DirectionEnd::PeerFailed => (None, "write failed", None),
     }
 }
 
@@ -217,9 +233,18 @@ async fn lost<B>(
 where
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let (code, reason) = side.lost(broken);
-    let _ = to.send(Message::close(Some(code), reason)).await;
-    DirectionEnd::Lost(code.into())
+    let told = side.lost(broken);
+    let close = match told {
+        Some(refusal) => close_message(refusal),
+        None => Some(Message::close(
+            Some(tokio_websockets::CloseCode::NORMAL_CLOSURE),
+            "",
+        )),
+    };
+    if let Some(close) = close {
+        let _ = to.send(close).await;
+    }
+    DirectionEnd::Lost(told)
 }
 
 /// The sender broke the protocol: tokio-websockets has queued the right close for it (1002,
@@ -232,18 +257,13 @@ async fn refused<B>(
 where
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let code = match &error {
-        WsError::Io(_) => return lost(side, true, to).await,
-        WsError::AlreadyClosed => return lost(side, false, to).await,
-        WsError::PayloadTooLong { .. } => CloseCode::MESSAGE_TOO_BIG,
-        WsError::Protocol(tokio_websockets::proto::ProtocolError::InvalidUtf8) => {
-            CloseCode::INVALID_FRAME_PAYLOAD_DATA
-        }
-        _ => CloseCode::PROTOCOL_ERROR,
+    let Some(refusal) = websocket_refusal(&error) else {
+        let broken = matches!(error, WsError::Io(_));
+        return lost(side, broken, to).await;
     };
     tracing::debug!(%error, "websocket protocol error");
-    let _ = to
-        .send(Message::close(Some(code), "peer protocol error"))
-        .await;
-    DirectionEnd::Refused(code.into())
+    if let Some(close) = close_message(refusal) {
+        let _ = to.send(close).await;
+    }
+    DirectionEnd::Refused(refusal)
 }

@@ -18,7 +18,7 @@ use tokio::{
 };
 
 use super::idle::LastActivity;
-use crate::connector;
+use crate::{connector, refusal::Refusal};
 
 /// Read size while bytes are flowing over plain TCP. 64 KiB: a bulk transfer moves in few
 /// system calls; the buffer exists only while data is waiting, so an idle WebSocket holds none.
@@ -36,6 +36,8 @@ pub struct Spliced {
     pub bytes_down: u64,
     /// Why it ended, for the access log.
     pub end: &'static str,
+    /// The refusal it ended with, if it did not end cleanly.
+    pub refusal: Option<Refusal>,
 }
 
 /// Any stream the generic copy can splice.
@@ -90,14 +92,15 @@ pub async fn run(client: Upgraded, upstream: Upgraded, idle: Option<Duration>) -
             }
         }
     };
-    let end = tokio::select! {
-        result = copied => if result.is_ok() { "closed" } else { "connection error" },
-        () = meter.activity.expired(idle) => "idle timeout",
+    let refusal = tokio::select! {
+        result = copied => result.err().map(|_| Refusal::ConnectionBroken),
+        () = meter.activity.expired(idle) => Some(Refusal::IdleTimeout),
     };
     Spliced {
         bytes_up: meter.up.load(Ordering::Relaxed),
         bytes_down: meter.down.load(Ordering::Relaxed),
-        end,
+        end: refusal.map_or("closed", Refusal::reason),
+        refusal,
     }
 }
 

@@ -18,7 +18,7 @@ use super::{
     client_headers, message, splice,
 };
 use crate::{
-    access_log::AccessRecord,
+    access_log::{AccessRecord, SessionEnd},
     budget::{Budget, descriptors::Slot},
     handler::{
         HandlerError,
@@ -178,8 +178,14 @@ impl Session {
         match self.mode {
             Mode::Splice => {
                 let done = splice::run(client, upstream, self.idle).await;
-                self.record
-                    .finish_session(started, done.bytes_up, done.bytes_down, None, done.end);
+                let end = SessionEnd {
+                    bytes_up: done.bytes_up,
+                    bytes_down: done.bytes_down,
+                    close_code: None,
+                    end: done.end,
+                    refusal: done.refusal,
+                };
+                self.record.finish_session(started, &end);
             }
             Mode::Message => {
                 let limits = Limits::default().max_payload_len(Some(self.max_message_bytes));
@@ -192,13 +198,14 @@ impl Session {
                 let client = ServerBuilder::new().limits(limits).serve(client);
                 let upstream = ClientBuilder::new().limits(limits).take_over(upstream);
                 let done = message::relay(client, upstream, self.idle, &shutdown).await;
-                self.record.finish_session(
-                    started,
-                    done.bytes_up,
-                    done.bytes_down,
-                    done.close_code,
-                    done.end,
-                );
+                let end = SessionEnd {
+                    bytes_up: done.bytes_up,
+                    bytes_down: done.bytes_down,
+                    close_code: done.close_code,
+                    end: done.end,
+                    refusal: done.refusal,
+                };
+                self.record.finish_session(started, &end);
             }
         }
     }
