@@ -7,8 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use wsgate::{
-    connector::{DialOptions, Target},
-    handler::{BridgeRoute, FilesRoute, Handler},
+    connector::{Connector, DialOptions, Target},
+    handler::{BridgeRoute, FilesRoute, Handler, bridge::BridgeTarget},
     router::{HostPattern, Route, Router, normalize_prefix, strip_prefix},
 };
 
@@ -46,18 +46,14 @@ fn route(line: &str) -> Option<Route> {
         pattern => Some(host_pattern(pattern)?),
     };
     let handler = match kind {
-        "bridge" => Handler::Bridge(BridgeRoute {
-            target: Some(Target::Tcp {
+        "bridge" => {
+            let target = Target::Tcp {
                 host: "127.0.0.1".into(),
                 port: 9,
-            }),
-            tokens: None,
-            dial: DialOptions::default(),
-            idle_timeout: None,
-            heartbeat: None,
-            max_message_bytes: 1024,
-            agent: None,
-        }),
+            };
+            let connector = Connector::direct(target, DialOptions::default());
+            Handler::Bridge(BridgeRoute::new(BridgeTarget::Fixed(connector), 1024))
+        }
         _ => Handler::Files(FilesRoute::new("/nonexistent".into())),
     };
     Some(Route {
