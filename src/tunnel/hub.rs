@@ -145,6 +145,7 @@ impl AgentHub {
         tunnel: Arc<Budget>,
         descriptors: Arc<Descriptors>,
         certificate_names: Vec<String>,
+        shutdown: crate::shutdown::Shutdown,
     ) -> Self {
         let tokens = settings.tokens.len();
         let budgets = TunnelBudgets {
@@ -161,6 +162,7 @@ impl AgentHub {
                 settings.remote_bind,
                 settings.remote_ports.clone(),
                 descriptors,
+                shutdown,
             ),
             settings,
             certificate_names,
