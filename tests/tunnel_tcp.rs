@@ -354,3 +354,41 @@ async fn agents_cannot_take_requests_from_configured_routes() {
         "{answers:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_remote_port_closes_at_shutdown_while_the_gateway_drains() {
+    let echo = echo_server(true).await;
+    // An upstream that never answers: a request to it holds the gateway's drain open.
+    let (silent, _received) = support::net::recording_server(None).await;
+    let port = free_port();
+    let text = format!(
+        "listen = [\"127.0.0.1:0\"]\nshutdown_grace = \"60s\"\n[[route]]\npath = \"/slow\"\n\
+         proxy = \"http://{silent}\"\n[agents]\ntokens = [\"t0ken\"]\n\
+         remote_ports = \"{port}-{port}\"\nheartbeat_timeout = \"60s\"\n"
+    );
+    let mut gateway = gateway_from("tunnel-port-shutdown", &text).await;
+    let services = [format!("tcp://{echo}?mode=port&value={port}")];
+    let (_agent, _) = agent(gateway.addr, &services, 1).await;
+    assert_eq!(echo_through(port, 1000).await.unwrap().len(), 1000);
+    let mut held = TcpStream::connect(gateway.addr).await.unwrap();
+    let head = format!("GET /slow HTTP/1.1\r\nHost: {}\r\n\r\n", gateway.addr);
+    held.write_all(head.as_bytes()).await.unwrap();
+    let pid = gateway.child.id().unwrap().to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(signalled.unwrap().success());
+    gateway.wait_for_log("shutdown started").await;
+    // Not released with its agent (that waits out the 60 s heartbeat timeout): closed by
+    // the shutdown itself, while the held request keeps the gateway draining.
+    gateway.wait_for_log("remote port closed").await;
+    let refused = TcpStream::connect(("127.0.0.1", port)).await;
+    assert!(
+        refused.is_err(),
+        "the remote port still accepts during the drain"
+    );
+    assert!(
+        gateway.child.try_wait().unwrap().is_none(),
+        "the gateway already exited"
+    );
+}

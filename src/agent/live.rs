@@ -37,6 +37,10 @@ impl Live {
 
     /// An open session, waiting up to `limit` for one to come up.
     pub(super) async fn wait(&self, limit: Duration) -> Option<SessionHandle> {
+        if let Some(session) = self.any() {
+            return Some(session);
+        }
+        tracing::info!(wait = ?limit, "no gateway session yet: the request waits for one");
         let waiting = async {
             loop {
                 // Registered before looking, so a session added in between is not missed.

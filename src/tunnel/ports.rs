@@ -146,6 +146,7 @@ async fn accept_loop(
     tracker: TaskTracker,
 ) {
     let stop = forward.stop.clone();
+    let port = listener.local_addr().map(|addr| addr.port()).unwrap_or(0);
     accept_each(listener, "remote port", tracker, stop, |visitor, peer| {
         // The reserve is for agents, and a raw TCP visitor can be told nothing: past the
         // visitors' share it is closed at once.
@@ -162,6 +163,7 @@ async fn accept_loop(
         })
     })
     .await;
+    tracing::info!(port, "remote port closed");
 }
 
 /// One visitor: a stream to the agent's service, then bytes both ways with half-close.
