@@ -231,16 +231,11 @@ async fn a_silent_agent_is_dropped_after_the_heartbeat_timeout() {
         .args(["-STOP", &pid])
         .status();
     assert!(stopped.unwrap().success());
-    let mut dropped = false;
-    let deadline = tokio::time::Instant::now() + STEP;
-    while tokio::time::Instant::now() < deadline {
-        // After the timeout plus the grace for reconnecting, the port is closed.
-        if TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            dropped = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // After the timeout plus the grace for reconnecting, the gateway closes the port and
+    // says so.
+    let mut gateway = gateway;
+    gateway.wait_for_log("remote port closed").await;
+    let dropped = TcpStream::connect(("127.0.0.1", port)).await.is_err();
     let _ = std::process::Command::new("kill")
         .args(["-CONT", &pid])
         .status();
