@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::{sync::atomic::Ordering, time::Duration};
-
 use support::{net::*, process, *};
 
 #[tokio::test]

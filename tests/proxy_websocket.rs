@@ -3,7 +3,7 @@
 //! messages, extension and subprotocol negotiation, close codes both ways, refusals and
 //! failures before the 101, host routing, header forwarding and balancing.
 //!
-//! Each scenario is a function of the peer; [`for_each_peer!`] makes a `python` and a `node`
+//! Each scenario is a function of the peer; `for_each_peer!` (tests/support/upstream.rs) makes a `python` and a `node`
 //! test of it (`echo_keeps_text_text_and_binary_binary::python`, …). Scenarios that do not
 //! depend on the mode run both modes in one test, the mode named in every assertion.
 
@@ -89,26 +89,6 @@ impl Proxied {
 
 fn path_key(path: &str) -> String {
     format!("path = \"{path}\"")
-}
-
-/// Makes a `python` and a `node` test of each `async fn scenario(peer: Peer)`, in a module
-/// named after it.
-macro_rules! for_each_peer {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            use super::Peer;
-
-            #[tokio::test]
-            async fn python() {
-                super::$scenario(Peer::Python).await;
-            }
-
-            #[tokio::test]
-            async fn node() {
-                super::$scenario(Peer::Node).await;
-            }
-        }
-    )*};
 }
 
 for_each_peer!(

@@ -1,10 +1,6 @@
 //! Real TCP peers for the bridge to reach, and raw HTTP requests for status checks.
 
-use std::{
-    net::SocketAddr,
-    sync::Arc,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use std::{net::SocketAddr, sync::Arc};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
