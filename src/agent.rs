@@ -1,19 +1,24 @@
 //! `wsgate agent`: dials the gateway's agent endpoint over one WebSocket, registers local
 //! services, and serves the streams the gateway opens for visitors by dialling those services.
-//! It keeps one session per gateway and reconnects with exponential backoff and jitter.
+//! It keeps one session per gateway and reconnects with exponential backoff and jitter. On
+//! shutdown it stops accepting and drains its open streams, bounded by a grace period.
 
 use std::{sync::Arc, time::Duration};
 
 use http::{HeaderValue, Uri, header};
 use tokio::{io::AsyncWriteExt, net::TcpStream, time::timeout};
+use tokio_util::task::TaskTracker;
 use yamux::Mode;
 
 mod egress;
 // `pub(crate)` only so that `crate::fuzzing` reaches their parsers.
 pub(crate) mod http_proxy;
+mod live;
+mod local;
 mod plan;
 pub(crate) mod socks5;
 
+use live::Live;
 pub use plan::{
     AgentPlan, Credentials, ExitPlan, ForwardPlan, LocalService, ProxyPlan, local_dial,
     parse_forward, parse_service,
@@ -24,8 +29,9 @@ use crate::{
     config::Secret,
     connector::Stream,
     log_escape::Escaped,
+    shutdown::Shutdown,
     tunnel::{
-        session::{self, OpenedStream, SessionHandle, StreamBudget, TunnelStream},
+        session::{self, OpenedStream, StreamBudget, TunnelStream},
         wire::{self, Control, Open, Opened, VERSION},
         ws_io::{MAX_MESSAGE_BYTES, WsIo},
     },
@@ -37,6 +43,9 @@ const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long dialling the gateway or a local service may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a local request (forward, SOCKS5, HTTP proxy) waits for a gateway session when
+/// none is up: as long as a dial may take, so a reconnect in progress can finish.
+const SESSION_WAIT: Duration = DIAL_TIMEOUT;
 
 /// Why the agent stops for good (a bad token or a refusal does not fix itself by retrying).
 #[derive(Debug, thiserror::Error)]
@@ -56,94 +65,64 @@ pub enum AgentError {
         /// Its reason.
         reason: String,
     },
+    /// A local listen address (a forward's or a proxy's) cannot be bound: nothing to do with
+    /// the gateway.
+    #[error("cannot listen on {addr} for the agent's {what}: {source}")]
+    LocalBind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// What listens there: `forward`, `SOCKS5 proxy`, `HTTP proxy`.
+        what: &'static str,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// Runs the agent until a gateway refuses it for good.
-pub async fn run(plan: AgentPlan) -> AgentError {
+/// Runs the agent until a gateway refuses it for good (the error) or `shutdown` is
+/// triggered: then the local listeners close, and open streams get up to `grace` to finish
+/// while the gateway sessions stay up to carry them.
+pub async fn run(plan: AgentPlan, shutdown: &Shutdown, grace: Duration) -> Result<(), AgentError> {
     let plan = Arc::new(plan);
     let live = Live::default();
+    local::start(&plan, &live, shutdown).await?;
     let mut sessions = tokio::task::JoinSet::new();
-    for forward in plan.forwards.clone() {
-        match tokio::net::TcpListener::bind(forward.listen).await {
-            Ok(listener) => drop(tokio::spawn(serve_forward(listener, forward, live.clone()))),
-            Err(error) => {
-                return AgentError::Rejected {
-                    server: forward.listen.to_string(),
-                    reason: format!("cannot listen for the forward: {error}"),
-                };
-            }
-        }
-    }
-    let proxies = [
-        (plan.socks5.clone(), Proxy::Socks5),
-        (plan.http_proxy.clone(), Proxy::Http),
-    ];
-    for (proxy, kind) in proxies {
-        if let Some(proxy) = proxy
-            && let Err(error) = kind.start(proxy, live.clone()).await
-        {
-            return error;
-        }
-    }
     for server in plan.servers.clone() {
-        sessions.spawn(maintain(server, plan.clone(), live.clone()));
+        let tracker = shutdown.tracker.clone();
+        sessions.spawn(maintain(server, plan.clone(), live.clone(), tracker));
     }
-    match sessions.join_next().await {
-        Some(Ok(error)) => error,
-        _ => AgentError::Rejected {
-            server: "-".into(),
-            reason: "the agent's session task ended".into(),
-        },
+    tokio::select! {
+        ended = sessions.join_next() => return Err(match ended {
+            Some(Ok(error)) => error,
+            _ => AgentError::Rejected {
+                server: "-".into(),
+                reason: "the agent's session task ended".into(),
+            },
+        }),
+        () = shutdown.token.cancelled() => {}
     }
-}
-
-/// The local forward proxies an agent can run.
-#[derive(Debug, Clone, Copy)]
-enum Proxy {
-    Socks5,
-    Http,
-}
-
-impl Proxy {
-    /// Listens on the proxy's address and serves it in a task of its own.
-    async fn start(self, plan: ProxyPlan, live: Live) -> Result<(), AgentError> {
-        let listener = tokio::net::TcpListener::bind(plan.listen).await;
-        let listener = listener.map_err(|error| AgentError::Rejected {
-            server: plan.listen.to_string(),
-            reason: format!("cannot listen for the {self:?} proxy: {error}"),
-        })?;
-        let egress = egress::Egress {
-            live,
-            via: plan.via.clone(),
-        };
-        let listen = listener.local_addr().unwrap_or(plan.listen);
-        if !listen.ip().is_loopback() && plan.credentials.is_none() {
-            tracing::warn!(%listen, "the {self:?} proxy takes anyone who reaches it: set a username and password");
-        }
-        let exit = plan
-            .via
-            .as_ref()
-            .map_or_else(|| "gateway".to_string(), |v| format!("agent {}", v.agent));
-        match self {
-            Proxy::Socks5 => {
-                tracing::info!(%listen, %exit, "SOCKS5 proxy listening");
-                tokio::spawn(socks5::serve(listener, plan, egress));
-            }
-            Proxy::Http => {
-                tracing::info!(%listen, %exit, "HTTP proxy listening");
-                tokio::spawn(http_proxy::serve(listener, plan, egress));
-            }
-        }
-        Ok(())
+    let open = shutdown.tracker.len();
+    tracing::info!(grace = ?grace, open, "shutdown started: draining open streams");
+    if shutdown.drain(grace).await {
+        tracing::info!("shutdown finished");
+    } else {
+        let open = shutdown.tracker.len();
+        tracing::warn!(open, "grace period over: closing the remaining streams");
     }
+    Ok(())
 }
 
 /// Keeps a session to one gateway, reconnecting with backoff; returns only a fatal error.
-async fn maintain(server: Uri, plan: Arc<AgentPlan>, live: Live) -> AgentError {
+async fn maintain(
+    server: Uri,
+    plan: Arc<AgentPlan>,
+    live: Live,
+    tracker: TaskTracker,
+) -> AgentError {
     let mut backoff = BACKOFF_START;
     loop {
         let started = tokio::time::Instant::now();
-        match session_once(&server, &plan, &live).await {
+        match session_once(&server, &plan, &live, &tracker).await {
             Err(Failure::Fatal(error)) => return error,
             Err(Failure::Retry(reason)) => {
                 tracing::warn!(%server, reason = %Escaped(&reason), "gateway session failed");
@@ -171,17 +150,23 @@ enum Failure {
     Retry(String),
 }
 
-/// One session: connect, hello, register, then heartbeats until it ends.
-async fn session_once(server: &Uri, plan: &Arc<AgentPlan>, live: &Live) -> Result<(), Failure> {
+/// One session: connect, hello, register, then heartbeats until it ends. The streams the
+/// gateway opens are served on `tracker`, so shutdown waits for them too.
+async fn session_once(
+    server: &Uri,
+    plan: &Arc<AgentPlan>,
+    live: &Live,
+    tracker: &TaskTracker,
+) -> Result<(), Failure> {
     let retry = |reason: String| Failure::Retry(reason);
     let ws = connect(server, &plan.token).await?;
-    let serving = plan.clone();
+    let (serving, tracker) = (plan.clone(), tracker.clone());
     let (session, _task) = session::spawn(
         WsIo::new(ws),
         Mode::Client,
         StreamBudget::default(),
         move |stream| {
-            tokio::spawn(serve_stream(stream, serving.clone()));
+            tracker.spawn(serve_stream(stream, serving.clone()));
         },
     );
     let mut control = session.open().await.map_err(|e| retry(e.to_string()))?;
@@ -216,64 +201,6 @@ async fn session_once(server: &Uri, plan: &Arc<AgentPlan>, live: &Live) -> Resul
     heartbeats(control, heartbeat, server).await;
     session.close().await;
     Ok(())
-}
-
-/// The agent's live gateway sessions, for forwards to use.
-#[derive(Debug, Clone, Default)]
-struct Live(Arc<std::sync::Mutex<Vec<SessionHandle>>>);
-
-impl Live {
-    fn add(&self, session: &SessionHandle) {
-        let mut sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.retain(|s| !s.is_closed());
-        sessions.push(session.clone());
-    }
-
-    fn any(&self) -> Option<SessionHandle> {
-        let sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.iter().find(|s| !s.is_closed()).cloned()
-    }
-}
-
-/// Accepts local connections for a forward and joins each to the private service.
-async fn serve_forward(listener: tokio::net::TcpListener, forward: ForwardPlan, live: Live) {
-    loop {
-        let local = match listener.accept().await {
-            Ok((local, _)) => local,
-            Err(error) => {
-                // Out of descriptors, typically: back off instead of spinning.
-                tracing::warn!(%error, "forward: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        tokio::spawn(forward_one(local, forward.clone(), live.clone()));
-    }
-}
-
-async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
-    let Some(session) = live.any() else {
-        let service = Escaped(&forward.service);
-        tracing::warn!(%service, "forward: no gateway session");
-        return;
-    };
-    let Ok(mut stream) = session.open().await else {
-        return;
-    };
-    let header = wire::Request::Forward(wire::Forward {
-        service: forward.service.clone(),
-        secret: forward.secret.clone(),
-    });
-    match wire::ask(&mut stream, &header).await {
-        Ok(()) => {
-            let _ = local.set_nodelay(true);
-            let _ = stream.splice(&mut local).await;
-        }
-        Err((_, reason)) => {
-            let (service, reason) = (Escaped(&forward.service), Escaped(&reason));
-            tracing::warn!(%service, %reason, "forward refused");
-        }
-    }
 }
 
 /// Sends a ping every `every` and reads what the gateway says, until the control stream ends

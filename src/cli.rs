@@ -71,6 +71,10 @@ pub struct AgentArgs {
     /// Run an HTTP proxy here (`127.0.0.1:8118`: CONNECT and absolute URIs), likewise.
     #[arg(long, value_name = "LISTEN")]
     pub http_proxy: Option<std::net::SocketAddr>,
+    /// On SIGTERM or Ctrl-C, how long open streams (forwards, proxy connections, visitors)
+    /// may take to finish before the agent exits.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub shutdown_grace: crate::config::units::HumanDuration,
 }
 
 /// `wsgate serve`.

@@ -87,6 +87,7 @@ pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
             tunnel,
             descriptors,
             certificate_names,
+            shutdown.clone(),
         ))
     });
     let service = Arc::new(Service {

@@ -1,7 +1,8 @@
-//! Listeners: bind, a short accept loop, and one task per connection that runs the TLS and
-//! HTTP handshakes under a timeout.
+//! Listeners: bind, THE accept loop every listener runs (gateway, remote ports, the agent's
+//! proxies and forwards), and the gateway's task per connection that runs the TLS and HTTP
+//! handshakes under a timeout.
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use hyper::{server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -11,7 +12,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use crate::{
@@ -55,8 +56,47 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Accepts until shutdown; each connection runs in its own tracked task.
-/// `stop` ends the loop without touching open connections (a child of the shutdown token).
+/// The one accept loop: accepts on `listener` until `stop` is cancelled, hands each connection
+/// to `serve`, and runs the future it returns as a task on `tracker`, so shutdown can wait for
+/// it. `serve` returns `None` to close a connection at once (over a budget, say). An accept
+/// error (EMFILE and the like) pauses the loop instead of letting it spin; `name` says which
+/// listener in the log. Returning drops the listener: its port refuses from then on.
+pub async fn accept_each<F, Fut>(
+    listener: TcpListener,
+    name: &'static str,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    mut serve: F,
+) where
+    F: FnMut(TcpStream, SocketAddr) -> Option<Fut>,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                if let Some(task) = serve(stream, peer) {
+                    tracker.spawn(task);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, listener = name, "accept failed");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The gateway's listeners: [`accept_each`] until `stop` (a child of the shutdown token, so
+/// it ends the loop without touching open connections); each connection that gets a
+/// descriptor slot is served in its own tracked task.
 pub async fn accept_loop(
     listener: TcpListener,
     service: Arc<Service>,
@@ -64,34 +104,22 @@ pub async fn accept_loop(
     shutdown: Shutdown,
     stop: CancellationToken,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let Some(slot) = service.budgets.descriptors.admit() else {
-                    continue; // dropped: the descriptor comes back at once
-                };
-                let span = tracing::info_span!("conn", client.addr = %peer);
-                let task = serve_connection(
-                    stream,
-                    peer,
-                    service.clone(),
-                    tls.clone(),
-                    shutdown.clone(),
-                    Arc::new(slot),
-                );
-                shutdown.tracker.spawn(task.instrument(span));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
-    }
+    let tracker = shutdown.tracker.clone();
+    accept_each(listener, "gateway", tracker, stop, move |stream, peer| {
+        // Without a slot the connection is dropped: the descriptor comes back at once.
+        let slot = service.budgets.descriptors.admit()?;
+        let span = tracing::info_span!("conn", client.addr = %peer);
+        let task = serve_connection(
+            stream,
+            peer,
+            service.clone(),
+            tls.clone(),
+            shutdown.clone(),
+            Arc::new(slot),
+        );
+        Some(task.instrument(span))
+    })
+    .await;
 }
 
 /// One client connection: optional TLS, then HTTP/1.1 with upgrades.

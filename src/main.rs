@@ -80,7 +80,8 @@ fn main() -> ExitCode {
     runtime.block_on(serve(config, agent_hint))
 }
 
-/// `wsgate agent`: checks the command line, then runs until a gateway refuses the agent.
+/// `wsgate agent`: checks the command line, then runs until a gateway refuses the agent or a
+/// signal asks it to stop (then it drains, within `--shutdown-grace`).
 fn run_agent(args: &AgentArgs) -> ExitCode {
     let planned = match &args.config {
         Some(path) => config::agent::load(path),
@@ -92,18 +93,23 @@ fn run_agent(args: &AgentArgs) -> ExitCode {
     };
     let runtime =
         tokio::runtime::Runtime::new().expect("a tokio runtime starts on any supported OS");
-    let error = runtime.block_on(async {
-        tokio::select! {
-            error = agent::run(plan) => Some(error),
-            _ = shutdown::signal() => None,
-        }
+    let grace = args.shutdown_grace.0;
+    let result = runtime.block_on(async {
+        let shutdown = Shutdown::new();
+        let signalled = shutdown.clone();
+        tokio::spawn(async move {
+            if shutdown::signal().await.is_ok() {
+                signalled.trigger();
+            }
+        });
+        agent::run(plan, &shutdown, grace).await
     });
-    match error {
-        Some(error) => {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
-        None => ExitCode::SUCCESS,
     }
 }
 

@@ -3,36 +3,20 @@
 
 mod support;
 
-use std::{sync::atomic::Ordering, time::Duration};
-
 use support::{net::*, process, *};
-
-/// Waits until `counter` stops growing (five polls 100 ms apart without progress).
-async fn wait_until_stalled(counter: &std::sync::atomic::AtomicU64) -> u64 {
-    let mut last = 0;
-    let mut stalled = 0;
-    for _ in 0..300 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = counter.load(Ordering::Relaxed);
-        stalled = if now == last { stalled + 1 } else { 0 };
-        last = now;
-        if stalled == 5 {
-            return last;
-        }
-    }
-    panic!("the target never stopped writing ({last} bytes): nothing pushes back");
-}
 
 #[tokio::test]
 async fn a_flood_into_a_client_that_does_not_read_stays_within_the_bound() {
-    let (target, written) = flood_server().await;
+    let (target, mut flood) = flood_server().await;
     let wsgate = process::spawn(&["websockify", "127.0.0.1:0", &target.to_string()]).await;
     let pid = wsgate.child.id().unwrap();
     let before = process::rss_kib(pid);
     let _client = connect(&format!("ws://{}/", wsgate.addr), "binary")
         .await
         .unwrap();
-    let flooded = wait_until_stalled(&written).await;
+    let flooded = flood.stalled().await.unwrap_or_else(|last| {
+        panic!("the target never stopped writing ({last} bytes): nothing pushes back")
+    });
     let growth = process::rss_kib(pid).saturating_sub(before);
     assert!(
         flooded < 64 << 20,

@@ -376,13 +376,26 @@ async fn the_response_timeout_starts_after_the_upload() {
     let gateway = gateway_to(&upstream.url("/"), "response_timeout = \"300ms\"").await;
     let mut client = HttpConn::connect(gateway.addr).await;
     client.send_head("POST", "/app/count", &[], Some(30)).await;
-    // The upload takes longer than the response timeout; the upstream answers at its end.
-    for _ in 0..3 {
-        client.write_all(&[b'x'; 10]).await;
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The upload takes longer than the response timeout (twice over: two requests to a
+    // silent upstream under the same timeout end in 504 meanwhile); the upstream answers at
+    // its end.
+    client.write_all(&[b'x'; 10]).await;
+    for _ in 0..2 {
+        response_timeout_passes("300ms").await;
     }
+    client.write_all(&[b'x'; 20]).await;
     let response = client.read_response("POST").await;
     assert_eq!((response.status, response.text().as_str()), (200, "30"));
+}
+
+/// Resolves once a request to an upstream that never answers has timed out with `timeout`:
+/// proof from the gateway's own clock that that much time has passed, without a sleep.
+async fn response_timeout_passes(timeout: &str) {
+    let (silent, _received) = recording_server(None).await;
+    let keys = format!("response_timeout = \"{timeout}\"");
+    let gateway = gateway_to(&format!("http://{silent}/"), &keys).await;
+    let response = raw_request(gateway.addr, "GET /app/ HTTP/1.1\nHost: a").await;
+    assert_eq!(response.status, 504, "{}", response.text());
 }
 
 /// An upstream that answers the first request on each connection, then closes the connection

@@ -3,7 +3,7 @@
 //! messages, extension and subprotocol negotiation, close codes both ways, refusals and
 //! failures before the 101, host routing, header forwarding and balancing.
 //!
-//! Each scenario is a function of the peer; [`for_each_peer!`] makes a `python` and a `node`
+//! Each scenario is a function of the peer; `for_each_peer!` (tests/support/upstream.rs) makes a `python` and a `node`
 //! test of it (`echo_keeps_text_text_and_binary_binary::python`, …). Scenarios that do not
 //! depend on the mode run both modes in one test, the mode named in every assertion.
 
@@ -89,26 +89,6 @@ impl Proxied {
 
 fn path_key(path: &str) -> String {
     format!("path = \"{path}\"")
-}
-
-/// Makes a `python` and a `node` test of each `async fn scenario(peer: Peer)`, in a module
-/// named after it.
-macro_rules! for_each_peer {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            use super::Peer;
-
-            #[tokio::test]
-            async fn python() {
-                super::$scenario(Peer::Python).await;
-            }
-
-            #[tokio::test]
-            async fn node() {
-                super::$scenario(Peer::Node).await;
-            }
-        }
-    )*};
 }
 
 for_each_peer!(
@@ -331,7 +311,8 @@ async fn client_close_code_and_reason_reach_the_upstream_and_its_answer_returns(
     }
 }
 
-/// The upstream's `/last-close` answer once it has recorded a close (polled, within [`STEP`]).
+/// The upstream's `/last-close` answer once it has recorded a close (waited for, within
+/// [`STEP`]).
 async fn last_close_seen(proxied: &Proxied, mode: Mode) -> String {
     last_close_at(&proxied.url(mode, "/last-close")).await
 }
@@ -687,20 +668,13 @@ async fn message_mode_refuses_oversized_messages_with_1009() {
     assert!(seen.starts_with("1009 "), "the upstream saw {seen:?}");
 }
 
-/// The upstream's `/last-close` answer at `url` once it has recorded a close.
+/// The upstream's `/last-close` answer at `url`: it answers once it has recorded a close.
 async fn last_close_at(url: &str) -> String {
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        let mut probe = connect(url, "").await.unwrap();
-        let seen = tokio::time::timeout(STEP, probe.next())
-            .await
-            .expect("no answer from /last-close")
-            .unwrap()
-            .unwrap();
-        let seen = seen.as_text().unwrap_or_default().to_string();
-        if seen != "none" || tokio::time::Instant::now() > deadline {
-            return seen;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let mut probe = connect(url, "").await.unwrap();
+    let seen = tokio::time::timeout(STEP, probe.next())
+        .await
+        .expect("no answer from /last-close")
+        .unwrap()
+        .unwrap();
+    seen.as_text().unwrap_or_default().to_string()
 }

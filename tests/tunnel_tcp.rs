@@ -231,16 +231,11 @@ async fn a_silent_agent_is_dropped_after_the_heartbeat_timeout() {
         .args(["-STOP", &pid])
         .status();
     assert!(stopped.unwrap().success());
-    let mut dropped = false;
-    let deadline = tokio::time::Instant::now() + STEP;
-    while tokio::time::Instant::now() < deadline {
-        // After the timeout plus the grace for reconnecting, the port is closed.
-        if TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            dropped = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // After the timeout plus the grace for reconnecting, the gateway closes the port and
+    // says so.
+    let mut gateway = gateway;
+    gateway.wait_for_log("remote port closed").await;
+    let dropped = TcpStream::connect(("127.0.0.1", port)).await.is_err();
     let _ = std::process::Command::new("kill")
         .args(["-CONT", &pid])
         .status();
@@ -352,5 +347,43 @@ async fn agents_cannot_take_requests_from_configured_routes() {
     assert!(
         answer("free").contains("service registered"),
         "{answers:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_remote_port_closes_at_shutdown_while_the_gateway_drains() {
+    let echo = echo_server(true).await;
+    // An upstream that never answers: a request to it holds the gateway's drain open.
+    let (silent, _received) = support::net::recording_server(None).await;
+    let port = free_port();
+    let text = format!(
+        "listen = [\"127.0.0.1:0\"]\nshutdown_grace = \"60s\"\n[[route]]\npath = \"/slow\"\n\
+         proxy = \"http://{silent}\"\n[agents]\ntokens = [\"t0ken\"]\n\
+         remote_ports = \"{port}-{port}\"\nheartbeat_timeout = \"60s\"\n"
+    );
+    let mut gateway = gateway_from("tunnel-port-shutdown", &text).await;
+    let services = [format!("tcp://{echo}?mode=port&value={port}")];
+    let (_agent, _) = agent(gateway.addr, &services, 1).await;
+    assert_eq!(echo_through(port, 1000).await.unwrap().len(), 1000);
+    let mut held = TcpStream::connect(gateway.addr).await.unwrap();
+    let head = format!("GET /slow HTTP/1.1\r\nHost: {}\r\n\r\n", gateway.addr);
+    held.write_all(head.as_bytes()).await.unwrap();
+    let pid = gateway.child.id().unwrap().to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(signalled.unwrap().success());
+    gateway.wait_for_log("shutdown started").await;
+    // Not released with its agent (that waits out the 60 s heartbeat timeout): closed by
+    // the shutdown itself, while the held request keeps the gateway draining.
+    gateway.wait_for_log("remote port closed").await;
+    let refused = TcpStream::connect(("127.0.0.1", port)).await;
+    assert!(
+        refused.is_err(),
+        "the remote port still accepts during the drain"
+    );
+    assert!(
+        gateway.child.try_wait().unwrap().is_none(),
+        "the gateway already exited"
     );
 }

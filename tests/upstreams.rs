@@ -36,16 +36,6 @@ async fn echo_keeps_text_text_and_binary_binary(peer: Peer) {
     assert!(&*message.into_payload() == big.as_slice(), "{peer:?}");
 }
 
-#[tokio::test]
-async fn python_echo_keeps_text_text_and_binary_binary() {
-    echo_keeps_text_text_and_binary_binary(Peer::Python).await;
-}
-
-#[tokio::test]
-async fn node_echo_keeps_text_text_and_binary_binary() {
-    echo_keeps_text_text_and_binary_binary(Peer::Node).await;
-}
-
 async fn closes_echo_the_code_and_reason_and_close_path_closes(peer: Peer) {
     let upstream = WsUpstream::start(peer).await;
     let mut client = connect(&upstream.ws_url("/"), "").await.unwrap();
@@ -66,16 +56,6 @@ async fn closes_echo_the_code_and_reason_and_close_path_closes(peer: Peer) {
         (4001, "bye from upstream".into()),
         "{peer:?}"
     );
-}
-
-#[tokio::test]
-async fn python_closes_echo_the_code_and_reason_and_close_path_closes() {
-    closes_echo_the_code_and_reason_and_close_path_closes(Peer::Python).await;
-}
-
-#[tokio::test]
-async fn node_closes_echo_the_code_and_reason_and_close_path_closes() {
-    closes_echo_the_code_and_reason_and_close_path_closes(Peer::Node).await;
 }
 
 async fn headers_name_and_forbidden_paths(peer: Peer) {
@@ -122,16 +102,6 @@ async fn headers_name_and_forbidden_paths(peer: Peer) {
     );
 }
 
-#[tokio::test]
-async fn python_headers_name_and_forbidden_paths() {
-    headers_name_and_forbidden_paths(Peer::Python).await;
-}
-
-#[tokio::test]
-async fn node_headers_name_and_forbidden_paths() {
-    headers_name_and_forbidden_paths(Peer::Node).await;
-}
-
 async fn permessage_deflate_is_accepted_when_offered(peer: Peer) {
     let upstream = WsUpstream::start(peer).await;
     let offer = [(
@@ -155,16 +125,6 @@ async fn permessage_deflate_is_accepted_when_offered(peer: Peer) {
     );
 }
 
-#[tokio::test]
-async fn python_permessage_deflate_is_accepted_when_offered() {
-    permessage_deflate_is_accepted_when_offered(Peer::Python).await;
-}
-
-#[tokio::test]
-async fn node_permessage_deflate_is_accepted_when_offered() {
-    permessage_deflate_is_accepted_when_offered(Peer::Node).await;
-}
-
 async fn subprotocol_is_the_clients_first_supported_one(peer: Peer) {
     let upstream = WsUpstream::builder(peer)
         .subprotocols(&["a", "b"])
@@ -185,15 +145,13 @@ async fn subprotocol_is_the_clients_first_supported_one(peer: Peer) {
     );
 }
 
-#[tokio::test]
-async fn python_subprotocol_is_the_clients_first_supported_one() {
-    subprotocol_is_the_clients_first_supported_one(Peer::Python).await;
-}
-
-#[tokio::test]
-async fn node_subprotocol_is_the_clients_first_supported_one() {
-    subprotocol_is_the_clients_first_supported_one(Peer::Node).await;
-}
+for_each_peer!(
+    echo_keeps_text_text_and_binary_binary,
+    closes_echo_the_code_and_reason_and_close_path_closes,
+    headers_name_and_forbidden_paths,
+    permessage_deflate_is_accepted_when_offered,
+    subprotocol_is_the_clients_first_supported_one,
+);
 
 #[tokio::test]
 async fn http_headers_name_status_and_not_found() {

@@ -2,7 +2,7 @@
 //! exit agent in `via`) to connect somewhere; and the other side, serving such streams when
 //! this agent is itself an exit.
 
-use super::{AgentPlan, Live};
+use super::{AgentPlan, SESSION_WAIT, live::Live};
 use crate::{
     egress::{dial::Refusal, exit},
     tunnel::{
@@ -33,7 +33,8 @@ impl Egress {
     }
 
     async fn open(&self, request: Request) -> Result<OpenedStream, Refusal> {
-        let Some(session) = self.live.any() else {
+        // Right after start, or during a reconnect, the session comes within a dial's time.
+        let Some(session) = self.live.wait(SESSION_WAIT).await else {
             return Err(Refusal {
                 failure: Failure::NetworkUnreachable,
                 reason: "no gateway session".into(),

@@ -2,21 +2,24 @@
 //! both leaving through the egress, with optional `Proxy-Authorization: Basic`. A destination
 //! the egress does not allow is a 403, one that cannot be reached a 502, a timeout a 504.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use base64::Engine;
 use http::{HeaderValue, Method, Request, Response, Uri, header};
 use http_body_util::BodyExt;
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{ProxyPlan, egress::Egress};
 use crate::{
     egress::dial::Refusal as EgressRefusal,
     handler::proxy::headers::strip_hop_by_hop,
     http::{Body, refused, refused_because},
+    listener::accept_each,
     refusal::Refusal,
+    shutdown::Shutdown,
 };
 
 /// How long the destination may take to send its response head.
@@ -28,41 +31,73 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// The `Via` this proxy adds to what it forwards (RFC 9110 §7.6.3).
 const VIA: &str = "1.1 wsgate";
 
-/// Accepts proxy clients until the listener fails for good.
-pub(super) async fn serve(listener: TcpListener, plan: ProxyPlan, egress: Egress) {
-    let shared = Arc::new((plan, egress));
-    loop {
-        let (client, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "http proxy: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+/// What every client connection of the proxy shares.
+struct Shared {
+    plan: ProxyPlan,
+    egress: Egress,
+    /// Shutdown's tracker: CONNECT tunnels outlive their HTTP connection's task.
+    tracker: TaskTracker,
+}
+
+/// Accepts proxy clients until shutdown; each client is a task shutdown waits for.
+pub(super) async fn serve(
+    listener: TcpListener,
+    plan: ProxyPlan,
+    egress: Egress,
+    shutdown: Shutdown,
+) {
+    let tracker = shutdown.tracker.clone();
+    let shared = Arc::new(Shared {
+        plan,
+        egress,
+        tracker: tracker.clone(),
+    });
+    let stop = shutdown.token.clone();
+    accept_each(listener, "http proxy", tracker, stop, |client, peer| {
         let _ = client.set_nodelay(true);
+        Some(serve_client(
+            client,
+            peer,
+            shared.clone(),
+            shutdown.token.clone(),
+        ))
+    })
+    .await;
+}
+
+/// One client connection: HTTP/1.1 with upgrades, until it ends or shutdown stops keep-alive.
+async fn serve_client(
+    client: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let service = service_fn(move |req| {
         let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(req, &shared.0, &shared.1).await) }
-            });
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT)
-                .serve_connection(TokioIo::new(client), service)
-                .with_upgrades()
-                .await;
-            if let Err(error) = served {
-                tracing::debug!(%peer, %error, "http proxy client ended");
-            }
-        });
+        async move { Ok::<_, Infallible>(handle(req, &shared).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .serve_connection(TokioIo::new(client), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = served {
+        tracing::debug!(%peer, %error, "http proxy client ended");
     }
 }
 
 /// One request: authenticate, then tunnel (CONNECT) or forward (absolute URI).
-async fn handle(req: Request<Incoming>, plan: &ProxyPlan, egress: &Egress) -> Response<Body> {
-    if !authorized(&req, plan) {
+async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
+    let egress = &shared.egress;
+    if !authorized(&req, &shared.plan) {
         let mut response = refused(Refusal::ProxyAuthRequired);
         let challenge = HeaderValue::from_static("Basic realm=\"wsgate\"");
         response
@@ -71,7 +106,7 @@ async fn handle(req: Request<Incoming>, plan: &ProxyPlan, egress: &Egress) -> Re
         return response;
     }
     if req.method() == Method::CONNECT {
-        return tunnel(req, egress).await;
+        return tunnel(req, egress, &shared.tracker).await;
     }
     match req.uri().scheme_str() {
         Some("http") => forward(req, egress).await,
@@ -110,7 +145,7 @@ pub(crate) fn authorized<B>(req: &Request<B>, plan: &ProxyPlan) -> bool {
 
 /// CONNECT: once the egress has connected, answer 200 and join the upgraded connection to the
 /// stream.
-async fn tunnel(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
+async fn tunnel(req: Request<Incoming>, egress: &Egress, tracker: &TaskTracker) -> Response<Body> {
     let Some((host, port)) = authority(req.uri(), None) else {
         return refused_because(Refusal::BadRequest, "CONNECT needs host:port");
     };
@@ -118,7 +153,7 @@ async fn tunnel(req: Request<Incoming>, egress: &Egress) -> Response<Body> {
         Ok(stream) => stream,
         Err(refusal) => return egress_refused(&refusal),
     };
-    tokio::spawn(async move {
+    tracker.spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);

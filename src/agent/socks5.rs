@@ -11,7 +11,6 @@ use std::{
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf},
     net::{TcpListener, TcpStream, UdpSocket},
-    time::sleep,
 };
 
 use super::{ProxyPlan, egress::Egress};
@@ -21,8 +20,10 @@ use crate::{
         datagram::{self, Datagram, IdleClock, MAX_PAYLOAD},
         dial::Refusal as EgressRefusal,
     },
+    listener::accept_each,
     log_escape::Escaped,
     refusal::Refusal,
+    shutdown::Shutdown,
     tunnel::session::OpenedStream,
 };
 
@@ -40,25 +41,24 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the table.
 const SUCCEEDED: u8 = 0;
 
-/// Accepts SOCKS5 clients until the listener fails for good.
-pub(super) async fn serve(listener: TcpListener, plan: ProxyPlan, egress: Egress) {
+/// Accepts SOCKS5 clients until shutdown; each client is a task shutdown waits for.
+pub(super) async fn serve(
+    listener: TcpListener,
+    plan: ProxyPlan,
+    egress: Egress,
+    shutdown: Shutdown,
+) {
     let plan = Arc::new(plan);
-    loop {
-        let (client, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "socks5: accept failed");
-                sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    let (tracker, stop) = (shutdown.tracker, shutdown.token);
+    accept_each(listener, "socks5", tracker, stop, |client, peer| {
         let (plan, egress) = (plan.clone(), egress.clone());
-        tokio::spawn(async move {
+        Some(async move {
             if let Err(error) = serve_client(client, &plan, &egress).await {
                 tracing::debug!(%peer, %error, "socks5 client ended");
             }
-        });
-    }
+        })
+    })
+    .await;
 }
 
 /// One client: handshake, then its CONNECT or UDP ASSOCIATE.

@@ -146,6 +146,7 @@ impl AgentHub {
         tunnel: Arc<Budget>,
         descriptors: Arc<Descriptors>,
         certificate_names: Vec<String>,
+        shutdown: crate::shutdown::Shutdown,
     ) -> Self {
         let tokens = settings.tokens.len();
         let budgets = TunnelBudgets {
@@ -162,6 +163,7 @@ impl AgentHub {
                 settings.remote_bind,
                 settings.remote_ports.clone(),
                 descriptors,
+                shutdown,
             ),
             settings,
             certificate_names,

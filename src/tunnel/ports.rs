@@ -9,9 +9,12 @@ use std::{
 };
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{budget::descriptors::Descriptors, connector::AgentConnector, log_escape::Escaped};
+use crate::{
+    budget::descriptors::Descriptors, connector::AgentConnector, listener::accept_each,
+    log_escape::Escaped, shutdown::Shutdown,
+};
 
 /// Who a forwarded port belongs to now.
 #[derive(Debug, Clone)]
@@ -38,21 +41,25 @@ pub struct Ports {
     open: Mutex<HashMap<u16, Arc<Forward>>>,
     /// The gateway's descriptor budget: visitors on these ports count against it too.
     descriptors: Arc<Descriptors>,
+    /// The gateway's shutdown: it closes every port, and waits for the visitors' tasks.
+    shutdown: Shutdown,
 }
 
 impl Ports {
     /// Ports on `bind`, within `allowed` (none when the config allows none), their visitors
-    /// admitted by `descriptors`.
+    /// admitted by `descriptors`, closed and drained by `shutdown`.
     pub fn new(
         bind: IpAddr,
         allowed: Option<RangeInclusive<u16>>,
         descriptors: Arc<Descriptors>,
+        shutdown: Shutdown,
     ) -> Self {
         Ports {
             bind,
             allowed,
             open: Mutex::new(HashMap::new()),
             descriptors,
+            shutdown,
         }
     }
 
@@ -101,10 +108,12 @@ impl Ports {
         let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let forward = Arc::new(Forward {
             owner: Mutex::new(owner),
-            stop: CancellationToken::new(),
+            // Released with its agent, or closed at shutdown.
+            stop: self.shutdown.token.child_token(),
         });
         let descriptors = self.descriptors.clone();
-        tokio::spawn(accept_loop(listener, forward.clone(), descriptors));
+        let tracker = self.shutdown.tracker.clone();
+        tokio::spawn(accept_loop(listener, forward.clone(), descriptors, tracker));
         open.insert(port, forward);
         Ok(format!("tcp://{addr}"))
     }
@@ -128,37 +137,33 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     crate::listener::bind(addr)
 }
 
-async fn accept_loop(listener: TcpListener, forward: Arc<Forward>, descriptors: Arc<Descriptors>) {
-    loop {
-        let accepted = tokio::select! {
-            () = forward.stop.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (visitor, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of descriptors, typically: back off instead of spinning.
-                tracing::warn!(%error, "remote port: accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+/// Accepts visitors until the port is released or the gateway shuts down; each visitor's
+/// splice is a task on the shutdown tracker.
+async fn accept_loop(
+    listener: TcpListener,
+    forward: Arc<Forward>,
+    descriptors: Arc<Descriptors>,
+    tracker: TaskTracker,
+) {
+    let stop = forward.stop.clone();
+    let port = listener.local_addr().map(|addr| addr.port()).unwrap_or(0);
+    accept_each(listener, "remote port", tracker, stop, |visitor, peer| {
         // The reserve is for agents, and a raw TCP visitor can be told nothing: past the
         // visitors' share it is closed at once.
-        let Some(slot) = descriptors.admit().filter(|slot| !slot.in_reserve()) else {
-            continue;
-        };
+        let slot = descriptors.admit().filter(|slot| !slot.in_reserve())?;
         let connector = forward
             .owner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .connector
             .clone();
-        tokio::spawn(async move {
+        Some(async move {
             splice(visitor, peer, connector).await;
             drop(slot);
-        });
-    }
+        })
+    })
+    .await;
+    tracing::info!(port, "remote port closed");
 }
 
 /// One visitor: a stream to the agent's service, then bytes both ways with half-close.

@@ -8,7 +8,8 @@
 // with the same code and reason. Some paths do something first:
 //   /close/CODE  close with CODE and reason `bye from upstream`
 //   /ticks       send `tick N` every 100 ms, 20 times, then close with 1000
-//   /last-close  send one text message: `CODE REASON` of the last close frame a client sent
+//   /last-close  send one text message: `CODE REASON` of the last close frame a client sent,
+//                once one has come since the last ask (so a test waits on the event, not a poll)
 //   /headers     send one text message: JSON of the request headers (lowercase names, repeated
 //                headers joined with ", ") plus "path" (with the query); so does any path
 //                ending in /headers (`/ws/x/headers`), to show where a proxy mapped a path
@@ -63,7 +64,16 @@ const wss = new WebSocketServer({
   handleProtocols: (offered) => [...offered].find((p) => args.subprotocols.includes(p)) ?? false,
 });
 
-let lastClose = "none";
+// The last close not yet asked for, and the /last-close askers waiting for one.
+let lastClose = null;
+let askers = [];
+
+function recordClose(text) {
+  lastClose = text;
+  const waiting = askers;
+  askers = [];
+  waiting.forEach((answer) => answer());
+}
 
 wss.on("connection", (ws, req) => {
   const path = req.url.split("?")[0];
@@ -82,10 +92,15 @@ wss.on("connection", (ws, req) => {
     return;
   }
   if (path === "/last-close") {
-    ws.send(lastClose);
+    const answer = () => {
+      ws.send(lastClose);
+      lastClose = null;
+    };
+    if (lastClose !== null) answer();
+    else askers.push(answer);
   } else {
     ws.on("close", (code, reason) => {
-      if (code !== 1005 && code !== 1006) lastClose = `${code} ${reason.toString()}`;
+      if (code !== 1005 && code !== 1006) recordClose(`${code} ${reason.toString()}`);
     });
   }
   if (path.startsWith("/close/")) {

@@ -13,7 +13,8 @@ the same code and reason. Some paths do something first:
                ending in /headers (`/ws/x/headers`), to show where a proxy mapped a path
   /name        send one text message: NAME
   /ticks       send `tick N` every 100 ms, 20 times, then close with 1000
-  /last-close  send one text message: `CODE REASON` of the last close frame a client sent
+  /last-close  send one text message: `CODE REASON` of the last close frame a client sent,
+               once one has come since the last ask (so a test waits on the event, not a poll)
                (so a test can see what reached the upstream after that connection ended)
   /forbidden   refuse the handshake: HTTP 403, body `forbidden by upstream\n`
 """
@@ -63,13 +64,18 @@ def process_request(connection, request):
 
 
 def make_handler(name: str):
-    last_close = ["none"]
+    # The last close not yet asked for; set() when one comes.
+    last_close = [None]
+    recorded = asyncio.Event()
 
     async def handler(ws) -> None:
         path = ws.request.path.split("?")[0]
         try:
             if path == "/last-close":
-                await ws.send(last_close[0])
+                await recorded.wait()
+                answer, last_close[0] = last_close[0], None
+                recorded.clear()
+                await ws.send(answer)
             if path == "/ticks":
                 for n in range(20):
                     await ws.send(f"tick {n}")
@@ -91,6 +97,7 @@ def make_handler(name: str):
             received = ws.protocol.close_rcvd
             if received is not None and path != "/last-close":
                 last_close[0] = f"{received.code} {received.reason}"
+                recorded.set()
 
     return handler
 

@@ -1,10 +1,6 @@
 //! Real TCP peers for the bridge to reach, and raw HTTP requests for status checks.
 
-use std::{
-    net::SocketAddr,
-    sync::Arc,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use std::{net::SocketAddr, sync::Arc};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -88,12 +84,11 @@ pub async fn greeting_server(greeting: &'static [u8]) -> SocketAddr {
     addr
 }
 
-/// A server that writes as fast as it can and counts what the kernel accepted.
-pub async fn flood_server() -> (SocketAddr, Arc<AtomicU64>) {
+/// A server that writes as fast as it can; [`Flood`] follows what the kernel accepted.
+pub async fn flood_server() -> (SocketAddr, Flood) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let written = Arc::new(AtomicU64::new(0));
-    let counter = written.clone();
+    let (counter, written) = tokio::sync::watch::channel(0u64);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let counter = counter.clone();
@@ -102,14 +97,40 @@ pub async fn flood_server() -> (SocketAddr, Arc<AtomicU64>) {
                 // Bounded: 1 GiB at most, far beyond any buffer the gateway may hold.
                 for _ in 0..16_384 {
                     match stream.write(&chunk).await {
-                        Ok(n) => counter.fetch_add(n as u64, Ordering::Relaxed),
+                        Ok(n) => counter.send_modify(|total| *total += n as u64),
                         Err(_) => return,
                     };
                 }
             });
         }
     });
-    (addr, written)
+    (addr, Flood { written })
+}
+
+/// What a [`flood_server`] has written: every write is an event the test can wait on.
+pub struct Flood {
+    written: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Flood {
+    /// How long without a write counts as stalled: a reader that still reads empties a
+    /// socket buffer far sooner.
+    const QUIET: Duration = Duration::from_millis(500);
+
+    /// Once the flood has started, waits (within [`STEP`]) for a write-free [`Self::QUIET`]
+    /// spell: the bytes written by then, or `Err` with the count if writes never stopped.
+    pub async fn stalled(&mut self) -> Result<u64, u64> {
+        let deadline = tokio::time::Instant::now() + STEP;
+        let started = tokio::time::timeout(STEP, self.written.changed()).await;
+        assert!(matches!(started, Ok(Ok(()))), "the flood never started");
+        while tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout(Self::QUIET, self.written.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) | Err(_) => return Ok(*self.written.borrow()),
+            }
+        }
+        Err(*self.written.borrow())
+    }
 }
 
 /// A port that refuses connections: bound, then closed.

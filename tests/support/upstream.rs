@@ -319,3 +319,25 @@ pub fn parse_close(payload: &[u8]) -> Option<(u16, String)> {
         String::from_utf8_lossy(reason).into_owned(),
     ))
 }
+
+/// Makes a `python` and a `node` test of each `async fn scenario(peer: Peer)` of the test file,
+/// in a module named after it (`scenario::python`, `scenario::node`): one scenario, both
+/// third-party upstreams, without a wrapper function per peer.
+#[macro_export]
+macro_rules! for_each_peer {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            use $crate::support::upstream::Peer;
+
+            #[tokio::test]
+            async fn python() {
+                super::$scenario(Peer::Python).await;
+            }
+
+            #[tokio::test]
+            async fn node() {
+                super::$scenario(Peer::Node).await;
+            }
+        }
+    )*};
+}
