@@ -1,4 +1,7 @@
-//! The gateway: bind every listener from a [`Config`], then serve until shutdown.
+//! The gateway: assemble the routes and bind every listener from a [`Config`], then serve
+//! until shutdown.
+
+pub mod assemble;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -7,7 +10,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::{
     budget::{Budgets, descriptors},
-    config::Config,
+    config::{Config, ConfigError},
     http::Service,
     listener::{self, TlsMode},
     router::{Route, Router},
@@ -31,6 +34,9 @@ pub enum BindError {
     /// The certificate or key is unusable.
     #[error("tls: {0}")]
     Tls(#[from] TlsError),
+    /// A route could not be assembled (a CA file that does not load, say).
+    #[error("{0}")]
+    Route(#[from] ConfigError),
 }
 
 /// How [`Bound::serve`] ended.
@@ -57,9 +63,10 @@ pub struct Bound {
     pub shutdown_grace: Duration,
 }
 
-/// Binds every listener (TLS config is loaded first, so a bad certificate fails before any
-/// port is taken).
+/// Assembles the routes and binds every listener (routes and TLS come first, so a bad
+/// certificate fails before any port is taken).
 pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
+    let routes = assemble::routes(&config.routes)?;
     let (tls, certificate_names) = match &config.tls {
         Some(settings) => {
             let server = tls::server(&settings.cert, &settings.key)?;
@@ -77,7 +84,7 @@ pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
         .map(|&addr| listener::bind(addr).map_err(|source| BindError::Listen { addr, source }))
         .collect::<Result<Vec<_>, _>>()?;
     let budgets = Budgets::new(&config.limits, descriptors::raise_limit());
-    let router = Arc::new(Router::new(config.routes));
+    let router = Arc::new(Router::new(routes));
     let agents = config.agents.map(|settings| {
         let (tunnel, descriptors) = (budgets.tunnel.clone(), budgets.descriptors.clone());
         Arc::new(AgentHub::new(
