@@ -1,7 +1,9 @@
 //! The gateway: assemble the routes and bind every listener from a [`Config`], then serve
 //! until shutdown.
 
+mod agents;
 pub mod assemble;
+mod ports;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -10,14 +12,19 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::{
     budget::{Budgets, descriptors},
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, route::RouteSpec},
     http::Service,
     listener::{self, TlsMode},
     router::{Route, Router},
     shutdown::Shutdown,
     tls::{self, TlsError},
-    tunnel::hub::AgentHub,
+    tunnel::{
+        hub::AgentHub,
+        registry::memory::{ConfiguredRoute, Memory},
+    },
 };
+use agents::AgentRoutes;
+use ports::Ports;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -86,14 +93,17 @@ pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
     let budgets = Budgets::new(&config.limits, descriptors::raise_limit());
     let router = Arc::new(Router::new(routes));
     let agents = config.agents.map(|settings| {
-        let (tunnel, descriptors) = (budgets.tunnel.clone(), budgets.descriptors.clone());
+        let configured = config.routes.iter().map(configured_route).collect();
+        let registry = Arc::new(Memory::new(&settings, certificate_names, configured));
+        let ports = Ports::new(settings.remote_bind, budgets.descriptors.clone());
+        let sink = Arc::new(AgentRoutes::new(router.clone(), ports));
+        let tunnel = budgets.tunnel.clone();
         Arc::new(AgentHub::new(
             settings,
-            router.clone(),
+            registry,
+            sink,
             &config.limits,
             tunnel,
-            descriptors,
-            certificate_names,
         ))
     });
     let service = Arc::new(Service {
@@ -160,6 +170,15 @@ impl Bound {
         stop_accepting.cancel();
         while loops.join_next().await.is_some() {}
         end
+    }
+}
+
+/// What agents' claims keep off: a configured route's name and match.
+fn configured_route(spec: &RouteSpec) -> ConfiguredRoute {
+    ConfiguredRoute {
+        name: spec.name.clone(),
+        host: spec.host.clone(),
+        path: spec.path.clone(),
     }
 }
 
