@@ -310,3 +310,6 @@ impl Registry for Memory {
         self.changes.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests;
