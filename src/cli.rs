@@ -142,3 +142,24 @@ pub struct WebsockifyArgs {
     #[arg(value_name = "TARGET_ADDR:TARGET_PORT")]
     pub target: Option<String>,
 }
+
+impl WebsockifyArgs {
+    /// The options as the config layer takes them.
+    pub fn options(&self) -> crate::config::websockify::WebsockifyOptions {
+        crate::config::websockify::WebsockifyOptions {
+            web: self.web.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            ssl_only: self.ssl_only,
+            token_plugin: self.token_plugin.clone(),
+            token_source: self.token_source.clone(),
+            target_config: self.target_config.clone(),
+            idle_timeout: self.idle_timeout,
+            timeout: self.timeout,
+            heartbeat: self.heartbeat,
+            unix_target: self.unix_target.clone(),
+            listen: self.listen.clone(),
+            target: self.target.clone(),
+        }
+    }
+}

@@ -1,20 +1,25 @@
-//! Configuration: the runtime types, and loading them from TOML or from websockify's argv.
+//! Configuration: plain data (specs with where they were written), loaded from TOML, from
+//! websockify's argv or from an agent's URL forms, and validated.
 //!
-//! Loading never binds a port: errors surface before anything listens (STYLE rule 2).
+//! Loading never binds a port, dials, loads a certificate or builds a handler: errors surface
+//! before anything listens (STYLE rule 2), and the gateway assembles the live things.
 
 pub mod agent;
 pub mod egress;
 pub mod file;
 mod proxy;
+pub mod route;
 pub mod secret_file;
+pub mod target;
 pub mod units;
+pub mod upstream_url;
 pub mod validate;
 pub mod websockify;
 mod zones;
 
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
-use crate::router::Route;
+use route::RouteSpec;
 
 /// The config `wsgate serve` runs on when no file is given: loopback only, a web terminal and
 /// a VNC bridge to the usual local ports, so a fresh install has something to try.
@@ -36,8 +41,8 @@ pub struct Config {
     /// Exit once this long has passed since start and no connection is open (websockify
     /// `--timeout`).
     pub exit_after: Option<Duration>,
-    /// The routes.
-    pub routes: Vec<Route>,
+    /// The routes, as written (the gateway assembles them).
+    pub routes: Vec<RouteSpec>,
     /// The agent endpoint, when agents may connect.
     pub agents: Option<AgentSettings>,
     /// The gateway-wide resource budgets.

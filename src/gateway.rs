@@ -1,4 +1,9 @@
-//! The gateway: bind every listener from a [`Config`], then serve until shutdown.
+//! The gateway: assemble the routes and bind every listener from a [`Config`], then serve
+//! until shutdown.
+
+mod agents;
+pub mod assemble;
+mod ports;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -7,14 +12,19 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::{
     budget::{Budgets, descriptors},
-    config::Config,
+    config::{Config, ConfigError, route::RouteSpec},
     http::Service,
     listener::{self, TlsMode},
     router::{Route, Router},
     shutdown::Shutdown,
     tls::{self, TlsError},
-    tunnel::hub::AgentHub,
+    tunnel::{
+        hub::AgentHub,
+        registry::memory::{ConfiguredRoute, Memory},
+    },
 };
+use agents::AgentRoutes;
+use ports::Ports;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +41,9 @@ pub enum BindError {
     /// The certificate or key is unusable.
     #[error("tls: {0}")]
     Tls(#[from] TlsError),
+    /// A route could not be assembled (a CA file that does not load, say).
+    #[error("{0}")]
+    Route(#[from] ConfigError),
 }
 
 /// How [`Bound::serve`] ended.
@@ -57,9 +70,10 @@ pub struct Bound {
     pub shutdown_grace: Duration,
 }
 
-/// Binds every listener (TLS config is loaded first, so a bad certificate fails before any
-/// port is taken).
+/// Assembles the routes and binds every listener (routes and TLS come first, so a bad
+/// certificate fails before any port is taken).
 pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
+    let routes = assemble::routes(&config.routes)?;
     let (tls, certificate_names) = match &config.tls {
         Some(settings) => {
             let server = tls::server(&settings.cert, &settings.key)?;
@@ -77,17 +91,23 @@ pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
         .map(|&addr| listener::bind(addr).map_err(|source| BindError::Listen { addr, source }))
         .collect::<Result<Vec<_>, _>>()?;
     let budgets = Budgets::new(&config.limits, descriptors::raise_limit());
-    let router = Arc::new(Router::new(config.routes));
+    let router = Arc::new(Router::new(routes));
     let agents = config.agents.map(|settings| {
-        let (tunnel, descriptors) = (budgets.tunnel.clone(), budgets.descriptors.clone());
+        let configured = config.routes.iter().map(configured_route).collect();
+        let registry = Arc::new(Memory::new(&settings, certificate_names, configured));
+        let ports = Ports::new(
+            settings.remote_bind,
+            budgets.descriptors.clone(),
+            shutdown.clone(),
+        );
+        let sink = Arc::new(AgentRoutes::new(router.clone(), ports));
+        let tunnel = budgets.tunnel.clone();
         Arc::new(AgentHub::new(
             settings,
-            router.clone(),
+            registry,
+            sink,
             &config.limits,
             tunnel,
-            descriptors,
-            certificate_names,
-            shutdown.clone(),
         ))
     });
     let service = Arc::new(Service {
@@ -154,6 +174,15 @@ impl Bound {
         stop_accepting.cancel();
         while loops.join_next().await.is_some() {}
         end
+    }
+}
+
+/// What agents' claims keep off: a configured route's name and match.
+fn configured_route(spec: &RouteSpec) -> ConfiguredRoute {
+    ConfiguredRoute {
+        name: spec.name.clone(),
+        host: spec.host.clone(),
+        path: spec.path.clone(),
     }
 }
 

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
             .as_deref()
             .map_or_else(|| Ok(config::embedded_default()), config::load),
         Command::Check(args) => config::load(&args.config),
-        Command::Websockify(args) => config::websockify::config(args),
+        Command::Websockify(args) => config::websockify::config(&args.options()),
         Command::Agent(_) | Command::Pipe(_) => unreachable!("handled above"),
     };
     let config = match loaded {
@@ -58,7 +58,11 @@ fn main() -> ExitCode {
         Err(error) => return usage_error(&error),
     };
     if let Command::Check(_) = cli.command {
-        eprintln!("{}: ok\n{}", config.source, router::table(&config.routes));
+        let routes = match gateway::assemble::routes(&config.routes) {
+            Ok(routes) => routes,
+            Err(error) => return usage_error(&error),
+        };
+        eprintln!("{}: ok\n{}", config.source, router::table(&routes));
         if let Some(agents) = &config.agents {
             eprintln!(
                 "agents connect at {} ({} token(s); their services are added as routes at run time)",
@@ -213,6 +217,7 @@ async fn serve(config: Config, agent_hint: Option<(String, String)>) -> ExitCode
     let source = config.source.clone();
     let bound = match gateway::bind(config, &shutdown) {
         Ok(bound) => bound,
+        Err(gateway::BindError::Route(error)) => return usage_error(&error),
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::FAILURE;

@@ -2,11 +2,12 @@
 //! it (docs/tunnel.md). This module holds what both sides share.
 
 pub mod claim_rules;
+pub mod events;
 pub mod frames;
 pub mod hub;
 pub mod limits;
 pub mod names;
-pub mod ports;
+pub mod registry;
 pub mod session;
 pub mod wire;
 

@@ -355,7 +355,8 @@ fn route_hosts_and_paths_load_in_the_canonical_form_requests_are_matched_in() {
         [(Some("app.test".to_string()), "/a/b"), (None, "/a%2Fb")]
     );
     // The trailing-dot host answers the request as routing sees it.
-    let router = wsgate::router::Router::new(config.routes);
+    let routes = wsgate::gateway::assemble::routes(&config.routes).unwrap();
+    let router = wsgate::router::Router::new(routes);
     let found = router.find(Some("app.test:8080"), "/a/b/c", false);
     assert_eq!(
         found.map(|m| m.route.name.clone()).as_deref(),

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use rustls::pki_types::ServerName;
 use tokio::{net::TcpStream, process::Child, sync::mpsc};
 use tokio_rustls::{TlsConnector, client::TlsStream};
+use wsgate::config::route::{BridgeTarget, RouteKind};
 use wsgate::tunnel::{
     session::{self, SessionHandle},
     wire::{self, Control, Expose, Service},
@@ -562,10 +563,12 @@ async fn the_embedded_defaults_token_takes_nothing_configured() {
     // The default's bridges dial the usual VNC and SSH ports; here both reach an echo server,
     // so that they can be shown to still answer.
     for route in &mut config.routes {
-        if let wsgate::handler::Handler::Bridge(bridge) = &mut route.handler {
-            let target = format!("tcp://{echo}").parse().unwrap();
-            let connector = wsgate::connector::Connector::direct(target, Default::default());
-            bridge.target = wsgate::handler::bridge::BridgeTarget::Fixed(connector);
+        if let RouteKind::Bridge(bridge) = &mut route.kind {
+            let target = Some(format!("tcp://{echo}").parse().unwrap());
+            bridge.target = BridgeTarget::Direct {
+                target,
+                tokens: None,
+            };
         }
     }
     let token = config.agents.as_ref().unwrap().tokens[0]

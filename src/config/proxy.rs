@@ -1,69 +1,48 @@
-//! Validation of a proxy route's keys into a [`ProxyRoute`].
-
-use std::{sync::Arc, time::Duration};
+//! Validation of a proxy route's keys into a [`ProxySpec`].
 
 use http::{HeaderName, HeaderValue};
 
 use super::{
     ConfigError,
     file::{RouteFile, Sp},
+    route::{HeaderPolicy, ProxySpec, UpstreamSpec},
+    target::Verify,
     units::ByteSize,
-    validate::{Ctx, DEFAULT_MAX_MESSAGE_BYTES},
-};
-use crate::{
-    connector::{
-        Connector, DialOptions,
-        tls::{TlsDial, Verify},
-    },
-    handler::proxy::{
-        HeaderPolicy, Mode, Policy, ProxyRoute, UpstreamServer, UpstreamUrl, Upstreams,
-    },
+    upstream_url::UpstreamUrl,
+    validate::Ctx,
 };
 
-/// nginx's `proxy_read_timeout` for the response head: a slow upstream gets a minute.
-const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// nginx's `fail_timeout`: how long a refused upstream is tried last.
-const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Builds a proxy route; `file.proxy` is set.
-pub fn proxy_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<ProxyRoute, ConfigError> {
+/// A proxy route's settings; `file.proxy` is set. A `tls_ca` file is checked to exist, not
+/// read: the assembler loads it (an unreadable one is an error there, at its place).
+pub fn proxy_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<ProxySpec, ConfigError> {
     let urls = upstream_urls(ctx, file.proxy.as_ref().expect("proxy route"))?;
-    let mut dial = DialOptions::default();
-    if let Some(timeout) = ctx.duration(&file.connect_timeout)? {
-        dial.connect_timeout = timeout;
-    }
-    let verify = verify(ctx, file)?;
-    let servers = urls
+    let upstreams = urls
         .into_iter()
-        .map(|(url, span)| {
-            let tls = url
-                .tls
-                .then(|| TlsDial::new(&url.host, &verify))
-                .transpose()
-                .map_err(|e| ctx.error(span, e.to_string()))?;
-            let connector = Connector::direct(url.target(), dial.clone()).with_tls(tls);
-            Ok(Arc::new(UpstreamServer::new(url, connector)))
+        .map(|(url, span)| UpstreamSpec {
+            url,
+            at: Some(ctx.location(span)),
         })
-        .collect::<Result<Vec<_>, ConfigError>>()?;
-    let policy = parse_or(ctx, &file.balance, Policy::RoundRobin)?;
-    let fail_timeout = ctx
-        .duration(&file.fail_timeout)?
-        .unwrap_or(DEFAULT_FAIL_TIMEOUT);
-    let max_message = match &file.max_message_size {
-        Some(size) => ctx.parse::<ByteSize>(size)?.0,
-        None => DEFAULT_MAX_MESSAGE_BYTES,
-    };
-    Ok(ProxyRoute {
-        upstreams: Upstreams::new(servers, policy, fail_timeout),
-        mode: parse_or(ctx, &file.mode, Mode::Splice)?,
-        headers: header_policy(ctx, file)?,
-        response_timeout: ctx
-            .duration(&file.response_timeout)?
-            .unwrap_or(DEFAULT_RESPONSE_TIMEOUT),
-        idle_timeout: ctx.duration(&file.idle_timeout)?.filter(|d| !d.is_zero()),
-        max_message_bytes: usize::try_from(max_message).unwrap_or(usize::MAX),
-    })
+        .collect();
+    let mut spec = ProxySpec::new(upstreams);
+    if let Some(timeout) = ctx.duration(&file.connect_timeout)? {
+        spec.connect_timeout = timeout;
+    }
+    spec.verify = verify(ctx, file)?;
+    spec.balance = parse_or(ctx, &file.balance, spec.balance)?;
+    if let Some(fail_timeout) = ctx.duration(&file.fail_timeout)? {
+        spec.fail_timeout = fail_timeout;
+    }
+    if let Some(size) = &file.max_message_size {
+        let max = ctx.parse::<ByteSize>(size)?.0;
+        spec.max_message_bytes = usize::try_from(max).unwrap_or(usize::MAX);
+    }
+    spec.mode = parse_or(ctx, &file.mode, spec.mode)?;
+    spec.headers = header_policy(ctx, file)?;
+    if let Some(timeout) = ctx.duration(&file.response_timeout)? {
+        spec.response_timeout = timeout;
+    }
+    spec.idle_timeout = ctx.duration(&file.idle_timeout)?.filter(|d| !d.is_zero());
+    Ok(spec)
 }
 
 fn parse_or<T>(ctx: &Ctx<'_>, value: &Option<Sp<String>>, default: T) -> Result<T, ConfigError>

@@ -14,20 +14,26 @@ use super::{
     units::{ByteSize, HumanDuration},
     zones,
 };
-use crate::handler::message_budget::charge_for;
-use crate::{
-    connector::{DialOptions, ProxyProtocol, Target},
-    handler::{
-        BridgeRoute, FilesRoute, Handler, bridge::BridgeTarget, bridge::tokens::TokenSource,
-        bridge::watchdog::Heartbeat,
+use super::{
+    route::{
+        BridgeSpec, BridgeTarget, DEFAULT_MAX_MESSAGE_BYTES, Heartbeat, RouteKind, RouteSpec,
+        StaticSpec, TokenFiles,
     },
-    router::{HostPattern, Route, normalize_prefix},
+    target::{ProxyProtocol, Target},
+};
+use crate::{
+    router::{HostPattern, normalize_prefix},
     tunnel::limits::TokenLimits,
 };
 
-/// 16 MiB: larger than any sane VNC or terminal message, small enough that a hostile client
-/// cannot make one connection hold much memory.
-pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 << 20;
+/// The largest message agents' routes take: the default for routes, which agents' routes keep.
+pub const AGENT_MAX_MESSAGE: usize = DEFAULT_MAX_MESSAGE_BYTES as usize;
+
+/// What the message budget must hold for one message of `max` bytes: the read buffer (the
+/// largest frame) and a gathering buffer of twice the message (`handler::message_budget`).
+pub fn charge_for(max: usize) -> usize {
+    max.saturating_mul(3)
+}
 
 /// Default drain time on shutdown.
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -43,9 +49,14 @@ pub(super) struct Ctx<'a> {
 impl Ctx<'_> {
     pub(super) fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         ConfigError {
-            location: Some(Location::of(self.file, self.source, span.start)),
+            location: Some(self.location(span)),
             message: message.into(),
         }
+    }
+
+    /// Where `span` is, kept in a spec for errors found when it is assembled.
+    pub(super) fn location(&self, span: Range<usize>) -> Location {
+        Location::of(self.file, self.source, span.start)
     }
 
     pub(super) fn parse<T: FromStr>(&self, value: &Sp<String>) -> Result<T, ConfigError>
@@ -169,7 +180,7 @@ pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigEr
 fn check_message_budget(
     ctx: &Ctx<'_>,
     files: &[Sp<RouteFile>],
-    routes: &[Route],
+    routes: &[RouteSpec],
     limits: &Limits,
     agents: bool,
     at: std::ops::Range<usize>,
@@ -181,16 +192,12 @@ fn check_message_budget(
             limits.message_memory
         )
     };
-    if agents && charge_for(crate::tunnel::hub::AGENT_MAX_MESSAGE) > limits.message_memory {
+    if agents && charge_for(AGENT_MAX_MESSAGE) > limits.message_memory {
         return Err(ctx.error(at, expected("agents' 16 MiB messages")));
     }
     for (file, route) in files.iter().zip(routes) {
-        let max = match &route.handler {
-            Handler::Bridge(bridge) => bridge.max_message_bytes,
-            Handler::Proxy(proxy) if proxy.mode == crate::handler::proxy::Mode::Message => {
-                proxy.max_message_bytes
-            }
-            _ => continue,
+        let Some(max) = route.kind.max_message_bytes() else {
+            continue;
         };
         if charge_for(max) > limits.message_memory {
             let span = file
@@ -263,7 +270,7 @@ fn agents(
     ctx: &Ctx<'_>,
     value: &Sp<super::file::AgentsFile>,
     listen_ip: std::net::IpAddr,
-    routes: &[Route],
+    routes: &[RouteSpec],
 ) -> Result<AgentSettings, ConfigError> {
     let file = value.get_ref();
     let path = match &file.path {
@@ -411,13 +418,13 @@ fn tls(ctx: &Ctx<'_>, value: &Sp<super::file::TlsFile>) -> Result<TlsSettings, C
     })
 }
 
-fn routes(ctx: &Ctx<'_>, files: &[Sp<RouteFile>]) -> Result<Vec<Route>, ConfigError> {
-    let mut routes: Vec<Route> = Vec::with_capacity(files.len());
+fn routes(ctx: &Ctx<'_>, files: &[Sp<RouteFile>]) -> Result<Vec<RouteSpec>, ConfigError> {
+    let mut routes: Vec<RouteSpec> = Vec::with_capacity(files.len());
     for file in files {
         let route = route(ctx, file)?;
         if let Some(earlier) = routes
             .iter()
-            .find(|r| r.same_match(&route) && r.handler.overlaps(&route.handler))
+            .find(|r| r.host == route.host && r.path == route.path && r.kind.overlaps(&route.kind))
         {
             return Err(ctx.error(
                 file.span(),
@@ -432,7 +439,7 @@ fn routes(ctx: &Ctx<'_>, files: &[Sp<RouteFile>]) -> Result<Vec<Route>, ConfigEr
     Ok(routes)
 }
 
-fn route(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<Route, ConfigError> {
+fn route(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<RouteSpec, ConfigError> {
     let file = value.get_ref();
     let path = match &file.path {
         Some(path) => normalize_prefix(path.get_ref()).map_err(|e| ctx.error(path.span(), e))?,
@@ -443,17 +450,18 @@ fn route(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<Route, ConfigError> {
         .as_ref()
         .map(|h| HostPattern::parse(h.get_ref()).map_err(|e| ctx.error(h.span(), e)))
         .transpose()?;
-    let handler = handler(ctx, value)?;
+    let kind = handler(ctx, value)?;
     let name = match (&file.name, &host) {
         (Some(name), _) => name.get_ref().clone(),
         (None, Some(host)) => format!("{host}{path}"),
         (None, None) => path.clone(),
     };
-    Ok(Route {
+    Ok(RouteSpec {
         name,
         host,
         path,
-        handler,
+        kind,
+        at: Some(ctx.location(value.span())),
     })
 }
 
@@ -535,7 +543,7 @@ fn reject_foreign_keys(ctx: &Ctx<'_>, file: &RouteFile, kind: Kind) -> Result<()
     Ok(())
 }
 
-fn handler(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<Handler, ConfigError> {
+fn handler(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<RouteKind, ConfigError> {
     let file = value.get_ref();
     let bridge = file
         .bridge
@@ -560,8 +568,8 @@ fn handler(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<Handler, ConfigError>
     };
     reject_foreign_keys(ctx, file, kind)?;
     match kind {
-        Kind::Bridge => bridge_route(ctx, file).map(Handler::Bridge),
-        Kind::Proxy => super::proxy::proxy_route(ctx, file).map(Handler::Proxy),
+        Kind::Bridge => bridge_route(ctx, file).map(RouteKind::Bridge),
+        Kind::Proxy => super::proxy::proxy_route(ctx, file).map(RouteKind::Proxy),
         Kind::Static => {
             let dir = file.static_dir.as_ref().expect("named above");
             let root = ctx.existing_path(dir, "static directory")?;
@@ -571,12 +579,14 @@ fn handler(ctx: &Ctx<'_>, value: &Sp<RouteFile>) -> Result<Handler, ConfigError>
                     format!("static directory {} is not a directory", root.display()),
                 ));
             }
-            Ok(Handler::Files(FilesRoute::new(root)))
+            Ok(RouteKind::Static(StaticSpec { root }))
         }
     }
 }
 
-fn bridge_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<BridgeRoute, ConfigError> {
+/// A bridge route's settings. Its token source is checked to exist, not read: it is read per
+/// connection (or once, at assembly).
+fn bridge_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<BridgeSpec, ConfigError> {
     let target = file
         .bridge
         .as_ref()
@@ -587,7 +597,7 @@ fn bridge_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<BridgeRoute, ConfigEr
         .as_ref()
         .map(|t| {
             ctx.existing_path(t, "token source")
-                .map(|p| TokenSource::new(p, true))
+                .map(|path| TokenFiles { path, reload: true })
         })
         .transpose()?;
     let heartbeat = ctx.duration(&file.heartbeat)?;
@@ -599,26 +609,22 @@ fn bridge_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<BridgeRoute, ConfigEr
         Some(size) => ctx.parse::<ByteSize>(size)?.0,
         None => DEFAULT_MAX_MESSAGE_BYTES,
     };
-    let mut dial = DialOptions::default();
+    let mut spec = BridgeSpec::new(BridgeTarget::Direct { target, tokens });
     if let Some(timeout) = ctx.duration(&file.connect_timeout)? {
-        dial.connect_timeout = timeout;
+        spec.connect_timeout = timeout;
     }
-    dial.proxy_protocol = file
+    spec.proxy_protocol = file
         .proxy_protocol
         .as_ref()
         .map(|p| ctx.parse::<ProxyProtocol>(p))
         .transpose()?;
-    let target = BridgeTarget::direct(target, tokens, dial)
-        .ok_or_else(|| ConfigError::usage("a bridge route needs `bridge` or `bridge_tokens`"))?;
-    Ok(BridgeRoute {
-        target,
-        idle_timeout: ctx.duration(&file.idle_timeout)?.filter(|d| !d.is_zero()),
-        heartbeat: heartbeat
-            .filter(|d| !d.is_zero())
-            .map(|interval| Heartbeat {
-                interval,
-                pong_timeout: pong_timeout.unwrap_or(interval),
-            }),
-        max_message_bytes: usize::try_from(max_message).unwrap_or(usize::MAX),
-    })
+    spec.idle_timeout = ctx.duration(&file.idle_timeout)?.filter(|d| !d.is_zero());
+    spec.heartbeat = heartbeat
+        .filter(|d| !d.is_zero())
+        .map(|interval| Heartbeat {
+            interval,
+            pong_timeout: pong_timeout.unwrap_or(interval),
+        });
+    spec.max_message_bytes = usize::try_from(max_message).unwrap_or(usize::MAX);
+    Ok(spec)
 }

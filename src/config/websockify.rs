@@ -7,16 +7,43 @@ use std::{
     time::Duration,
 };
 
-use super::{Config, ConfigError, TlsSettings, validate::DEFAULT_MAX_MESSAGE_BYTES};
-use crate::{
-    cli::WebsockifyArgs,
-    connector::{DialOptions, Target},
-    handler::{
-        BridgeRoute, FilesRoute, Handler, bridge::BridgeTarget, bridge::tokens::TokenSource,
-        bridge::watchdog::Heartbeat,
-    },
-    router::Route,
+use super::{
+    Config, ConfigError, TlsSettings,
+    route::{BridgeSpec, BridgeTarget, Heartbeat, RouteKind, RouteSpec, StaticSpec, TokenFiles},
+    target::Target,
 };
+
+/// websockify's options as the command line gave them (the binary maps its parser's arguments
+/// into this): same names and meaning as websockify's.
+#[derive(Debug, Clone, Default)]
+pub struct WebsockifyOptions {
+    /// `--web DIR`: files for plain HTTP requests.
+    pub web: Option<PathBuf>,
+    /// `--cert FILE`, used when it exists (default `self.pem`).
+    pub cert: Option<PathBuf>,
+    /// `--key FILE`, if separate from the certificate.
+    pub key: Option<PathBuf>,
+    /// `--ssl-only`: refuse plain connections.
+    pub ssl_only: bool,
+    /// `--token-plugin CLASS`.
+    pub token_plugin: Option<String>,
+    /// `--token-source ARG`.
+    pub token_source: Option<String>,
+    /// `--target-config FILE`.
+    pub target_config: Option<PathBuf>,
+    /// `--idle-timeout SECONDS`.
+    pub idle_timeout: Option<u64>,
+    /// `--timeout SECONDS`.
+    pub timeout: Option<u64>,
+    /// `--heartbeat INTERVAL`.
+    pub heartbeat: Option<u64>,
+    /// `--unix-target FILE`.
+    pub unix_target: Option<PathBuf>,
+    /// `[source_addr:]source_port`.
+    pub listen: String,
+    /// `target_addr:target_port`.
+    pub target: Option<String>,
+}
 
 /// websockify options wsgate does not implement, with what to do instead. They are refused,
 /// never silently ignored.
@@ -112,9 +139,12 @@ fn listen_addr(text: &str) -> Result<SocketAddr, ConfigError> {
 }
 
 /// The token source from `--token-plugin`/`--token-source`/`--target-config`.
-fn token_source(args: &WebsockifyArgs) -> Result<Option<TokenSource>, ConfigError> {
+fn token_source(args: &WebsockifyOptions) -> Result<Option<TokenFiles>, ConfigError> {
     if let Some(file) = &args.target_config {
-        return Ok(Some(TokenSource::new(file.clone(), true)));
+        return Ok(Some(TokenFiles {
+            path: file.clone(),
+            reload: true,
+        }));
     }
     let Some(plugin) = &args.token_plugin else {
         return match args.token_source {
@@ -143,11 +173,14 @@ fn token_source(args: &WebsockifyArgs) -> Result<Option<TokenSource>, ConfigErro
             "websockify: token source {source} does not exist"
         )));
     }
-    Ok(Some(TokenSource::new(PathBuf::from(source), reload)))
+    Ok(Some(TokenFiles {
+        path: PathBuf::from(source),
+        reload,
+    }))
 }
 
 /// TLS when the certificate exists; required with `--ssl-only`.
-fn tls(args: &WebsockifyArgs) -> Result<Option<TlsSettings>, ConfigError> {
+fn tls(args: &WebsockifyOptions) -> Result<Option<TlsSettings>, ConfigError> {
     let cert = args
         .cert
         .clone()
@@ -174,7 +207,7 @@ fn tls(args: &WebsockifyArgs) -> Result<Option<TlsSettings>, ConfigError> {
 }
 
 /// Builds the gateway config websockify's arguments describe.
-pub fn config(args: &WebsockifyArgs) -> Result<Config, ConfigError> {
+pub fn config(args: &WebsockifyOptions) -> Result<Config, ConfigError> {
     let tokens = token_source(args)?;
     let target = match (&args.unix_target, &args.target) {
         (Some(path), _) => Some(Target::Unix(path.clone())),
@@ -194,18 +227,12 @@ pub fn config(args: &WebsockifyArgs) -> Result<Config, ConfigError> {
         s.filter(|&s| s > 0)
             .map(|s| Duration::from_secs(s).min(super::units::MAX_DURATION))
     };
-    let target = BridgeTarget::direct(target, tokens, DialOptions::default())
-        .ok_or_else(|| ConfigError::usage("websockify: no target"))?;
-    let bridge = BridgeRoute {
-        target,
-        idle_timeout: None,
-        heartbeat: seconds(args.heartbeat).map(|interval| Heartbeat {
-            interval,
-            pong_timeout: interval,
-        }),
-        max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES as usize,
-    };
-    let mut routes = vec![route("websockify", Handler::Bridge(bridge))];
+    let mut bridge = BridgeSpec::new(BridgeTarget::Direct { target, tokens });
+    bridge.heartbeat = seconds(args.heartbeat).map(|interval| Heartbeat {
+        interval,
+        pong_timeout: interval,
+    });
+    let mut routes = vec![route("websockify", RouteKind::Bridge(bridge))];
     if let Some(web) = &args.web {
         if !web.is_dir() {
             return Err(ConfigError::usage(format!(
@@ -213,7 +240,8 @@ pub fn config(args: &WebsockifyArgs) -> Result<Config, ConfigError> {
                 web.display()
             )));
         }
-        routes.push(route("web", Handler::Files(FilesRoute::new(web.clone()))));
+        let root = web.clone();
+        routes.push(route("web", RouteKind::Static(StaticSpec { root })));
     }
     Ok(Config {
         source: "websockify command line".into(),
@@ -228,12 +256,13 @@ pub fn config(args: &WebsockifyArgs) -> Result<Config, ConfigError> {
     })
 }
 
-fn route(name: &str, handler: Handler) -> Route {
-    Route {
+fn route(name: &str, kind: RouteKind) -> RouteSpec {
+    RouteSpec {
         name: name.into(),
         host: None,
         path: "/".into(),
-        handler,
+        kind,
+        at: None,
     }
 }
 

@@ -2,9 +2,9 @@
 //! `gateway_names` (names no host claim may take), and each token's `hosts` and `paths`, which
 //! narrow the zones. Checked against the configured routes at load; errors name file:line:col.
 
-use super::{ConfigError, file::Sp, validate::Ctx};
+use super::{ConfigError, file::Sp, route::RouteSpec, validate::Ctx};
 use crate::{
-    router::{HostPattern, Route, normalize_prefix, strip_prefix},
+    router::{HostPattern, normalize_prefix, strip_prefix},
     tunnel::claim_rules::{canonical_host, covers},
 };
 
@@ -59,7 +59,7 @@ fn prefixes(ctx: &Ctx<'_>, list: &[Sp<String>]) -> Result<Vec<String>, ConfigErr
 pub(super) fn path_zones(
     ctx: &Ctx<'_>,
     list: &[Sp<String>],
-    routes: &[Route],
+    routes: &[RouteSpec],
 ) -> Result<Vec<String>, ConfigError> {
     let zones = prefixes(ctx, list)?;
     for (zone, written) in zones.iter().zip(list) {

@@ -2,44 +2,12 @@
 //!
 //! websockify cannot do this: behind it, a VNC or SSH server only ever sees the gateway.
 
-use std::{
-    fmt,
-    net::{IpAddr, SocketAddr},
-    str::FromStr,
-};
+use std::net::{IpAddr, SocketAddr};
 
-/// Which header version to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyProtocol {
-    /// The text form: `PROXY TCP4 1.2.3.4 5.6.7.8 1234 80\r\n`.
-    V1,
-    /// The binary form.
-    V2,
-}
+pub use crate::config::target::ProxyProtocol;
 
 /// The 12-byte signature every v2 header starts with.
 const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
-
-impl FromStr for ProxyProtocol {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "v1" => Ok(ProxyProtocol::V1),
-            "v2" => Ok(ProxyProtocol::V2),
-            _ => Err(format!("expected \"v1\" or \"v2\", found {text:?}")),
-        }
-    }
-}
-
-impl fmt::Display for ProxyProtocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProxyProtocol::V1 => "v1",
-            ProxyProtocol::V2 => "v2",
-        })
-    }
-}
 
 /// Both addresses in one family: an IPv4 address is mapped when the other one is IPv6.
 fn same_family(source: SocketAddr, destination: SocketAddr) -> (SocketAddr, SocketAddr) {

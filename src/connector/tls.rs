@@ -12,16 +12,7 @@ use tokio_rustls::TlsConnector;
 
 use super::Stream;
 
-/// How an upstream's certificate is checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verify {
-    /// Against the operating system's trusted roots.
-    SystemRoots,
-    /// Against the CA certificates in this PEM file only.
-    Ca(std::path::PathBuf),
-    /// Not at all (`tls_verify = false`): for self-signed upstreams on a trusted network.
-    Insecure,
-}
+pub use crate::config::target::Verify;
 
 /// A ready TLS client configuration for one upstream.
 #[derive(Clone)]

@@ -60,11 +60,8 @@ pub const MAX_UNANSWERED_PING_BYTES: usize = 64 << 10;
 /// What one queued pong costs beyond its payload: the queue entry and the frame header.
 const PING_COST: usize = 64;
 
-/// What the budget must hold for one message of `max_message_bytes`: the read buffer (the
-/// largest frame) and a gathering buffer of twice the message.
-pub fn charge_for(max_message_bytes: usize) -> usize {
-    max_message_bytes.saturating_mul(3)
-}
+/// What the budget must hold for one message: the config checks routes against it.
+pub use crate::config::validate::charge_for;
 
 /// Who sends the frames this side reads: a client masks them, a server does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

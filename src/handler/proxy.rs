@@ -14,10 +14,10 @@ mod idle;
 mod message;
 pub mod pool;
 mod splice;
-pub mod upstream_url;
+pub use crate::config::upstream_url;
 mod websocket;
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
 use http::{HeaderMap, Request, Response, header, request::Parts};
 use hyper::body::Incoming;
@@ -34,28 +34,7 @@ use crate::{
 };
 use headers::Forwarding;
 
-/// What happens to a WebSocket after both handshakes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Bytes are copied without parsing frames: the fast path.
-    Splice,
-    /// Both sides are terminated and whole messages relayed.
-    Message,
-}
-
-impl FromStr for Mode {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "splice" => Ok(Mode::Splice),
-            "message" => Ok(Mode::Message),
-            _ => Err(format!(
-                "expected \"splice\" or \"message\", found {text:?}"
-            )),
-        }
-    }
-}
+pub use crate::config::route::Mode;
 
 /// A proxy route.
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 //! The gateway's side of the tunnel: the agent endpoint (token check, upgrade, one multiplexed
-//! session per agent), the control conversation and forwards between agents; what a
-//! registration claims, and the routes services become, is in `claims`.
+//! session per agent), the control conversation and forwards between agents. A registration's
+//! claims are decided by the registry (`claims`); what is granted goes to the gateway as
+//! events (`tunnel::events`), which makes routes and ports of it.
 
 mod claims;
 mod egress;
@@ -25,8 +26,9 @@ use tokio_websockets::{Limits, ServerBuilder};
 use yamux::Mode;
 
 use super::{
+    events::{AGENT_CONNECT_TIMEOUT, Gone, ServiceSink},
     names,
-    ports::Ports,
+    registry::Registry,
     session::{
         self, SessionHandle, StreamBudget, StreamCharge, TunnelStream, WINDOW_HEADROOM_BYTES,
     },
@@ -34,40 +36,25 @@ use super::{
     ws_io::{MAX_MESSAGE_BYTES, WsIo},
 };
 use crate::{
-    budget::{
-        Budget,
-        descriptors::{Descriptors, Slot},
-    },
+    budget::{Budget, descriptors::Slot},
     config::{self, AgentSettings},
-    connector::AgentConnector,
     handler::upgrade,
     http::{Body, refused, refused_because},
     log_escape::Escaped,
     refusal::Refusal,
-    router::{Route, Router},
 };
 
 /// How long a new agent may take to open its control stream and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long an agent may take to reach its local service for a visitor.
-const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The largest message a visitor may send through an agent's bridge route, as for bridge routes.
-const AGENT_BRIDGE_MAX_MESSAGE: usize = 16 << 20;
-
-/// The largest message agents' routes take (the config checks the message budget holds it).
-pub const AGENT_MAX_MESSAGE: usize = AGENT_BRIDGE_MAX_MESSAGE;
-
-/// The connected agents and the routes their services are.
+/// The connected agents.
 #[derive(Debug)]
 pub struct AgentHub {
     settings: AgentSettings,
-    /// The exact names on the gateway's TLS certificate (`tls::ServerTls::host_names`): names
-    /// visitors reach it by, which no host claim may take.
-    certificate_names: Vec<String>,
-    router: Arc<Router>,
-    ports: Ports,
+    /// Who holds which route, port and private service.
+    registry: Arc<dyn Registry>,
+    /// Where granted services and ended sessions are told: the gateway.
+    sink: Arc<dyn ServiceSink>,
     agents: Mutex<HashMap<u64, Agent>>,
     next_id: AtomicU64,
     /// What sessions and their streams may hold, per token and in all.
@@ -102,13 +89,7 @@ impl Drop for SessionCount {
 #[derive(Debug)]
 struct Agent {
     name: String,
-    /// Which configured token it presented (an agent reconnecting with the same name and token
-    /// takes over its own routes).
-    token: usize,
     session: SessionHandle,
-    routes: Vec<Arc<Route>>,
-    /// Private services: reached only by other agents with the secret.
-    private: Vec<Private>,
     /// The secret that lets other agents connect out from this agent's network (`via`).
     egress: Option<crate::config::Secret>,
 }
@@ -128,25 +109,15 @@ impl From<String> for Refused {
     }
 }
 
-/// A private service of an agent.
-#[derive(Debug, Clone)]
-struct Private {
-    name: String,
-    secret: crate::config::Secret,
-    connector: AgentConnector,
-}
-
 impl AgentHub {
-    /// A hub adding routes to `router`, its sessions within `limits` and the process's
-    /// `tunnel` budget; host claims keep off `certificate_names` (the TLS certificate's).
+    /// A hub whose claims `registry` decides and whose granted services go to `sink`, its
+    /// sessions within `limits` and the process's `tunnel` budget.
     pub fn new(
         settings: AgentSettings,
-        router: Arc<Router>,
+        registry: Arc<dyn Registry>,
+        sink: Arc<dyn ServiceSink>,
         limits: &config::Limits,
         tunnel: Arc<Budget>,
-        descriptors: Arc<Descriptors>,
-        certificate_names: Vec<String>,
-        shutdown: crate::shutdown::Shutdown,
     ) -> Self {
         let tokens = settings.tokens.len();
         let budgets = TunnelBudgets {
@@ -159,15 +130,9 @@ impl AgentHub {
             credit_timeout: limits.credit_timeout,
         };
         AgentHub {
-            ports: Ports::new(
-                settings.remote_bind,
-                settings.remote_ports.clone(),
-                descriptors,
-                shutdown,
-            ),
             settings,
-            certificate_names,
-            router,
+            registry,
+            sink,
             agents: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             budgets,
@@ -328,7 +293,7 @@ impl AgentHub {
         let delay = self.settings.heartbeat_timeout;
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            self.remove(id);
+            self.remove(id).await;
         });
     }
 
@@ -384,7 +349,7 @@ impl AgentHub {
                 }
                 Ok(Ok(Some(Control::Ping(n)))) => vec![Control::Pong(n)],
                 Ok(Ok(Some(Control::Register { services, egress }))) => {
-                    self.register(&claimant, services, egress)
+                    self.register(&claimant, services, egress).await
                 }
                 Ok(Ok(Some(other))) => {
                     // What a hostile agent sent, up to a 64 KiB frame: escaped and cut short.
@@ -465,20 +430,21 @@ impl AgentHub {
     /// stream to the owner, and join the two.
     async fn forward(&self, mut stream: TunnelStream, forward: wire::Forward) {
         let wire::Forward { service, secret } = forward;
-        let connector = {
+        let holder = self
+            .registry
+            .lookup_private(&service, secret.expose())
+            .await;
+        let session = holder.ok().flatten().and_then(|holder| {
             let agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
-            agents
-                .values()
-                .flat_map(|agent| agent.private.iter())
-                .find(|p| p.name == service && p.secret.matches(secret.expose()))
-                .map(|p| p.connector.clone())
-        };
-        let Some(connector) = connector else {
+            let agent = agents.get(&holder.session)?;
+            Some((agent.name.clone(), agent.session.clone()))
+        });
+        let Some((agent, session)) = session else {
             let reason = format!("no private service {service:?} with that secret");
             let _ = wire::write_frame(&mut stream, &wire::Opened::general(reason)).await;
             return;
         };
-        match connector.connect().await {
+        match open_service(&session, &agent, &service).await {
             Ok(mut target) => {
                 if wire::write_frame(&mut stream, &wire::Opened::Ok)
                     .await
@@ -487,27 +453,55 @@ impl AgentHub {
                     let _ = crate::tunnel::splice(&mut stream, &mut target).await;
                 }
             }
-            Err(error) => {
-                let _ =
-                    wire::write_frame(&mut stream, &wire::Opened::general(error.to_string())).await;
+            Err(reason) => {
+                let _ = wire::write_frame(&mut stream, &wire::Opened::general(reason)).await;
             }
         }
     }
 
-    /// Forgets agent `id` and its routes (new visitors then get 404, or the configured route);
-    /// nothing when it was taken over meanwhile.
-    fn remove(&self, id: u64) {
-        self.ports.release(id);
-        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(agent) = agents.remove(&id) {
-            let name = Escaped(agent.name.as_str());
-            tracing::info!(agent = %name, routes = agent.routes.len(), "agent's routes removed");
-            let all = agents
-                .values()
-                .flat_map(|a| a.routes.iter().cloned())
-                .collect();
-            self.router.set_added(all);
+    /// Forgets agent `id`: its claims are released and its routes and ports go (new visitors
+    /// then get 404, or the configured route); only its ports when it was taken over meanwhile.
+    async fn remove(&self, id: u64) {
+        if let Err(error) = self.registry.release(id, None).await {
+            tracing::warn!(%error, "agent's claims not released");
         }
+        self.sink.gone(id, Gone::Ended);
+        let removed = self
+            .agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        if let Some(agent) = removed {
+            let name = Escaped(agent.name.as_str());
+            tracing::info!(agent = %name, "agent's routes removed");
+        }
+    }
+}
+
+/// Opens a stream to `agent`'s service `service` on its session, once the agent says it has
+/// reached it; why not, as the asking agent is told.
+async fn open_service(
+    session: &SessionHandle,
+    agent: &str,
+    service: &str,
+) -> Result<session::OpenedStream, String> {
+    let target = format!("agent:{agent}/{service}");
+    let open = async {
+        let mut stream = session.open().await.map_err(|e| match e {
+            session::OpenError::Budget => format!("{target}: {e}"),
+            session::OpenError::Session(e) => format!("{target}: agent session: {e}"),
+        })?;
+        let open = wire::Open::Service(service.to_string());
+        wire::ask(&mut stream, &open)
+            .await
+            .map_err(|(_, reason)| format!("{target}: {reason}"))?;
+        Ok(stream)
+    };
+    match timeout(AGENT_CONNECT_TIMEOUT, open).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "connect {target}: timed out after {AGENT_CONNECT_TIMEOUT:?}"
+        )),
     }
 }
 

@@ -3,7 +3,6 @@
 //! until its `fail_timeout` has passed.
 
 use std::{
-    str::FromStr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -16,28 +15,7 @@ use tokio::time::Instant;
 use super::{ProxyError, pool::Pool, upstream_url::UpstreamUrl};
 use crate::connector::{ClientAddrs, Connector, Stream};
 
-/// Which upstream a request tries first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    /// Each request starts one further along the list.
-    RoundRobin,
-    /// The upstream with the fewest open requests and WebSockets; ties go round-robin.
-    LeastConnections,
-}
-
-impl FromStr for Policy {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "round_robin" => Ok(Policy::RoundRobin),
-            "least_connections" => Ok(Policy::LeastConnections),
-            _ => Err(format!(
-                "expected \"round_robin\" or \"least_connections\", found {text:?}"
-            )),
-        }
-    }
-}
+pub use crate::config::route::Policy;
 
 /// One upstream server with its live state.
 #[derive(Debug)]

@@ -19,17 +19,7 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::TRANSFER_ENCODING,
 ];
 
-/// A route's header settings toward its upstreams.
-#[derive(Debug, Clone, Default)]
-pub struct HeaderPolicy {
-    /// Set (replacing any the client sent), after everything else.
-    pub set: Vec<(HeaderName, HeaderValue)>,
-    /// Removed from what the client sent.
-    pub remove: Vec<HeaderName>,
-    /// Keep the client's `Host` (the default, as Caddy, Traefik and HAProxy do); when false the
-    /// upstream's own authority is sent, as nginx does by default.
-    pub preserve_host: bool,
-}
+pub use crate::config::route::HeaderPolicy;
 
 /// Who the client is, for the forwarding headers.
 #[derive(Debug, Clone, Copy)]

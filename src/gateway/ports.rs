@@ -1,10 +1,10 @@
-//! `remote_port`: a gateway TCP port, from the range the gateway config allows, whose
-//! connections go to an agent's `tcp://` service.
+//! `remote_port`: a gateway TCP port whose connections go to an agent's `tcp://` service. The
+//! registry decides who may hold which port; this opens the listeners for the ports granted,
+//! hands one over when the same agent's new session takes it, and closes them when released.
 
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
-    ops::RangeInclusive,
     sync::{Arc, Mutex},
 };
 
@@ -13,7 +13,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     budget::descriptors::Descriptors, connector::AgentConnector, listener::accept_each,
-    log_escape::Escaped, shutdown::Shutdown,
+    log_escape::Escaped, shutdown::Shutdown, tunnel::events::SinkError,
 };
 
 /// Who a forwarded port belongs to now.
@@ -21,8 +21,6 @@ use crate::{
 struct Owner {
     /// The agent's session id in the hub.
     id: u64,
-    name: String,
-    token: usize,
     connector: AgentConnector,
 }
 
@@ -33,11 +31,10 @@ struct Forward {
     stop: CancellationToken,
 }
 
-/// The ports agents have opened on the gateway.
+/// The ports agents hold on the gateway.
 #[derive(Debug)]
 pub struct Ports {
     bind: IpAddr,
-    allowed: Option<RangeInclusive<u16>>,
     open: Mutex<HashMap<u16, Arc<Forward>>>,
     /// The gateway's descriptor budget: visitors on these ports count against it too.
     descriptors: Arc<Descriptors>,
@@ -46,66 +43,28 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Ports on `bind`, within `allowed` (none when the config allows none), their visitors
-    /// admitted by `descriptors`, closed and drained by `shutdown`.
-    pub fn new(
-        bind: IpAddr,
-        allowed: Option<RangeInclusive<u16>>,
-        descriptors: Arc<Descriptors>,
-        shutdown: Shutdown,
-    ) -> Self {
+    /// Ports on `bind`, their visitors admitted by `descriptors`, closed and drained by
+    /// `shutdown`.
+    pub fn new(bind: IpAddr, descriptors: Arc<Descriptors>, shutdown: Shutdown) -> Self {
         Ports {
             bind,
-            allowed,
             open: Mutex::new(HashMap::new()),
             descriptors,
             shutdown,
         }
     }
 
-    /// Opens `port` for agent `id`'s service, or hands it over when the same agent (name and
-    /// token) held it in an earlier session. Returns the address visitors use.
-    pub fn claim(
-        &self,
-        port: u16,
-        id: u64,
-        name: &str,
-        token: usize,
-        connector: AgentConnector,
-    ) -> Result<String, String> {
-        let Some(allowed) = &self.allowed else {
-            return Err("this gateway opens no ports for agents ([agents] remote_ports)".into());
-        };
-        if !allowed.contains(&port) {
-            return Err(format!(
-                "port {port} is outside the allowed range {}-{}",
-                allowed.start(),
-                allowed.end()
-            ));
-        }
-        let addr = SocketAddr::new(self.bind, port);
-        let owner = Owner {
-            id,
-            name: name.to_string(),
-            token,
-            connector,
-        };
+    /// Listens on granted `port` for session `id`'s service, or hands the open listener over
+    /// to it.
+    pub fn open(&self, port: u16, id: u64, connector: AgentConnector) -> Result<(), SinkError> {
+        let owner = Owner { id, connector };
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(forward) = open.get(&port) {
-            let mut current = forward.owner.lock().unwrap_or_else(|e| e.into_inner());
-            if current.name != name || current.token != token {
-                return Err(format!("port {port} is held by agent {:?}", current.name));
-            }
-            if current.id == id && current.connector.service != owner.connector.service {
-                let held = &current.connector.service;
-                return Err(format!(
-                    "port {port} is already this agent's service {held:?}"
-                ));
-            }
-            *current = owner;
-            return Ok(format!("tcp://{addr}"));
+            *forward.owner.lock().unwrap_or_else(|e| e.into_inner()) = owner;
+            return Ok(());
         }
-        let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let addr = SocketAddr::new(self.bind, port);
+        let listener = bind(addr).map_err(|source| SinkError::Listen { addr, source })?;
         let forward = Arc::new(Forward {
             owner: Mutex::new(owner),
             // Released with its agent, or closed at shutdown.
@@ -113,12 +72,14 @@ impl Ports {
         });
         let descriptors = self.descriptors.clone();
         let tracker = self.shutdown.tracker.clone();
-        tokio::spawn(accept_loop(listener, forward.clone(), descriptors, tracker));
+        self.shutdown
+            .tracker
+            .spawn(accept_loop(listener, forward.clone(), descriptors, tracker));
         open.insert(port, forward);
-        Ok(format!("tcp://{addr}"))
+        Ok(())
     }
 
-    /// Closes the ports agent `id` still owns.
+    /// Closes the ports session `id` still owns.
     pub fn release(&self, id: u64) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.retain(|_, forward| {

@@ -3,7 +3,7 @@
 
 use std::{fmt, str::FromStr};
 
-use crate::connector::Target;
+use super::target::Target;
 
 /// One upstream of a proxy route.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,164 @@
+//! The in-memory registry on its own: refusals name the holder, the same agent takes its stale
+//! claims over, releases free what they name, and every change is announced.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::TryRecvError;
+
+use super::{ConfiguredRoute, Memory};
+use crate::{
+    config::{AgentSettings, Secret},
+    router::HostPattern,
+    tunnel::{
+        registry::{Change, ClaimError, ClaimRequest, Claimed, Holder, Registry},
+        wire::{Expose, Service},
+    },
+};
+
+fn registry() -> Memory {
+    let settings = AgentSettings {
+        path: "/_wsgate/agent".into(),
+        tokens: vec![Secret::new("a"), Secret::new("b")],
+        limits: vec![Default::default(), Default::default()],
+        hosts: vec![HostPattern::parse("*.tunnel.test").unwrap()],
+        paths: None,
+        gateway_names: Vec::new(),
+        heartbeat_timeout: Duration::from_secs(30),
+        remote_ports: Some(20000..=20010),
+        remote_bind: std::net::Ipv4Addr::LOCALHOST.into(),
+        egress: None,
+    };
+    let configured = vec![ConfiguredRoute {
+        name: "vnc".into(),
+        host: None,
+        path: "/vnc".into(),
+    }];
+    Memory::new(&settings, Vec::new(), configured)
+}
+
+fn holder(session: u64, agent: &str, token: usize) -> Holder {
+    Holder {
+        session,
+        agent: agent.into(),
+        token,
+    }
+}
+
+fn service(name: &str, expose: Expose) -> Service {
+    Service {
+        name: name.into(),
+        local: "http://127.0.0.1:3000".into(),
+        expose,
+    }
+}
+
+async fn claim(registry: &Memory, who: Holder, service: Service) -> Result<String, ClaimError> {
+    let request = ClaimRequest::new(who, service);
+    registry.claim(&request).await.map(|granted| granted.url)
+}
+
+#[tokio::test]
+async fn a_route_held_by_another_agent_is_refused_naming_the_holder() {
+    let registry = registry();
+    let app = service("app", Expose::Path("/app".into()));
+    assert_eq!(
+        claim(&registry, holder(1, "office", 0), app.clone())
+            .await
+            .unwrap(),
+        "/app"
+    );
+    let refused = claim(&registry, holder(2, "mallory", 0), app)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.to_string(), "/app is held by agent \"office\"");
+    let inside = service("deep", Expose::Path("/app/deep".into()));
+    let refused = claim(&registry, holder(2, "mallory", 0), inside)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "/app/deep nests inside /app, held by agent \"office\""
+    );
+    let configured = service("vnc", Expose::Path("/vnc".into()));
+    let refused = claim(&registry, holder(2, "mallory", 0), configured).await;
+    assert!(
+        matches!(refused, Err(ClaimError::Gateway(_))),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_same_agent_and_token_take_their_stale_claims_over() {
+    let registry = registry();
+    let app = service("app", Expose::Host("app.tunnel.test".into()));
+    claim(&registry, holder(1, "office", 0), app.clone())
+        .await
+        .unwrap();
+    // Another token under the same name is someone else.
+    let refused = claim(&registry, holder(2, "office", 1), app.clone()).await;
+    assert!(matches!(refused, Err(ClaimError::Held(_))), "{refused:?}");
+    let request = ClaimRequest::new(holder(3, "office", 0), app);
+    let granted = registry.claim(&request).await.unwrap();
+    assert_eq!(granted.replaced, [1]);
+    assert_eq!(granted.url, "app.tunnel.test");
+}
+
+#[tokio::test]
+async fn release_frees_what_it_names_and_changes_are_announced() {
+    let registry = registry();
+    let mut changes = registry.subscribe();
+    let secret = Secret::new("s3cret");
+    let private = service("ssh", Expose::Private(secret));
+    claim(&registry, holder(1, "office", 0), private)
+        .await
+        .unwrap();
+    let port = Service {
+        local: "tcp://127.0.0.1:22".into(),
+        ..service("ssh-port", Expose::Port(20001))
+    };
+    let url = claim(&registry, holder(1, "office", 0), port.clone())
+        .await
+        .unwrap();
+    assert_eq!(url, "tcp://127.0.0.1:20001");
+    let found = registry.lookup_private("ssh", "s3cret").await.unwrap();
+    assert_eq!(found, Some(holder(1, "office", 0)));
+    assert_eq!(registry.lookup_private("ssh", "wrong").await.unwrap(), None);
+
+    registry.release(1, Some("ssh")).await.unwrap();
+    assert_eq!(
+        registry.lookup_private("ssh", "s3cret").await.unwrap(),
+        None
+    );
+    let refused = claim(&registry, holder(2, "mallory", 0), port.clone()).await;
+    assert_eq!(
+        refused.unwrap_err().to_string(),
+        "port 20001 is held by agent \"office\""
+    );
+    registry.release(1, None).await.unwrap();
+    claim(&registry, holder(2, "mallory", 0), port)
+        .await
+        .unwrap();
+
+    let claimed = |session, service: &str, claimed| Change::Claimed {
+        holder: holder(session, if session == 1 { "office" } else { "mallory" }, 0),
+        service: service.into(),
+        claimed,
+    };
+    let expected = [
+        claimed(1, "ssh", Claimed::Private),
+        claimed(1, "ssh-port", Claimed::Port(20001)),
+        Change::Released {
+            session: 1,
+            service: Some("ssh".into()),
+        },
+        Change::Released {
+            session: 1,
+            service: None,
+        },
+        claimed(2, "ssh-port", Claimed::Port(20001)),
+    ];
+    for change in expected {
+        assert_eq!(changes.try_recv().unwrap(), change);
+    }
+    assert_eq!(changes.try_recv(), Err(TryRecvError::Empty));
+}
