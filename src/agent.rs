@@ -26,15 +26,13 @@ pub use plan::{
 
 use crate::{
     client::{self, DialError},
-    config::Secret,
     connector::Stream,
+    io::ws::{MAX_MESSAGE_BYTES, WsIo},
     log_escape::Escaped,
+    secret::Secret,
+    session::{self, OpenedStream, StreamBudget, TunnelStream},
     shutdown::Shutdown,
-    tunnel::{
-        session::{self, OpenedStream, StreamBudget, TunnelStream},
-        wire::{self, Control, Open, Opened, VERSION},
-        ws_io::{MAX_MESSAGE_BYTES, WsIo},
-    },
+    wire::{Control, Open, Opened, VERSION},
 };
 
 /// First wait before reconnecting; doubled after each failure up to [`BACKOFF_MAX`].
@@ -174,10 +172,10 @@ async fn session_once(
         version: VERSION,
         agent: plan.name.clone(),
     };
-    wire::write_frame(&mut control, &hello)
+    crate::session::messages::write_frame(&mut control, &hello)
         .await
         .map_err(|e| retry(e.to_string()))?;
-    let heartbeat = match wire::read_frame(&mut control).await {
+    let heartbeat = match crate::session::messages::read_frame(&mut control).await {
         Ok(Some(Control::Welcome { heartbeat_secs, .. })) => {
             Duration::from_secs(heartbeat_secs.clamp(1, 3600))
         }
@@ -193,7 +191,7 @@ async fn session_once(
         services: plan.services.iter().map(|s| s.service.clone()).collect(),
         egress: plan.exit.as_ref().map(|exit| exit.secret.clone()),
     };
-    wire::write_frame(&mut control, &register)
+    crate::session::messages::write_frame(&mut control, &register)
         .await
         .map_err(|e| retry(e.to_string()))?;
     live.add(&session);
@@ -212,7 +210,9 @@ async fn heartbeats(control: OpenedStream, every: Duration, server: &Uri) {
     let (mut reader, mut writer) = tokio::io::split(control);
     let (frames_tx, mut frames) = tokio::sync::mpsc::channel(16);
     let reading = async move {
-        while let Ok(Some(frame)) = wire::read_frame::<_, Control>(&mut reader).await {
+        while let Ok(Some(frame)) =
+            crate::session::messages::read_frame::<_, Control>(&mut reader).await
+        {
             if frames_tx.send(frame).await.is_err() {
                 break;
             }
@@ -232,7 +232,7 @@ async fn heartbeats(control: OpenedStream, every: Duration, server: &Uri) {
                         return;
                     }
                     sent += 1;
-                    if wire::write_frame(&mut writer, &Control::Ping(sent)).await.is_err() {
+                    if crate::session::messages::write_frame(&mut writer, &Control::Ping(sent)).await.is_err() {
                         return;
                     }
                 }
@@ -284,7 +284,7 @@ async fn connect(
 
 /// A stream the gateway opened: for a visitor of a service, or for another agent's `via`.
 async fn serve_stream(mut stream: TunnelStream, plan: Arc<AgentPlan>) {
-    match wire::read_frame::<_, Open>(&mut stream).await {
+    match crate::session::messages::read_frame::<_, Open>(&mut stream).await {
         Ok(Some(Open::Service(service))) => serve_service(stream, &plan, &service).await,
         Ok(Some(Open::Connect { host, port, agent })) => {
             egress::exit_connect(stream, &plan, &host, port, &agent).await;
@@ -298,24 +298,29 @@ async fn serve_stream(mut stream: TunnelStream, plan: Arc<AgentPlan>) {
 async fn serve_service(mut stream: TunnelStream, plan: &AgentPlan, service: &str) {
     let Some(local) = plan.services.iter().find(|s| s.service.name == service) else {
         let reason = format!("this agent has no service {service:?}");
-        let _ = wire::write_frame(&mut stream, &Opened::general(reason)).await;
+        let _ = crate::session::messages::write_frame(&mut stream, &Opened::general(reason)).await;
         return;
     };
     let mut target = match timeout(DIAL_TIMEOUT, TcpStream::connect(&local.dial)).await {
         Ok(Ok(target)) => target,
         Ok(Err(error)) => {
             let reason = format!("{}: {error}", local.dial);
-            let _ = wire::write_frame(&mut stream, &Opened::general(reason)).await;
+            let _ =
+                crate::session::messages::write_frame(&mut stream, &Opened::general(reason)).await;
             return;
         }
         Err(_) => {
             let reason = format!("{}: connect timed out", local.dial);
-            let _ = wire::write_frame(&mut stream, &Opened::general(reason)).await;
+            let _ =
+                crate::session::messages::write_frame(&mut stream, &Opened::general(reason)).await;
             return;
         }
     };
     let _ = target.set_nodelay(true);
-    if wire::write_frame(&mut stream, &Opened::Ok).await.is_err() {
+    if crate::session::messages::write_frame(&mut stream, &Opened::Ok)
+        .await
+        .is_err()
+    {
         return;
     }
     let _ = stream.splice(&mut target).await;

@@ -74,7 +74,7 @@ pub struct AgentArgs {
     /// On SIGTERM or Ctrl-C, how long open streams (forwards, proxy connections, visitors)
     /// may take to finish before the agent exits.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
-    pub shutdown_grace: crate::config::units::HumanDuration,
+    pub shutdown_grace: crate::units::HumanDuration,
 }
 
 /// `wsgate serve`.

@@ -9,9 +9,7 @@ pub mod egress;
 pub mod file;
 mod proxy;
 pub mod route;
-pub mod secret_file;
 pub mod target;
-pub mod units;
 pub mod upstream_url;
 pub mod validate;
 pub mod websockify;
@@ -20,6 +18,8 @@ mod zones;
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use route::RouteSpec;
+
+use crate::secret::Secret;
 
 /// The config `wsgate serve` runs on when no file is given: loopback only, a web terminal and
 /// a VNC bridge to the usual local ports, so a fresh install has something to try.
@@ -117,52 +117,6 @@ pub struct AgentSettings {
     pub remote_bind: std::net::IpAddr,
     /// `[egress]`: agents whose token allows it connect out from the gateway.
     pub egress: Option<egress::EgressSettings>,
-}
-
-/// A token or secret: never printed, compared in constant time.
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(text: impl Into<String>) -> Self {
-        Secret(text.into())
-    }
-
-    /// Whether `offered` is this secret; the time taken does not depend on where they differ.
-    pub fn matches(&self, offered: &str) -> bool {
-        let (ours, theirs) = (self.0.as_bytes(), offered.as_bytes());
-        let differ = ours
-            .iter()
-            .zip(theirs)
-            .fold(ours.len() ^ theirs.len(), |acc, (a, b)| {
-                acc | usize::from(a ^ b)
-            });
-        differ == 0
-    }
-
-    /// A fresh random token: 32 characters from 192 bits of the crypto provider's CSPRNG.
-    pub fn generate() -> Self {
-        let mut bytes = [0u8; 24];
-        rustls::crypto::aws_lc_rs::default_provider()
-            .secure_random
-            .fill(&mut bytes)
-            .expect("the system's random source works");
-        use base64::Engine;
-        Secret(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-    }
-
-    /// The secret itself, to send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// TLS certificate and key files.
@@ -295,16 +249,6 @@ mod tests {
         let token = agents.tokens[0].expose();
         assert_eq!(token.len(), 32);
         assert_ne!(token, embedded_default().agents.unwrap().tokens[0].expose());
-    }
-
-    #[test]
-    fn secrets_compare_whole_and_never_print() {
-        let secret = Secret::new("s3cret");
-        assert!(secret.matches("s3cret"));
-        assert!(!secret.matches("s3cre"));
-        assert!(!secret.matches("s3cret!"));
-        assert!(!secret.matches("S3cret"));
-        assert_eq!(format!("{secret:?}"), "<redacted>");
     }
 
     #[test]

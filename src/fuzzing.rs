@@ -9,9 +9,9 @@ use http::{Request, Uri};
 
 use crate::{
     agent::{Credentials, ProxyPlan},
-    config::Secret,
     connector::Target,
     egress::{address::Address, datagram::Datagram},
+    secret::Secret,
 };
 
 /// A config error's place is inside `source` (line and column from 1), and the error prints:

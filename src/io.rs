@@ -2,9 +2,12 @@
 //! implements them, a pump (the bridge's) is generic over them; and how a WebSocket read error
 //! or a refusal turns into a close frame, for every pump that terminates WebSocket.
 
+pub mod ws;
+
 use std::{future::Future, io};
 
 use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_websockets::{CloseCode, Error as WsError, Message, proto::ProtocolError};
 
 use crate::refusal::Refusal;
@@ -33,6 +36,45 @@ pub fn websocket_refusal(error: &WsError) -> Option<Refusal> {
 pub fn close_message(refusal: Refusal) -> Option<Message> {
     let code = CloseCode::try_from(refusal.close_code()?).ok()?;
     Some(Message::close(Some(code), refusal.reason()))
+}
+
+/// Copy buffer per direction where a tunnel stream meets a socket: a multiplexed stream costs
+/// a frame and a WebSocket message per write, so large writes matter (tokio's default is 8 KiB).
+/// A read this size is one yamux frame (`session`'s largest) and one WebSocket message.
+pub const COPY_BYTES: usize = 60 * 1024;
+
+/// Copies both ways between a tunnel stream and a socket (or another stream) until both
+/// sides have ended, with [`COPY_BYTES`] buffers; the bytes each way (`a` to `b` first).
+pub async fn splice<A, B>(a: &mut A, b: &mut B) -> std::io::Result<(u64, u64)>
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + ?Sized,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + ?Sized,
+{
+    tokio::io::copy_bidirectional_with_sizes(a, b, COPY_BYTES, COPY_BYTES).await
+}
+
+/// Reads a 4-byte big-endian length and that many bytes (at most `max`); `Ok(None)` at a
+/// clean end of the stream before the length starts.
+pub async fn read_prefixed<R>(reader: &mut R, max: usize) -> io::Result<Option<Vec<u8>>>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut length = [0u8; 4];
+    match reader.read_exact(&mut length).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    let length = u32::from_be_bytes(length) as usize;
+    if length > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {length} bytes is over the {max}-byte limit"),
+        ));
+    }
+    let mut bytes = vec![0u8; length];
+    reader.read_exact(&mut bytes).await?;
+    Ok(Some(bytes))
 }
 
 #[cfg(test)]

@@ -187,7 +187,7 @@ fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
     };
     Ok(agent::AgentPlan {
         servers,
-        token: config::Secret::new(token),
+        token: wsgate::secret::Secret::new(token),
         name,
         services,
         forwards,

@@ -46,7 +46,7 @@ pub fn server(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
         return Err(error(cert, "no CERTIFICATE block found"));
     };
     let host_names = certificate_host_names(leaf).map_err(|e| error(cert, e))?;
-    crate::config::secret_file::warn_if_exposed("TLS key file", key);
+    crate::secret::file::warn_if_exposed("TLS key file", key);
     let key_der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| error(key, format!("no usable private key: {e}")))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

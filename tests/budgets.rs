@@ -290,19 +290,16 @@ async fn raw_agent(
     gateway: SocketAddr,
     token: &str,
     name: &str,
-    on_inbound: impl FnMut(wsgate::tunnel::session::TunnelStream) + Send + 'static,
+    on_inbound: impl FnMut(wsgate::session::TunnelStream) + Send + 'static,
 ) -> (
-    wsgate::tunnel::session::SessionHandle,
-    wsgate::tunnel::session::OpenedStream,
+    wsgate::session::SessionHandle,
+    wsgate::session::OpenedStream,
 ) {
     let host = gateway.to_string();
-    let version = wsgate::tunnel::wire::VERSION;
+    let version = wsgate::wire::VERSION;
     let (raw, welcome) =
         support::raw_agent::hello(gateway, &host, token, name, version, on_inbound).await;
-    assert!(matches!(
-        welcome,
-        wsgate::tunnel::wire::Control::Welcome { .. }
-    ));
+    assert!(matches!(welcome, wsgate::wire::Control::Welcome { .. }));
     (raw.session, raw.control)
 }
 
@@ -310,7 +307,7 @@ async fn raw_agent(
 async fn a_token_holder_cannot_pin_tunnel_memory_and_a_session_granting_no_credit_ends() {
     // The attack as it was made: two agents on one token, one opening hundreds of forward
     // streams to the other, which accepts them and never grants window credit.
-    use wsgate::tunnel::wire::{self, Control, Expose, Forward, Opened, Request, Service};
+    use wsgate::wire::{self, Control, Expose, Forward, Opened, Request, Service};
     let path = config(
         "budget-tunnel",
         "listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"pin-token\"]\n\
@@ -327,13 +324,15 @@ async fn a_token_holder_cannot_pin_tunnel_memory_and_a_session_granting_no_credi
         raw_agent(wsgate.addr, "pin-token", "sink", move |mut stream| {
             let keep = keep.clone();
             tokio::spawn(async move {
-                let _open: Option<wire::Open> = wire::read_frame(&mut stream).await.unwrap_or(None);
-                let _ = wire::write_frame(&mut stream, &Opened::Ok).await;
+                let _open: Option<wire::Open> = wsgate::session::messages::read_frame(&mut stream)
+                    .await
+                    .unwrap_or(None);
+                let _ = wsgate::session::messages::write_frame(&mut stream, &Opened::Ok).await;
                 keep.lock().unwrap().push(stream);
             });
         })
         .await;
-    let secret = wsgate::config::Secret::new("s3cret");
+    let secret = wsgate::secret::Secret::new("s3cret");
     let register = Control::Register {
         services: vec![Service {
             name: "sink".into(),
@@ -342,10 +341,12 @@ async fn a_token_holder_cannot_pin_tunnel_memory_and_a_session_granting_no_credi
         }],
         egress: None,
     };
-    wire::write_frame(&mut sink_control, &register)
+    wsgate::session::messages::write_frame(&mut sink_control, &register)
         .await
         .unwrap();
-    let registered: Option<Control> = wire::read_frame(&mut sink_control).await.unwrap();
+    let registered: Option<Control> = wsgate::session::messages::read_frame(&mut sink_control)
+        .await
+        .unwrap();
     assert!(
         matches!(registered, Some(Control::Registered { .. })),
         "{registered:?}"
@@ -355,13 +356,13 @@ async fn a_token_holder_cannot_pin_tunnel_memory_and_a_session_granting_no_credi
     const MAX_HEARTBEATS: u64 = 1_000_000;
     let heartbeats = tokio::spawn(async move {
         for n in 0..MAX_HEARTBEATS {
-            if wire::write_frame(&mut sink_control, &Control::Ping(n))
+            if wsgate::session::messages::write_frame(&mut sink_control, &Control::Ping(n))
                 .await
                 .is_err()
             {
                 return n;
             }
-            match wire::read_frame::<_, Control>(&mut sink_control).await {
+            match wsgate::session::messages::read_frame::<_, Control>(&mut sink_control).await {
                 Ok(Some(Control::Pong(_))) => {}
                 _ => return n,
             }
@@ -391,8 +392,12 @@ async fn a_token_holder_cannot_pin_tunnel_memory_and_a_session_granting_no_credi
             secret: secret.clone(),
         });
         let asked = async {
-            wire::write_frame(&mut stream, &forward).await.ok()?;
-            wire::read_frame::<_, Opened>(&mut stream).await.ok()?
+            wsgate::session::messages::write_frame(&mut stream, &forward)
+                .await
+                .ok()?;
+            wsgate::session::messages::read_frame::<_, Opened>(&mut stream)
+                .await
+                .ok()?
         };
         match tokio::time::timeout(STEP, asked)
             .await

@@ -17,7 +17,7 @@ use support::{
     tempdir,
 };
 use tokio::sync::mpsc;
-use wsgate::tunnel::{
+use wsgate::{
     session::SessionHandle,
     wire::{self, Control, Failure},
 };
@@ -150,7 +150,7 @@ async fn an_unexpected_control_message_is_logged_escaped_and_short() {
     // A gateway-to-agent message, from the agent, as long as a control frame allows.
     let reason = format!("{FORGED_NAME}{}", "x".repeat(wire::MAX_FRAME_BYTES - 1024));
     let mut control = raw.control;
-    wire::write_frame(&mut control, &Control::Rejected { reason })
+    wsgate::session::messages::write_frame(&mut control, &Control::Rejected { reason })
         .await
         .unwrap();
     let lines = lines_until(&mut gw.stderr, "unexpected control message").await;
@@ -222,12 +222,14 @@ async fn a_socks5_hostname_with_a_newline_is_refused_at_the_agent_and_at_the_exi
         })
     };
     let mut stream = session.open().await.unwrap();
-    let refused = wire::ask(&mut stream, &connect("x\nFAKE LOG agent=admin\u{1b}[31m")).await;
+    let refused =
+        wsgate::session::messages::ask(&mut stream, &connect("x\nFAKE LOG agent=admin\u{1b}[31m"))
+            .await;
     let (failure, reason) = refused.expect_err("the name must be refused");
     assert_eq!(failure, Failure::General, "{reason}");
     assert!(!reason.contains('\n'), "{reason:?}");
     let mut stream = session.open().await.unwrap();
-    let refused = wire::ask(&mut stream, &connect("10.255.255.1")).await;
+    let refused = wsgate::session::messages::ask(&mut stream, &connect("10.255.255.1")).await;
     assert_eq!(refused.unwrap_err().0, Failure::NotAllowed);
     let lines = lines_until(&mut gw.stderr, "10.255.255.1:80").await;
     assert_no_forged_line(&lines);

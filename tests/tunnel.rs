@@ -638,7 +638,7 @@ async fn a_visitor_that_stops_reading_does_not_stall_the_agents_other_visitors()
 }
 
 /// A raw agent: says hello with `version`; the gateway's answer.
-async fn hello_with_version(gateway: SocketAddr, version: u32) -> wsgate::tunnel::wire::Control {
+async fn hello_with_version(gateway: SocketAddr, version: u32) -> wsgate::wire::Control {
     let host = gateway.to_string();
     let name = "from-the-future";
     support::raw_agent::hello(gateway, &host, "t0ken", name, version, |_| {})
@@ -650,14 +650,14 @@ async fn hello_with_version(gateway: SocketAddr, version: u32) -> wsgate::tunnel
 async fn an_agent_speaking_another_protocol_version_is_told_both_versions() {
     let gateway = Gateway::start(AGENTS).await;
     match hello_with_version(gateway.addr, 99).await {
-        wsgate::tunnel::wire::Control::Rejected { reason } => assert_eq!(
+        wsgate::wire::Control::Rejected { reason } => assert_eq!(
             reason,
             "protocol version 99 is not supported: this gateway speaks version 2"
         ),
         other => panic!("expected a rejection, got {other:?}"),
     }
     assert!(matches!(
-        hello_with_version(gateway.addr, wsgate::tunnel::wire::VERSION).await,
-        wsgate::tunnel::wire::Control::Welcome { .. }
+        hello_with_version(gateway.addr, wsgate::wire::VERSION).await,
+        wsgate::wire::Control::Welcome { .. }
     ));
 }

@@ -14,7 +14,7 @@ use rustls::pki_types::ServerName;
 use tokio::{net::TcpStream, process::Child, sync::mpsc};
 use tokio_rustls::{TlsConnector, client::TlsStream};
 use wsgate::config::route::{BridgeTarget, RouteKind};
-use wsgate::tunnel::{
+use wsgate::{
     session::{self, SessionHandle},
     wire::{self, Control, Expose, Service},
 };
@@ -84,7 +84,9 @@ impl RawAgent {
             services,
             egress: None,
         };
-        wire::write_frame(&mut control, &register).await.unwrap();
+        wsgate::session::messages::write_frame(&mut control, &register)
+            .await
+            .unwrap();
         let mut answers = Vec::with_capacity(count);
         for _ in 0..count {
             answers.push(match read_control(&mut control).await {
@@ -102,7 +104,7 @@ impl RawAgent {
 
     /// Whether the gateway ended this session (it was replaced), within [`STEP`].
     async fn ended(mut self) -> bool {
-        let read = wire::read_frame::<_, Control>(&mut self.control);
+        let read = wsgate::session::messages::read_frame::<_, Control>(&mut self.control);
         matches!(
             tokio::time::timeout(STEP, read).await,
             Ok(Ok(None) | Err(_))
@@ -120,7 +122,7 @@ impl RawAgent {
 }
 
 async fn read_control(control: &mut session::OpenedStream) -> Control {
-    tokio::time::timeout(STEP, wire::read_frame(control))
+    tokio::time::timeout(STEP, wsgate::session::messages::read_frame(control))
         .await
         .expect("the gateway answered in time")
         .expect("a frame")

@@ -11,9 +11,9 @@ use tokio::{
     net::TcpListener,
 };
 use tokio_websockets::{ClientBuilder, Limits, ServerBuilder};
-use wsgate::tunnel::{
+use wsgate::{
+    io::ws::{MAX_MESSAGE_BYTES, WsIo},
     session::{self, SessionHandle, TunnelStream},
-    ws_io::{MAX_MESSAGE_BYTES, WsIo},
 };
 use yamux::Mode;
 

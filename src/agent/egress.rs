@@ -5,10 +5,8 @@
 use super::{AgentPlan, SESSION_WAIT, live::Live};
 use crate::{
     egress::{dial::Refusal, exit},
-    tunnel::{
-        session::{OpenedStream, TunnelStream},
-        wire::{self, Connect, Datagrams, Failure, Opened, Request, Via},
-    },
+    session::{OpenedStream, TunnelStream},
+    wire::{Connect, Datagrams, Failure, Opened, Request, Via},
 };
 
 /// Opens egress streams for a local proxy.
@@ -44,7 +42,7 @@ impl Egress {
             failure: Failure::General,
             reason: format!("gateway session: {e}"),
         })?;
-        wire::ask(&mut stream, &request)
+        crate::session::messages::ask(&mut stream, &request)
             .await
             .map_err(|(failure, reason)| Refusal { failure, reason })?;
         Ok(stream)
@@ -84,6 +82,6 @@ async fn exit_settings<'a>(
         failure: Failure::NotAllowed,
         reason: format!("agent {} is no exit (it has no [egress])", plan.name),
     };
-    let _ = wire::write_frame(stream, &answer).await;
+    let _ = crate::session::messages::write_frame(stream, &answer).await;
     None
 }

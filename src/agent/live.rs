@@ -9,7 +9,7 @@ use std::{
 
 use tokio::sync::Notify;
 
-use crate::tunnel::session::SessionHandle;
+use crate::session::SessionHandle;
 
 /// The sessions, and a signal each time one comes up.
 #[derive(Debug, Clone, Default)]

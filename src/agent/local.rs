@@ -11,7 +11,7 @@ use super::{
     AgentError, AgentPlan, ForwardPlan, ProxyPlan, SESSION_WAIT, egress, http_proxy, live::Live,
     socks5,
 };
-use crate::{listener::accept_each, log_escape::Escaped, shutdown::Shutdown, tunnel::wire};
+use crate::{listener::accept_each, log_escape::Escaped, shutdown::Shutdown, wire};
 
 /// What a local listener is for.
 enum Local {
@@ -124,7 +124,7 @@ async fn forward_one(mut local: TcpStream, forward: ForwardPlan, live: Live) {
         service: forward.service.clone(),
         secret: forward.secret.clone(),
     });
-    match wire::ask(&mut stream, &header).await {
+    match crate::session::messages::ask(&mut stream, &header).await {
         Ok(()) => {
             let _ = local.set_nodelay(true);
             let _ = stream.splice(&mut local).await;

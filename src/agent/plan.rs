@@ -5,11 +5,9 @@
 use http::Uri;
 
 use crate::{
-    config::Secret,
-    tunnel::{
-        names,
-        wire::{Expose, Service},
-    },
+    secret::Secret,
+    tunnel::names,
+    wire::{Expose, Service},
 };
 
 /// What an agent runs.
@@ -42,7 +40,7 @@ pub struct ProxyPlan {
     /// Username and password clients must give; none: no authentication.
     pub credentials: Option<Credentials>,
     /// Exit through this agent instead of the gateway.
-    pub via: Option<crate::tunnel::wire::Via>,
+    pub via: Option<crate::wire::Via>,
     /// SOCKS5: how long a UDP association may sit without a datagram.
     pub udp_idle_timeout: std::time::Duration,
 }

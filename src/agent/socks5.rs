@@ -23,8 +23,8 @@ use crate::{
     listener::accept_each,
     log_escape::Escaped,
     refusal::Refusal,
+    session::OpenedStream,
     shutdown::Shutdown,
-    tunnel::session::OpenedStream,
 };
 
 const VERSION: u8 = 5;
@@ -341,7 +341,7 @@ fn invalid(message: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tunnel::wire::Failure;
+    use crate::wire::Failure;
 
     #[test]
     fn udp_headers_parse_and_fragments_are_dropped() {

@@ -6,13 +6,14 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::egress::EgressFile;
-use super::{ConfigError, Location, Secret, file::Sp, validate::Ctx};
 use crate::{
     agent::{AgentPlan, Credentials, ExitPlan, ForwardPlan, LocalService, ProxyPlan, local_dial},
-    tunnel::{
-        names,
-        wire::{Expose, Service, Via},
-    },
+    tunnel::names,
+    wire::{Expose, Service, Via},
+};
+use crate::{
+    config::{ConfigError, Location, file::Sp, validate::Ctx},
+    secret::Secret,
 };
 
 /// The file as written.
@@ -79,7 +80,7 @@ pub fn load(path: &Path) -> Result<AgentPlan, ConfigError> {
         ConfigError::usage(format!("{}: cannot read config: {error}", path.display()))
     })?;
     // The file holds the token (and any secrets): it is a secret file.
-    super::secret_file::warn_if_exposed("agent config", path);
+    crate::secret::file::warn_if_exposed("agent config", path);
     let file = path.display().to_string();
     let base = path.parent().unwrap_or(Path::new("."));
     parse(&file, &source, base)

@@ -2,14 +2,16 @@
 
 use http::{HeaderName, HeaderValue};
 
-use super::{
-    ConfigError,
-    file::{RouteFile, Sp},
-    route::{HeaderPolicy, ProxySpec, UpstreamSpec},
-    target::Verify,
+use crate::{
+    config::{
+        ConfigError,
+        file::{RouteFile, Sp},
+        route::{HeaderPolicy, ProxySpec, UpstreamSpec},
+        target::Verify,
+        upstream_url::UpstreamUrl,
+        validate::Ctx,
+    },
     units::ByteSize,
-    upstream_url::UpstreamUrl,
-    validate::Ctx,
 };
 
 /// A proxy route's settings; `file.proxy` is set. A `tls_ca` file is checked to exist, not

@@ -9,17 +9,20 @@ use std::{
 };
 
 use super::{
-    AgentSettings, Config, ConfigError, Limits, Location, Secret, TlsSettings,
-    file::{GatewayFile, RouteFile, Sp},
-    units::{ByteSize, HumanDuration},
-    zones,
-};
-use super::{
     route::{
         BridgeSpec, BridgeTarget, DEFAULT_MAX_MESSAGE_BYTES, Heartbeat, RouteKind, RouteSpec,
         StaticSpec, TokenFiles,
     },
     target::{ProxyProtocol, Target},
+};
+use crate::{
+    config::{
+        AgentSettings, Config, ConfigError, Limits, Location, TlsSettings,
+        file::{GatewayFile, RouteFile, Sp},
+        zones,
+    },
+    secret::Secret,
+    units::{ByteSize, HumanDuration},
 };
 use crate::{
     router::{HostPattern, normalize_prefix},
@@ -285,7 +288,7 @@ fn agents(
         .collect();
     if let Some(token_file) = &file.token_file {
         let path = ctx.existing_path(token_file, "token file")?;
-        super::secret_file::warn_if_exposed("token file", &path);
+        crate::secret::file::warn_if_exposed("token file", &path);
         let text = std::fs::read_to_string(&path).map_err(|e| {
             ctx.error(
                 token_file.span(),

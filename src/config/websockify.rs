@@ -225,7 +225,7 @@ pub fn config(args: &WebsockifyOptions) -> Result<Config, ConfigError> {
     // Capped like config durations: a deadline beyond a year would only overflow the clock.
     let seconds = |s: Option<u64>| {
         s.filter(|&s| s > 0)
-            .map(|s| Duration::from_secs(s).min(super::units::MAX_DURATION))
+            .map(|s| Duration::from_secs(s).min(crate::units::MAX_DURATION))
     };
     let mut bridge = BridgeSpec::new(BridgeTarget::Direct { target, tokens });
     bridge.heartbeat = seconds(args.heartbeat).map(|interval| Heartbeat {

@@ -6,9 +6,9 @@ use std::{fmt, time::Duration};
 use tokio::time::timeout;
 
 use super::{ConnectError, Stream};
-use crate::tunnel::{
+use crate::{
     session::{OpenError, OpenedStream, SessionHandle},
-    wire::{self, Open},
+    wire::Open,
 };
 
 /// One service of one agent.
@@ -55,7 +55,7 @@ impl AgentConnector {
             OpenError::Session(e) => failed(format!("agent session: {e}")),
         })?;
         let open = Open::Service(self.service.clone());
-        wire::ask(&mut stream, &open)
+        crate::session::messages::ask(&mut stream, &open)
             .await
             .map_err(|(_, reason)| failed(reason))?;
         Ok(stream)

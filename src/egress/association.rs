@@ -27,7 +27,7 @@ use super::{
     datagram::{self, IdleClock, MAX_PAYLOAD},
     dial,
 };
-use crate::{config::egress::EgressSettings, log_escape::Escaped, tunnel::wire::Failure};
+use crate::{config::egress::EgressSettings, log_escape::Escaped, wire::Failure};
 
 /// Destinations an association remembers, to accept their answers (a restricted cone, as
 /// NATs do: nobody else can send into it).

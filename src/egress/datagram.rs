@@ -65,7 +65,7 @@ pub async fn read<R>(reader: &mut R) -> io::Result<Option<Datagram>>
 where
     R: AsyncRead + Unpin,
 {
-    let Some(mut frame) = crate::tunnel::wire::read_prefixed(reader, MAX_FRAME).await? else {
+    let Some(mut frame) = crate::io::read_prefixed(reader, MAX_FRAME).await? else {
         return Ok(None);
     };
     match Address::decode(&frame) {

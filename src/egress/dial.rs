@@ -15,7 +15,7 @@ use tokio::{
 };
 
 use super::policy::{Denied, NameVerdict, Policy};
-use crate::tunnel::wire::Failure;
+use crate::wire::Failure;
 
 /// How long a datagram target's name may take to resolve. UDP has no connect timeout to borrow;
 /// 5 s is the resolver's own per-query default (`resolv.conf` `timeout:5`), so one lost query

@@ -16,10 +16,8 @@ use super::{
 use crate::{
     config::egress::EgressSettings,
     log_escape::Escaped,
-    tunnel::{
-        session::TunnelStream,
-        wire::{self, Failure, Opened},
-    },
+    session::TunnelStream,
+    wire::{Failure, Opened},
 };
 
 /// Serves a TCP connection out to `host:port`: dials it, answers the stream, and carries
@@ -41,7 +39,10 @@ pub async fn connect(
         Ok(target) => target,
         Err(refusal) => return refuse(&mut stream, settings, agent, &destination, refusal).await,
     };
-    if wire::write_frame(&mut stream, &Opened::Ok).await.is_err() {
+    if crate::session::messages::write_frame(&mut stream, &Opened::Ok)
+        .await
+        .is_err()
+    {
         return;
     }
     let copied = stream.splice(&mut target).await;
@@ -87,7 +88,7 @@ pub async fn refuse<S>(
         failure: refusal.failure,
         reason,
     };
-    let _ = wire::write_frame(stream, &answer).await;
+    let _ = crate::session::messages::write_frame(stream, &answer).await;
 }
 
 /// Serves a UDP association (`association`): datagrams framed on the stream go out from
@@ -104,7 +105,10 @@ where
         let nowhere = Address::from(SocketAddr::from(([0, 0, 0, 0], 0)));
         return refuse(&mut stream, settings, agent, &nowhere, refusal).await;
     };
-    if wire::write_frame(&mut stream, &Opened::Ok).await.is_ok() {
+    if crate::session::messages::write_frame(&mut stream, &Opened::Ok)
+        .await
+        .is_ok()
+    {
         association::serve(stream, sockets, settings.clone(), agent.to_string()).await;
     }
 }

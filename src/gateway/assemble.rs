@@ -67,7 +67,9 @@ fn bridge_route(
                 .map(|files| TokenSource::new(files.path.clone(), files.reload));
             LiveTarget::direct(target.clone(), tokens, dial)
         }
-        BridgeTarget::Agent => agent.cloned().map(|a| LiveTarget::Fixed(Connector::Agent(a))),
+        BridgeTarget::Agent => agent
+            .cloned()
+            .map(|a| LiveTarget::Fixed(Connector::Agent(a))),
     };
     let target = target.ok_or_else(|| ConfigError {
         location: at.cloned(),

@@ -2,7 +2,7 @@
 //! reach it), or a session's services are gone. The gateway turns these into routes and port
 //! listeners; the hub builds neither.
 
-use super::{registry::Claimed, session::SessionHandle, wire::Service};
+use crate::{session::SessionHandle, tunnel::registry::Claimed, wire::Service};
 
 /// How long an agent may take to reach its local service for a visitor.
 pub const AGENT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -25,16 +25,6 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tokio_websockets::{Limits, ServerBuilder};
 use yamux::Mode;
 
-use super::{
-    events::{AGENT_CONNECT_TIMEOUT, Gone, ServiceSink},
-    names,
-    registry::Registry,
-    session::{
-        self, SessionHandle, StreamBudget, StreamCharge, TunnelStream, WINDOW_HEADROOM_BYTES,
-    },
-    wire::{self, Control, VERSION},
-    ws_io::{MAX_MESSAGE_BYTES, WsIo},
-};
 use crate::{
     budget::{Budget, descriptors::Slot},
     config::{self, AgentSettings},
@@ -42,6 +32,18 @@ use crate::{
     http::{Body, refused, refused_because},
     log_escape::Escaped,
     refusal::Refusal,
+};
+use crate::{
+    io::ws::{MAX_MESSAGE_BYTES, WsIo},
+    session::{
+        self, SessionHandle, StreamBudget, StreamCharge, TunnelStream, WINDOW_HEADROOM_BYTES,
+    },
+    tunnel::{
+        events::{AGENT_CONNECT_TIMEOUT, Gone, ServiceSink},
+        names,
+        registry::Registry,
+    },
+    wire::{self, Control, VERSION},
 };
 
 /// How long a new agent may take to open its control stream and say hello.
@@ -91,7 +93,7 @@ struct Agent {
     name: String,
     session: SessionHandle,
     /// The secret that lets other agents connect out from this agent's network (`via`).
-    egress: Option<crate::config::Secret>,
+    egress: Option<crate::secret::Secret>,
 }
 
 /// Why an agent was turned away at its hello, and the name it gave, for the log.
@@ -319,7 +321,11 @@ impl AgentHub {
                     .as_deref()
                     .map(|a| tracing::field::display(Escaped(a)));
                 tracing::info!(agent, reason = %Escaped(&reason), "agent refused");
-                let _ = wire::write_frame(&mut control, &Control::Rejected { reason }).await;
+                let _ = crate::session::messages::write_frame(
+                    &mut control,
+                    &Control::Rejected { reason },
+                )
+                .await;
                 return;
             }
         };
@@ -335,7 +341,7 @@ impl AgentHub {
         loop {
             let frame = timeout(
                 self.settings.heartbeat_timeout,
-                wire::read_frame(&mut control),
+                crate::session::messages::read_frame(&mut control),
             )
             .await;
             let reply = match frame {
@@ -361,7 +367,7 @@ impl AgentHub {
             for message in reply {
                 // The control stream is outside the credit watch: an agent that stops reading
                 // it is dropped after a heartbeat timeout, as one that stops writing is.
-                let write = wire::write_frame(&mut control, &message);
+                let write = crate::session::messages::write_frame(&mut control, &message);
                 if !matches!(
                     timeout(self.settings.heartbeat_timeout, write).await,
                     Ok(Ok(()))
@@ -376,7 +382,7 @@ impl AgentHub {
     /// Reads the hello; the agent's name, or why it is refused. The name is checked before
     /// the welcome: an agent told no must hear it as its first answer.
     async fn hello(&self, control: &mut TunnelStream) -> Result<String, Refused> {
-        match timeout(HELLO_TIMEOUT, wire::read_frame(control)).await {
+        match timeout(HELLO_TIMEOUT, crate::session::messages::read_frame(control)).await {
             Ok(Ok(Some(Control::Hello { version, agent }))) if version == VERSION => {
                 if let Err(reason) = names::check("agent", &agent) {
                     return Err(Refused {
@@ -388,7 +394,7 @@ impl AgentHub {
                     version: VERSION,
                     heartbeat_secs: (self.settings.heartbeat_timeout.as_secs() / 3).max(1),
                 };
-                wire::write_frame(control, &welcome)
+                crate::session::messages::write_frame(control, &welcome)
                     .await
                     .map_err(|e| Refused::from(e.to_string()))?;
                 Ok(agent)
@@ -408,7 +414,7 @@ impl AgentHub {
     async fn serve_request(self: Arc<Self>, mut stream: TunnelStream, id: u64, token: usize) {
         let request = timeout(
             HELLO_TIMEOUT,
-            wire::read_frame::<_, wire::Request>(&mut stream),
+            crate::session::messages::read_frame::<_, wire::Request>(&mut stream),
         )
         .await;
         match request {
@@ -441,20 +447,26 @@ impl AgentHub {
         });
         let Some((agent, session)) = session else {
             let reason = format!("no private service {service:?} with that secret");
-            let _ = wire::write_frame(&mut stream, &wire::Opened::general(reason)).await;
+            let _ =
+                crate::session::messages::write_frame(&mut stream, &wire::Opened::general(reason))
+                    .await;
             return;
         };
         match open_service(&session, &agent, &service).await {
             Ok(mut target) => {
-                if wire::write_frame(&mut stream, &wire::Opened::Ok)
+                if crate::session::messages::write_frame(&mut stream, &wire::Opened::Ok)
                     .await
                     .is_ok()
                 {
-                    let _ = crate::tunnel::splice(&mut stream, &mut target).await;
+                    let _ = crate::io::splice(&mut stream, &mut target).await;
                 }
             }
             Err(reason) => {
-                let _ = wire::write_frame(&mut stream, &wire::Opened::general(reason)).await;
+                let _ = crate::session::messages::write_frame(
+                    &mut stream,
+                    &wire::Opened::general(reason),
+                )
+                .await;
             }
         }
     }
@@ -492,7 +504,7 @@ async fn open_service(
             session::OpenError::Session(e) => format!("{target}: agent session: {e}"),
         })?;
         let open = wire::Open::Service(service.to_string());
-        wire::ask(&mut stream, &open)
+        crate::session::messages::ask(&mut stream, &open)
             .await
             .map_err(|(_, reason)| format!("{target}: {reason}"))?;
         Ok(stream)

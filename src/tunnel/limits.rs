@@ -2,11 +2,11 @@
 //! (`[[agents.token]]`); a token without limits may claim anything free within the gateway's
 //! own claim rules (`claim_rules`, `[agents] hosts`).
 
-use super::{
-    claim_rules::{canonical_host, covers},
+use crate::router::{HostPattern, normalize_prefix, strip_prefix};
+use crate::{
+    tunnel::claim_rules::{canonical_host, covers},
     wire::{Expose, Service},
 };
-use crate::router::{HostPattern, normalize_prefix, strip_prefix};
 
 /// The limits of one token; `None` means no limit of that kind.
 #[derive(Debug, Clone, Default)]

@@ -9,10 +9,10 @@ use tokio::{
     net::TcpStream,
 };
 use tokio_websockets::ClientBuilder;
-use wsgate::tunnel::{
+use wsgate::{
+    io::ws::WsIo,
     session::{self, OpenedStream, SessionHandle, TunnelStream},
-    wire::{self, Control},
-    ws_io::WsIo,
+    wire::Control,
 };
 
 use super::STEP;
@@ -71,8 +71,10 @@ where
         version,
         agent: name.into(),
     };
-    wire::write_frame(&mut control, &hello).await.unwrap();
-    let answer = tokio::time::timeout(STEP, wire::read_frame(&mut control))
+    wsgate::session::messages::write_frame(&mut control, &hello)
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(STEP, wsgate::session::messages::read_frame(&mut control))
         .await
         .expect("no answer to the hello")
         .unwrap()

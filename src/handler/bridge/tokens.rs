@@ -50,7 +50,7 @@ impl TokenSource {
     /// A source at `path`; `reload` re-reads it for every connection. Warns (once, here) when
     /// group or others may read the token files.
     pub fn new(path: PathBuf, reload: bool) -> Self {
-        crate::config::secret_file::warn_if_exposed("token file", &path);
+        crate::secret::file::warn_if_exposed("token file", &path);
         TokenSource {
             path,
             reload,

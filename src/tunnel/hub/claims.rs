@@ -6,12 +6,12 @@
 use super::{Agent, AgentHub};
 use crate::{
     log_escape::Escaped,
+    session::SessionHandle,
     tunnel::{
         events::{Gone, LiveService},
         registry::{ClaimError, ClaimRequest, Holder},
-        session::SessionHandle,
-        wire::{Control, Service},
     },
+    wire::{Control, Service},
 };
 
 /// Who is claiming: the agent's session id, token, name and session, and the host it reached
@@ -61,7 +61,7 @@ impl AgentHub {
         &self,
         who: &Claimant<'_>,
         services: Vec<Service>,
-        egress: Option<crate::config::Secret>,
+        egress: Option<crate::secret::Secret>,
     ) -> Vec<Control> {
         self.agents
             .lock()

@@ -8,10 +8,8 @@ use crate::{
     config::egress::EgressSettings,
     egress::{dial::Refusal, exit},
     log_escape::Escaped,
-    tunnel::{
-        session::{OpenedStream, SessionHandle, TunnelStream},
-        wire::{self, Connect, Datagrams, Failure, Open, Opened, Via},
-    },
+    session::{OpenedStream, SessionHandle, TunnelStream},
+    wire::{Connect, Datagrams, Failure, Open, Opened, Via},
 };
 
 impl AgentHub {
@@ -98,8 +96,11 @@ impl AgentHub {
                 return refuse(&mut stream, agent, refusal).await;
             }
         };
-        if wire::write_frame(&mut stream, &Opened::Ok).await.is_ok() {
-            let _ = crate::tunnel::splice(&mut stream, &mut exit_stream).await;
+        if crate::session::messages::write_frame(&mut stream, &Opened::Ok)
+            .await
+            .is_ok()
+        {
+            let _ = crate::io::splice(&mut stream, &mut exit_stream).await;
         }
     }
 
@@ -145,7 +146,7 @@ async fn open_on_exit(session: &SessionHandle, open: &Open) -> Result<OpenedStre
         failure: Failure::General,
         reason: format!("exit agent's session: {e}"),
     })?;
-    wire::ask(&mut stream, open)
+    crate::session::messages::ask(&mut stream, open)
         .await
         .map_err(|(failure, reason)| Refusal { failure, reason })?;
     Ok(stream)
@@ -159,5 +160,5 @@ async fn refuse(stream: &mut TunnelStream, agent: &str, refusal: Refusal) {
         failure: refusal.failure,
         reason: refusal.reason,
     };
-    let _ = wire::write_frame(stream, &answer).await;
+    let _ = crate::session::messages::write_frame(stream, &answer).await;
 }

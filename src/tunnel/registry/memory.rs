@@ -16,7 +16,7 @@ use super::{
 use crate::{
     config::AgentSettings,
     router::HostPattern,
-    tunnel::wire::{Expose, Service},
+    wire::{Expose, Service},
 };
 use rules::Rules;
 
@@ -238,7 +238,7 @@ fn claim_private(
     state: &mut State,
     who: &Holder,
     service: &Service,
-    secret: crate::config::Secret,
+    secret: crate::secret::Secret,
 ) -> Result<(), ClaimError> {
     let others = state
         .sessions

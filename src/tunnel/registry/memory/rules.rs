@@ -15,8 +15,8 @@ use crate::{
         },
         limits::TokenLimits,
         registry::{ClaimError, ClaimRequest, Holder},
-        wire::{Expose, Service},
     },
+    wire::{Expose, Service},
 };
 
 /// What the gateway's config says about claims.

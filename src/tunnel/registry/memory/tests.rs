@@ -7,12 +7,11 @@ use tokio::sync::broadcast::error::TryRecvError;
 
 use super::{ConfiguredRoute, Memory};
 use crate::{
-    config::{AgentSettings, Secret},
+    config::AgentSettings,
     router::HostPattern,
-    tunnel::{
-        registry::{Change, ClaimError, ClaimRequest, Claimed, Holder, Registry},
-        wire::{Expose, Service},
-    },
+    secret::Secret,
+    tunnel::registry::{Change, ClaimError, ClaimRequest, Claimed, Holder, Registry},
+    wire::{Expose, Service},
 };
 
 fn registry() -> Memory {

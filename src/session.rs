@@ -22,6 +22,9 @@ use tokio::{
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 use yamux::{Config, Connection, ConnectionError, Mode};
 
+pub mod frames;
+pub mod messages;
+
 use crate::budget::{Budget, Charge};
 
 /// A stream the peer opened, as tokio sees it; its buffers stay charged to the session's
@@ -42,7 +45,7 @@ impl TunnelStream {
     }
 
     /// Copies both ways between this stream and `socket` taking frames whole
-    /// ([`super::frames::splice`]).
+    /// ([`crate::session::frames::splice`]).
     pub async fn splice<S>(&mut self, socket: &mut S) -> std::io::Result<(u64, u64)>
     where
         S: AsyncRead + AsyncWrite + Unpin + ?Sized,
@@ -59,7 +62,8 @@ impl TunnelStream {
     where
         S: AsyncRead + AsyncWrite + Unpin + ?Sized,
     {
-        super::frames::splice(self.stream.get_mut(), socket, &mut self.probe, aborted).await
+        crate::session::frames::splice(self.stream.get_mut(), socket, &mut self.probe, aborted)
+            .await
     }
 }
 
@@ -118,7 +122,7 @@ pub fn session_ended() -> std::io::Error {
 
 impl OpenedStream {
     /// Copies both ways between this stream and `socket` taking frames whole
-    /// ([`super::frames::splice`]); the session dying is an error, as for reads.
+    /// ([`crate::session::frames::splice`]); the session dying is an error, as for reads.
     pub async fn splice<S>(&mut self, socket: &mut S) -> std::io::Result<(u64, u64)>
     where
         S: AsyncRead + AsyncWrite + Unpin + ?Sized,
@@ -372,7 +376,7 @@ pub const MAX_OPEN_STREAMS: usize = MAX_STREAMS - 32;
 pub const MAX_STREAMS: usize = 1024;
 
 /// The largest data frame a stream sends (yamux reads frames up to 1 MiB): one WebSocket
-/// message of at most [`super::ws_io::MAX_MESSAGE_BYTES`] with its header.
+/// message of at most [`crate::io::ws::MAX_MESSAGE_BYTES`] with its header.
 const SPLIT_SEND_BYTES: usize = 60 * 1024;
 
 /// The room every stream's window may grow into, together, beyond its first 256 KiB: enough

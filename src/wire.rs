@@ -1,10 +1,10 @@
 //! The tunnel's control and stream-header messages: JSON objects, each framed by a 4-byte
-//! big-endian length (docs/tunnel.md, "Wire protocol").
+//! big-endian length (docs/tunnel.md, "Wire protocol"). Pure encoding and decoding: the
+//! reading and writing of frames is `session::messages`.
 
 use std::io;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::refusal::Refusal;
 
@@ -46,7 +46,7 @@ pub enum Control {
         /// The secret other agents give (`via`) to connect out from this agent's network;
         /// none: this agent is no exit.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        egress: Option<crate::config::Secret>,
+        egress: Option<crate::secret::Secret>,
     },
     /// Gateway → agent: one service is exposed at `url`.
     Registered {
@@ -91,7 +91,7 @@ pub enum Expose {
     /// On a TCP port of the gateway (`tcp://` services, ports the gateway allows).
     Port(u16),
     /// Nowhere public: only other agents presenting the secret reach it (`[[forward]]`).
-    Private(crate::config::Secret),
+    Private(crate::secret::Secret),
 }
 
 /// The first frame on a stream an agent opens: what the stream is for.
@@ -114,7 +114,7 @@ pub struct Forward {
     /// The private service's name.
     pub service: String,
     /// Its secret.
-    pub secret: crate::config::Secret,
+    pub secret: crate::secret::Secret,
 }
 
 /// A TCP connection out through the egress: `host` is a name (resolved where it is dialled,
@@ -147,7 +147,7 @@ pub struct Via {
     /// The exit agent's name.
     pub agent: String,
     /// Its egress secret.
-    pub secret: crate::config::Secret,
+    pub secret: crate::secret::Secret,
 }
 
 /// The first frame on a stream the gateway opens to an agent: what to dial.
@@ -240,12 +240,8 @@ impl Failure {
     }
 }
 
-/// Writes one frame.
-pub async fn write_frame<W, T>(writer: &mut W, message: &T) -> io::Result<()>
-where
-    W: AsyncWrite + Unpin,
-    T: Serialize,
-{
+/// One message as a frame: its JSON after a 4-byte big-endian length.
+pub fn encode<T: Serialize>(message: &T) -> io::Result<Vec<u8>> {
     let json = serde_json::to_vec(message).map_err(io::Error::other)?;
     if json.len() > MAX_FRAME_BYTES {
         return Err(io::Error::new(
@@ -256,118 +252,17 @@ where
     let mut frame = Vec::with_capacity(4 + json.len());
     frame.extend_from_slice(&(json.len() as u32).to_be_bytes());
     frame.extend_from_slice(&json);
-    writer.write_all(&frame).await?;
-    writer.flush().await
+    Ok(frame)
 }
 
-/// Sends `message` as a stream's first frame and reads the answer: `Ok` once it is
-/// [`Opened::Ok`]; otherwise the failure's kind and reason (`General` when the stream breaks
-/// or ends first).
-pub async fn ask<S, T>(stream: &mut S, message: &T) -> Result<(), (Failure, String)>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    T: Serialize,
-{
-    let general = |reason: String| (Failure::General, reason);
-    write_frame(stream, message)
-        .await
-        .map_err(|e| general(e.to_string()))?;
-    match read_frame::<_, Opened>(stream).await {
-        Ok(Some(Opened::Ok)) => Ok(()),
-        Ok(Some(Opened::Failed { failure, reason })) => Err((failure, reason)),
-        Ok(None) => Err(general("the stream ended before the answer".into())),
-        Err(error) => Err(general(error.to_string())),
-    }
-}
-
-/// Reads one frame; `Ok(None)` at a clean end of the stream before a frame starts.
-pub async fn read_frame<R, T>(reader: &mut R) -> io::Result<Option<T>>
-where
-    R: AsyncRead + Unpin,
-    T: for<'de> Deserialize<'de>,
-{
-    let Some(json) = read_prefixed(reader, MAX_FRAME_BYTES).await? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&json)
-        .map(Some)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
-}
-
-/// Reads a 4-byte big-endian length and that many bytes (at most `max`); `Ok(None)` at a
-/// clean end of the stream before the length starts.
-pub async fn read_prefixed<R>(reader: &mut R, max: usize) -> io::Result<Option<Vec<u8>>>
-where
-    R: AsyncRead + Unpin,
-{
-    let mut length = [0u8; 4];
-    match reader.read_exact(&mut length).await {
-        Ok(_) => {}
-        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(error) => return Err(error),
-    }
-    let length = u32::from_be_bytes(length) as usize;
-    if length > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {length} bytes is over the {max}-byte limit"),
-        ));
-    }
-    let mut bytes = vec![0u8; length];
-    reader.read_exact(&mut bytes).await?;
-    Ok(Some(bytes))
+/// One message from a frame's body (the bytes after its length).
+pub fn decode<T: for<'de> Deserialize<'de>>(json: &[u8]) -> io::Result<T> {
+    serde_json::from_slice(json).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn frames_round_trip_and_end_cleanly() {
-        let messages = [
-            Control::Hello {
-                version: VERSION,
-                agent: "office".into(),
-            },
-            Control::Register {
-                services: vec![Service {
-                    name: "api".into(),
-                    local: "http://127.0.0.1:8080".into(),
-                    expose: Expose::Path("/api".into()),
-                }],
-                egress: None,
-            },
-            Control::Ping(7),
-        ];
-        let mut bytes = Vec::new();
-        for message in &messages {
-            write_frame(&mut bytes, message).await.unwrap();
-        }
-        let mut reader = bytes.as_slice();
-        for message in &messages {
-            let read: Control = read_frame(&mut reader).await.unwrap().unwrap();
-            assert_eq!(&read, message);
-        }
-        assert!(
-            read_frame::<_, Control>(&mut reader)
-                .await
-                .unwrap()
-                .is_none()
-        );
-    }
-
-    #[tokio::test]
-    async fn oversized_and_malformed_frames_are_errors() {
-        let mut reader: &[u8] = &[0xff, 0xff, 0xff, 0xff];
-        let error = read_frame::<_, Control>(&mut reader).await.unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-        let mut frame = 5u32.to_be_bytes().to_vec();
-        frame.extend_from_slice(b"{nope");
-        let error = read_frame::<_, Control>(&mut frame.as_slice())
-            .await
-            .unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-    }
 
     #[test]
     fn the_json_is_readable() {
@@ -383,11 +278,10 @@ mod tests {
 
     mod properties {
         //! encode→decode is the identity for every message either side sends.
-        use futures_util::FutureExt;
         use proptest::{option, prelude::*};
 
         use super::*;
-        use crate::config::Secret;
+        use crate::secret::Secret;
 
         fn secret() -> impl Strategy<Value = Secret> {
             any::<String>().prop_map(Secret::new)
@@ -469,20 +363,15 @@ mod tests {
             ]
         }
 
-        /// Writes `message` as a frame and reads it back (in memory: never waits).
+        /// Encodes `message` as a frame and decodes it back.
         fn round_trip<T>(message: &T) -> T
         where
             T: Serialize + for<'de> Deserialize<'de>,
         {
-            let mut bytes = Vec::new();
-            write_frame(&mut bytes, message)
-                .now_or_never()
-                .unwrap()
-                .unwrap();
-            let mut reader = bytes.as_slice();
-            let read = read_frame(&mut reader).now_or_never().unwrap().unwrap();
-            assert!(reader.is_empty(), "bytes left after the frame");
-            read.expect("a frame was written")
+            let frame = encode(message).unwrap();
+            let length = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+            assert_eq!(length, frame.len() - 4, "the length prefix counts the body");
+            decode(&frame[4..]).unwrap()
         }
 
         proptest! {

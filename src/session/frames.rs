@@ -14,7 +14,7 @@ use std::{
 use futures_util::{Stream, io::AsyncWrite as _};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{COPY_BYTES, session::Probe};
+use crate::{io::COPY_BYTES, session::Probe};
 
 /// Copies both ways between `stream` and `socket` until both directions have ended; the
 /// bytes each way (socket to stream first). When the stream ends, `aborted` tells whether the
@@ -161,7 +161,7 @@ impl Outward {
                         self.packets.push_back(packet);
                     }
                 }
-                None if aborted() => return Poll::Ready(Err(super::session::session_ended())),
+                None if aborted() => return Poll::Ready(Err(crate::session::session_ended())),
                 None => self.eof = true,
             }
         }
