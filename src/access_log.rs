@@ -17,7 +17,7 @@ use http::{Method, Request, Response, header};
 use hyper::body::{Body as _, Frame, SizeHint};
 use tokio::time::Instant;
 
-use crate::{handler::bridge::pump::Outcome, http::Body, log_escape::Escaped, refusal::Refusal};
+use crate::{body::Body, handler::bridge::pump::Outcome, log_escape::Escaped, refusal::Refusal};
 
 /// Set on a response's extensions by a handler that forwarded the request, so the access-log
 /// line names the upstream that answered.

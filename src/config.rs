@@ -101,7 +101,7 @@ pub struct AgentSettings {
     /// Host patterns agents may claim hosts under (`[agents] hosts`, like frp's
     /// `subdomain_host`): a zone for agents, so a host claim cannot land on a name the gateway
     /// or its configured routes answer. Empty: agents claim no hosts.
-    pub hosts: Vec<crate::router::HostPattern>,
+    pub hosts: Vec<crate::matching::HostPattern>,
     /// Path prefixes agents may claim paths under (`[agents] paths`): a zone carved out of the
     /// configured routes (the `/` catch-all's, typically). `None`: paths anywhere no configured
     /// route answers, and none at all beside a configured `/` route.

@@ -4,14 +4,19 @@ pub mod bridge;
 pub mod files;
 pub mod message_budget;
 pub mod proxy;
-pub mod upgrade;
+
+use crate::handshake;
+use std::sync::Arc;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    connector::ConnectError,
-    http::{Body, RequestContext, refused, refused_because},
+    access_log::AccessRecord,
+    body::{Body, refused, refused_because},
+    budget::{Budgets, descriptors::Slot},
+    connector::{ClientAddrs, ConnectError},
     log_escape::Escaped,
     refusal::Refusal,
 };
@@ -19,6 +24,24 @@ use crate::{
 pub use bridge::BridgeRoute;
 pub use files::FilesRoute;
 pub use proxy::ProxyRoute;
+
+/// What a handler may need besides the request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// Both ends of the client's connection.
+    pub client: ClientAddrs,
+    /// The access-log record so far (route known, upstream not yet).
+    pub record: AccessRecord,
+    /// Cancelled when the gateway shuts down.
+    pub shutdown: CancellationToken,
+    /// Where long-lived work (an upgraded connection) is spawned, so shutdown waits for it.
+    pub tracker: TaskTracker,
+    /// The gateway-wide budgets.
+    pub budgets: Budgets,
+    /// The connection's descriptor slot: whatever outlives the request (an upgraded
+    /// WebSocket) holds it.
+    pub slot: Arc<Slot>,
+}
 
 /// What a route does with a matching request.
 #[derive(Debug)]
@@ -89,7 +112,7 @@ impl Handler {
 pub enum HandlerError {
     /// The request is not a valid WebSocket handshake.
     #[error(transparent)]
-    Handshake(#[from] upgrade::HandshakeError),
+    Handshake(#[from] handshake::HandshakeError),
     /// The token in the request is missing or unknown.
     #[error(transparent)]
     Token(#[from] bridge::tokens::TokenError),

@@ -3,11 +3,13 @@
 
 pub mod request;
 
-use std::{convert::Infallible, io, sync::Arc};
+use crate::body::Body;
+use crate::body::refused;
+use crate::body::refused_because;
+use crate::handler::RequestContext;
+use std::{convert::Infallible, sync::Arc};
 
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
@@ -16,33 +18,12 @@ use crate::{
     access_log::{AccessRecord, UpstreamName},
     budget::{Budgets, descriptors::Slot},
     connector::ClientAddrs,
-    handler::upgrade,
+    handshake,
     log_escape::Escaped,
     refusal::Refusal,
     router::{RouteError, Router},
 };
 use request::Target;
-
-/// Every response body: streamed, sendable, failing only with I/O errors.
-pub type Body = BoxBody<Bytes, io::Error>;
-
-/// What a handler may need besides the request.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    /// Both ends of the client's connection.
-    pub client: ClientAddrs,
-    /// The access-log record so far (route known, upstream not yet).
-    pub record: AccessRecord,
-    /// Cancelled when the gateway shuts down.
-    pub shutdown: CancellationToken,
-    /// Where long-lived work (an upgraded connection) is spawned, so shutdown waits for it.
-    pub tracker: TaskTracker,
-    /// The gateway-wide budgets.
-    pub budgets: Budgets,
-    /// The connection's descriptor slot: whatever outlives the request (an upgraded
-    /// WebSocket) holds it.
-    pub slot: Arc<Slot>,
-}
 
 /// Gateway-wide state shared by every connection.
 #[derive(Debug)]
@@ -59,31 +40,6 @@ pub struct Service {
     pub budgets: Budgets,
 }
 
-/// A short `text/plain` response.
-pub fn text_response(status: StatusCode, reason: &str) -> Response<Body> {
-    let mut response = Response::new(full(format!("{reason}\n")));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-/// The answer for `refusal`: its status and reason from the table. The kind rides in the
-/// response's extensions, where the access log reads the outcome.
-pub fn refused(refusal: Refusal) -> Response<Body> {
-    refused_because(refusal, refusal.reason())
-}
-
-/// As [`refused`], with a more precise reason: a typed error's message (which escapes
-/// anything a client sent) or fixed text.
-pub fn refused_because(refusal: Refusal, reason: impl std::fmt::Display) -> Response<Body> {
-    let mut response = text_response(refusal.status(), &reason.to_string());
-    response.extensions_mut().insert(refusal);
-    response
-}
-
 /// The answer of a gateway at its connection limit: 503, and the connection closed, so its
 /// descriptor comes back at once.
 fn at_capacity() -> Response<Body> {
@@ -92,44 +48,6 @@ fn at_capacity() -> Response<Body> {
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     response
-}
-
-/// A body from bytes in memory.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
-}
-
-/// Decodes `%xx` escapes; malformed escapes are kept as written. (`+` stays `+`: it means a
-/// space only in form bodies.)
-///
-/// ```
-/// use wsgate::http::percent_decode;
-/// assert_eq!(percent_decode("a%20b%2e%2E"), "a b..");
-/// assert_eq!(percent_decode("a%2"), "a%2");
-/// ```
-pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
-            .then(|| Some(hex(bytes[i + 1])? * 16 + hex(bytes[i + 2])?))
-            .flatten();
-        match escaped {
-            Some(byte) => {
-                out.push(byte as u8);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The request's host: `Host`, which [`request::prepare`] made canonical (and set from an
@@ -205,7 +123,7 @@ impl Service {
             let response = hub.handle(req, &self.tracker, &self.shutdown, slot);
             return record.with_route("agents").log_response(response);
         }
-        let websocket = upgrade::is_upgrade(&req);
+        let websocket = handshake::is_upgrade(&req);
         let host = request_host(&req);
         let path = req.uri().path().to_string();
         let matched = match self

@@ -28,6 +28,7 @@
 
 pub mod access_log;
 pub mod agent;
+pub mod body;
 pub mod budget;
 pub mod cli;
 pub mod client;
@@ -38,10 +39,13 @@ pub mod egress;
 pub mod fuzzing;
 pub mod gateway;
 pub mod handler;
+pub mod handshake;
+pub mod hop;
 pub mod http;
 pub mod io;
 pub mod listener;
 pub mod log_escape;
+pub mod matching;
 pub mod pipe;
 pub mod refusal;
 pub mod router;

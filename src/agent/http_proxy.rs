@@ -14,9 +14,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{ProxyPlan, egress::Egress};
 use crate::{
+    body::{Body, refused, refused_because},
     egress::dial::Refusal as EgressRefusal,
-    handler::proxy::headers::strip_hop_by_hop,
-    http::{Body, refused, refused_because},
+    hop::strip_hop_by_hop,
     listener::accept_each,
     refusal::Refusal,
     shutdown::Shutdown,
@@ -162,7 +162,7 @@ async fn tunnel(req: Request<Incoming>, egress: &Egress, tracker: &TaskTracker) 
             Err(error) => tracing::debug!(%error, "http proxy: CONNECT upgrade failed"),
         }
     });
-    Response::new(crate::http::full(""))
+    Response::new(crate::body::full(""))
 }
 
 /// An absolute-URI request: sent in origin form over a fresh connection through the egress,

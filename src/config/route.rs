@@ -11,7 +11,7 @@ use super::{
     target::{ProxyProtocol, Target, Verify},
     upstream_url::UpstreamUrl,
 };
-use crate::router::HostPattern;
+use crate::matching::HostPattern;
 
 /// 16 MiB: larger than any sane VNC or terminal message, small enough that a hostile client
 /// cannot make one connection hold much memory.

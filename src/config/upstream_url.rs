@@ -191,7 +191,7 @@ mod tests {
                 Some((path, query)) => (path, Some(query)),
                 None => (request, None),
             };
-            let rest = crate::router::strip_prefix(prefix, path).unwrap();
+            let rest = crate::matching::strip_prefix(prefix, path).unwrap();
             assert_eq!(
                 map(upstream, path, rest, query),
                 expected,

@@ -25,7 +25,7 @@ use crate::{
     units::{ByteSize, HumanDuration},
 };
 use crate::{
-    router::{HostPattern, normalize_prefix},
+    matching::{HostPattern, normalize_prefix},
     tunnel::limits::TokenLimits,
 };
 

@@ -4,7 +4,7 @@
 
 use super::{ConfigError, file::Sp, route::RouteSpec, validate::Ctx};
 use crate::{
-    router::{HostPattern, normalize_prefix, strip_prefix},
+    matching::{HostPattern, normalize_prefix, strip_prefix},
     tunnel::claim_rules::{canonical_host, covers},
 };
 

@@ -12,7 +12,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use crate::router::HostPattern;
+use crate::matching::HostPattern;
 
 /// A destination an allow or deny list names.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,8 @@ use crate::{
         target::Verify,
     },
     connector::AgentConnector,
-    router::{HostPattern, Route, Router},
+    matching::HostPattern,
+    router::{Route, Router},
     tunnel::{
         events::{AGENT_CONNECT_TIMEOUT, Gone, LiveService, ServiceSink, SinkError},
         registry::Claimed,

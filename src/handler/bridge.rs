@@ -18,14 +18,14 @@ use tokio_websockets::{Limits, ServerBuilder};
 
 use crate::{
     access_log::AccessRecord,
+    body::Body,
     budget::{Budget, descriptors::Slot},
     connector::{Connector, DialOptions, Stream, Target},
     handler::{
-        HandlerError,
+        HandlerError, RequestContext,
         message_budget::{Metered, Sender},
-        upgrade,
     },
-    http::{Body, RequestContext},
+    handshake,
     log_escape::Escaped,
 };
 use encoding::Encoding;
@@ -120,7 +120,7 @@ impl BridgeRoute {
         mut req: Request<Incoming>,
         ctx: RequestContext,
     ) -> Result<Response<Body>, HandlerError> {
-        let handshake = upgrade::check(&req)?;
+        let handshake = handshake::check(&req)?;
         let (encoding, protocol) = Encoding::negotiate(&handshake.protocols)?;
         let connector = self.connector_for(&req).await?;
         if ctx.shutdown.is_cancelled() {

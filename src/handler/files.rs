@@ -13,7 +13,7 @@ use hyper::body::Frame;
 use tokio_util::io::ReaderStream;
 
 use crate::{
-    http::{Body, percent_decode, refused, refused_because, text_response},
+    body::{Body, percent_decode, refused, refused_because, text_response},
     refusal::Refusal,
 };
 

@@ -27,9 +27,10 @@ pub use headers::HeaderPolicy;
 pub use upstream_url::UpstreamUrl;
 
 use crate::{
+    body::Body,
     connector::ConnectError,
-    handler::{HandlerError, upgrade},
-    http::{Body, RequestContext},
+    handler::{HandlerError, RequestContext},
+    handshake,
     refusal::Refusal,
 };
 use headers::Forwarding;
@@ -129,9 +130,9 @@ impl ProxyRoute {
     ) -> Result<Response<Body>, HandlerError> {
         if req.method() == http::Method::CONNECT {
             // A tunnel to anywhere is the forward proxy's job, not a route's.
-            return Ok(crate::http::refused(Refusal::ConnectNotSupported));
+            return Ok(crate::body::refused(Refusal::ConnectNotSupported));
         }
-        if upgrade::is_upgrade(&req) {
+        if handshake::is_upgrade(&req) {
             websocket::forward(self, req, rest, ctx).await
         } else {
             Ok(forward::forward(self, req, rest, &ctx).await?)
@@ -180,6 +181,6 @@ impl ProxyRoute {
 /// The upstream's response headers as the client should see them.
 fn client_headers(upstream: &HeaderMap) -> HeaderMap {
     let mut headers = upstream.clone();
-    headers::strip_hop_by_hop(&mut headers);
+    crate::hop::strip_hop_by_hop(&mut headers);
     headers
 }

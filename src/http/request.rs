@@ -4,8 +4,8 @@
 
 use http::{HeaderValue, Method, Request, Response, Version, header};
 
-use super::{Body, full};
-use crate::router::{Authority, HostError, PathError, normalize_path};
+use crate::body::{Body, full};
+use crate::matching::{Authority, HostError, PathError, normalize_path};
 
 /// What the gateway answers for the server as a whole (`OPTIONS *`, RFC 9110 §9.3.7) and for
 /// `CONNECT`: what proxy routes forward (every method but `CONNECT`, which is a forward
@@ -130,7 +130,7 @@ pub fn server_options() -> Response<Body> {
 
 /// `CONNECT host:port`: 405 with the methods the gateway takes.
 pub fn connect_refused() -> Response<Body> {
-    let mut response = super::refused(crate::refusal::Refusal::ConnectNotSupported);
+    let mut response = crate::body::refused(crate::refusal::Refusal::ConnectNotSupported);
     response
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(ALLOW));

@@ -3,7 +3,7 @@
 //! path claim held to the agents' path zones and kept off configured routes, and claims (hosts
 //! or paths) that nest. The hub applies them; docs/security.md lists them.
 
-use crate::router::{Authority, HostPattern, strip_prefix};
+use crate::matching::{Authority, HostPattern, strip_prefix};
 
 /// The refusal when the gateway sets no `[agents] hosts`.
 pub const NO_HOST_CLAIMS: &str = "this gateway allows no host claims: set [agents] hosts";

@@ -26,10 +26,10 @@ use tokio_websockets::{Limits, ServerBuilder};
 use yamux::Mode;
 
 use crate::{
+    body::{Body, refused, refused_because},
     budget::{Budget, descriptors::Slot},
     config::{self, AgentSettings},
-    handler::upgrade,
-    http::{Body, refused, refused_because},
+    handshake,
     log_escape::Escaped,
     refusal::Refusal,
 };
@@ -162,7 +162,7 @@ impl AgentHub {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
         };
-        let handshake = match upgrade::check(&req) {
+        let handshake = match handshake::check(&req) {
             Ok(handshake) => handshake,
             Err(error) => return error.response(),
         };

@@ -2,7 +2,7 @@
 //! (`[[agents.token]]`); a token without limits may claim anything free within the gateway's
 //! own claim rules (`claim_rules`, `[agents] hosts`).
 
-use crate::router::{HostPattern, normalize_prefix, strip_prefix};
+use crate::matching::{HostPattern, normalize_prefix, strip_prefix};
 use crate::{
     tunnel::claim_rules::{canonical_host, covers},
     wire::{Expose, Service},

@@ -10,7 +10,7 @@ use std::{future::Future, pin::Pin};
 
 use tokio::sync::broadcast;
 
-use crate::{router::HostPattern, secret::Secret};
+use crate::{matching::HostPattern, secret::Secret};
 use crate::{tunnel::claim_rules::HostRefusal, wire::Service};
 
 /// A registry's answer, later: boxed, so that the trait stays object-safe (`Arc<dyn Registry>`)

@@ -4,7 +4,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
 use tokio_websockets::Message;
 
-use crate::handler::upgrade::HandshakeError;
+use crate::handshake::HandshakeError;
 
 /// The encoding agreed in the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::{
     sync::OnceLock,
 };
 
-use crate::{connector::Target, http::percent_decode, log_escape::Escaped, refusal::Refusal};
+use crate::{body::percent_decode, connector::Target, log_escape::Escaped, refusal::Refusal};
 
 /// Where tokens are looked up.
 #[derive(Debug)]

@@ -18,10 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::{sync::oneshot, time::timeout};
 
 use super::{ProxyError, ProxyRoute, balance::UpstreamServer, client_headers, pool::PooledBody};
-use crate::{
-    http::{Body, RequestContext},
-    log_escape::Escaped,
-};
+use crate::{body::Body, handler::RequestContext, log_escape::Escaped};
 
 /// How long a pooled connection may take to become ready before a new one is dialled.
 const POOLED_READY: Duration = Duration::from_secs(1);

@@ -16,7 +16,7 @@ use hyper::{
 use tokio::time::Instant;
 
 use super::balance::{ActiveGuard, UpstreamServer};
-use crate::http::Body;
+use crate::body::Body;
 
 /// Idle connections kept per upstream: enough for a burst of parallel requests to find warm
 /// connections, few enough that an idle gateway holds little.

@@ -19,13 +19,13 @@ use super::{
 };
 use crate::{
     access_log::{AccessRecord, SessionEnd},
+    body::Body,
     budget::{Budget, descriptors::Slot},
     handler::{
-        HandlerError,
+        HandlerError, RequestContext,
         message_budget::{Metered, Sender},
-        upgrade,
     },
-    http::{Body, RequestContext},
+    handshake,
     log_escape::Escaped,
 };
 
@@ -36,7 +36,7 @@ pub async fn forward(
     rest: &str,
     ctx: RequestContext,
 ) -> Result<Response<Body>, HandlerError> {
-    let handshake = upgrade::check(&req)?;
+    let handshake = handshake::check(&req)?;
     let (client_parts, body) = req.into_parts();
     let mut last_error = None;
     for server in route.upstreams.order() {

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     config::AgentSettings,
-    router::HostPattern,
+    matching::HostPattern,
     wire::{Expose, Service},
 };
 use rules::Rules;

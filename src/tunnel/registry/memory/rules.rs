@@ -7,7 +7,7 @@ use std::{net::IpAddr, ops::RangeInclusive};
 use super::{ConfiguredRoute, HeldRoute};
 use crate::{
     config::upstream_url::UpstreamUrl,
-    router::{HostPattern, normalize_prefix},
+    matching::{HostPattern, normalize_prefix},
     tunnel::{
         claim_rules::{
             ConfiguredPath, NO_HOST_CLAIMS, Nesting, canonical_host, check_path, covers,

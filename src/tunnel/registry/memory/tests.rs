@@ -8,7 +8,7 @@ use tokio::sync::broadcast::error::TryRecvError;
 use super::{ConfiguredRoute, Memory};
 use crate::{
     config::AgentSettings,
-    router::HostPattern,
+    matching::HostPattern,
     secret::Secret,
     tunnel::registry::{Change, ClaimError, ClaimRequest, Claimed, Holder, Registry},
     wire::{Expose, Service},

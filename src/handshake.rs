@@ -3,7 +3,7 @@
 use base64::{Engine, engine::general_purpose::STANDARD};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 
-use crate::{http::Body, refusal::Refusal};
+use crate::{body::Body, refusal::Refusal};
 
 /// The GUID every `Sec-WebSocket-Accept` is derived with (RFC 6455 §1.3).
 const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -50,7 +50,7 @@ impl HandshakeError {
     /// The refusal, with this error's message and the headers that tell the client how to
     /// retry.
     pub fn response(&self) -> Response<Body> {
-        let mut response = crate::http::refused_because(self.refusal(), self);
+        let mut response = crate::body::refused_because(self.refusal(), self);
         self.add_headers(response.headers_mut());
         response
     }

@@ -1,6 +1,6 @@
 //! Path normalisation: a table of spellings, and properties over many generated paths.
 
-use super::*;
+use crate::matching::path::*;
 
 struct Case {
     path: &'static str,
@@ -125,7 +125,7 @@ pub(crate) fn clean(path: &str) -> bool {
         .iter()
         .enumerate()
         .all(|(index, segment)| index == last || !segment.is_empty());
-    let decoded = crate::http::percent_decode(path).replace('\\', "/");
+    let decoded = crate::body::percent_decode(path).replace('\\', "/");
     let dotless = decoded.split('/').all(|segment| {
         let name = segment.split(';').next().unwrap_or_default();
         name != "." && name != ".."
