@@ -17,7 +17,7 @@ use http::{Method, Request, Response, header};
 use hyper::body::{Body as _, Frame, SizeHint};
 use tokio::time::Instant;
 
-use crate::{body::Body, handler::bridge::pump::Outcome, log_escape::Escaped, refusal::Refusal};
+use crate::{body::Body, log_escape::Escaped, refusal::Refusal};
 
 /// Set on a response's extensions by a handler that forwarded the request, so the access-log
 /// line names the upstream that answered.
@@ -65,20 +65,6 @@ impl AccessRecord {
     pub fn with_upstream(mut self, upstream: impl ToString) -> Self {
         self.upstream = upstream.to_string();
         self
-    }
-
-    /// Logs a finished bridged WebSocket; its duration counts from `upgraded`.
-    pub fn finish_websocket(self, upgraded: Instant, outcome: &Outcome) {
-        self.finish_session(
-            upgraded,
-            &SessionEnd {
-                bytes_up: outcome.bytes_up,
-                bytes_down: outcome.bytes_down,
-                close_code: Some(outcome.close_code.unwrap_or(1006)),
-                end: outcome.end.label(),
-                refusal: outcome.end.refusal(),
-            },
-        );
     }
 
     /// Logs a finished WebSocket session.

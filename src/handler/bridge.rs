@@ -3,11 +3,9 @@
 //! Life of one connection: check the handshake → pick the target (fixed or by token) → dial it
 //! (502/504 if that fails, before anything is upgraded) → answer 101 → pump bytes → access log.
 
-pub mod encoding;
-pub mod pump;
 pub mod tokens;
-pub mod watchdog;
 
+use crate::io::pump;
 use std::sync::Arc;
 
 use http::{Request, Response};
@@ -16,8 +14,10 @@ use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 use tokio_websockets::{Limits, ServerBuilder};
 
+use crate::io::pump::encoding::Encoding;
+use crate::io::pump::watchdog::Heartbeat;
 use crate::{
-    access_log::AccessRecord,
+    access_log::{AccessRecord, SessionEnd},
     body::Body,
     budget::{Budget, descriptors::Slot},
     connector::{Connector, DialOptions, Stream, Target},
@@ -28,10 +28,8 @@ use crate::{
     handshake,
     log_escape::Escaped,
 };
-use encoding::Encoding;
 use pump::PumpSettings;
 use tokens::{TokenError, TokenSource, token_from_request};
-use watchdog::Heartbeat;
 
 /// Where a bridge route's bytes go: one connector, or one per request by its token.
 #[derive(Debug)]
@@ -200,6 +198,13 @@ impl Session {
         let ws = ServerBuilder::new().limits(limits).serve(io);
         let started = Instant::now();
         let outcome = pump::run(ws, self.upstream.split(), &self.settings, shutdown).await;
-        self.record.finish_websocket(started, &outcome);
+        let end = SessionEnd {
+            bytes_up: outcome.bytes_up,
+            bytes_down: outcome.bytes_down,
+            close_code: Some(outcome.close_code.unwrap_or(1006)),
+            end: outcome.end.label(),
+            refusal: outcome.end.refusal(),
+        };
+        self.record.finish_session(started, &end);
     }
 }

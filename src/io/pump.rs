@@ -5,6 +5,9 @@
 //! direction awaits its write before it reads again, so at most one read chunk plus
 //! tokio-websockets' 8 KiB flush threshold is in flight per direction.
 
+pub mod encoding;
+pub mod watchdog;
+
 use std::{
     io::{self, IoSlice},
     pin::pin,
@@ -24,7 +27,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tokio_websockets::{Error as WsError, Message, WebSocketStream};
 
-use super::{
+use crate::io::pump::{
     encoding::Encoding,
     watchdog::{Activity, Heartbeat, Verdict, Watchdog},
 };
