@@ -3,6 +3,7 @@
 //! It keeps one session per gateway and reconnects with exponential backoff and jitter. On
 //! shutdown it stops accepting and drains its open streams, bounded by a grace period.
 
+use crate::config::agent::plan::AgentPlan;
 use std::{sync::Arc, time::Duration};
 
 use http::{HeaderValue, Uri, header};
@@ -15,14 +16,9 @@ mod egress;
 pub(crate) mod http_proxy;
 mod live;
 mod local;
-mod plan;
 pub(crate) mod socks5;
 
 use live::Live;
-pub use plan::{
-    AgentPlan, Credentials, ExitPlan, ForwardPlan, LocalService, ProxyPlan, local_dial,
-    parse_forward, parse_service,
-};
 
 use crate::{
     client::{self, DialError},

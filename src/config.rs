@@ -10,6 +10,7 @@ pub mod file;
 mod proxy;
 pub mod route;
 pub mod target;
+pub mod token_limits;
 pub mod upstream_url;
 pub mod validate;
 pub mod websockify;
@@ -97,7 +98,7 @@ pub struct AgentSettings {
     /// Tokens agents may present.
     pub tokens: Vec<Secret>,
     /// What each token (same index) may claim.
-    pub limits: Vec<crate::tunnel::limits::TokenLimits>,
+    pub limits: Vec<crate::config::token_limits::TokenLimits>,
     /// Host patterns agents may claim hosts under (`[agents] hosts`, like frp's
     /// `subdomain_host`): a zone for agents, so a host claim cannot land on a name the gateway
     /// or its configured routes answer. Empty: agents claim no hosts.

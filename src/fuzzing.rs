@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use http::{Request, Uri};
 
 use crate::{
-    agent::{Credentials, ProxyPlan},
+    config::agent::plan::{Credentials, ProxyPlan},
     connector::Target,
     egress::{address::Address, datagram::Datagram},
     secret::Secret,

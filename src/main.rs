@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 use wsgate::{
     agent,
     cli::{AgentArgs, Cli, Command},
-    config::{self, Config, ConfigError},
+    config::{self, Config, ConfigError, agent::plan},
     gateway::{self, ServeEnd},
     pipe, router,
     shutdown::{self, Shutdown},
@@ -140,7 +140,7 @@ fn run_pipe(url: &str) -> ExitCode {
     }
 }
 
-fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
+fn agent_plan(args: &AgentArgs) -> Result<plan::AgentPlan, String> {
     if args.servers.is_empty() {
         return Err("give --server URL (or -c agent.toml)".into());
     }
@@ -162,12 +162,12 @@ fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
     let services = args
         .services
         .iter()
-        .map(|s| agent::parse_service(s))
+        .map(|s| plan::parse_service(s))
         .collect::<Result<Vec<_>, _>>()?;
     let forwards = args
         .forwards
         .iter()
-        .map(|f| agent::parse_forward(f))
+        .map(|f| plan::parse_forward(f))
         .collect::<Result<Vec<_>, _>>()?;
     if services.is_empty()
         && forwards.is_empty()
@@ -180,19 +180,19 @@ fn agent_plan(args: &AgentArgs) -> Result<agent::AgentPlan, String> {
     }
     let name = match &args.name {
         Some(name) => {
-            wsgate::tunnel::names::check("agent", name).map_err(|e| format!("--name: {e}"))?;
+            wsgate::wire::names::check("agent", name).map_err(|e| format!("--name: {e}"))?;
             name.clone()
         }
         None => config::agent::default_name(),
     };
-    Ok(agent::AgentPlan {
+    Ok(plan::AgentPlan {
         servers,
         token: wsgate::secret::Secret::new(token),
         name,
         services,
         forwards,
-        socks5: args.socks5.map(agent::ProxyPlan::on),
-        http_proxy: args.http_proxy.map(agent::ProxyPlan::on),
+        socks5: args.socks5.map(plan::ProxyPlan::on),
+        http_proxy: args.http_proxy.map(plan::ProxyPlan::on),
         exit: None,
     })
 }

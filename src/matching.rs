@@ -3,6 +3,7 @@
 //! it is given), the router and the tunnel's claim rules.
 
 pub mod authority;
+pub mod claim_rules;
 pub mod path;
 
 use std::fmt;

@@ -2,6 +2,8 @@
 //! big-endian length (docs/tunnel.md, "Wire protocol"). Pure encoding and decoding: the
 //! reading and writing of frames is `session::messages`.
 
+pub mod names;
+
 use std::io;
 
 use serde::{Deserialize, Serialize};

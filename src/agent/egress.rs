@@ -2,7 +2,10 @@
 //! exit agent in `via`) to connect somewhere; and the other side, serving such streams when
 //! this agent is itself an exit.
 
-use super::{AgentPlan, SESSION_WAIT, live::Live};
+use crate::{
+    agent::{SESSION_WAIT, live::Live},
+    config::agent::plan::AgentPlan,
+};
 use crate::{
     egress::{dial::Refusal, exit},
     session::{OpenedStream, TunnelStream},

@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::{ProxyPlan, egress::Egress};
+use crate::{agent::egress::Egress, config::agent::plan::ProxyPlan};
 use crate::{
     body::{Body, refused, refused_because},
     egress::dial::Refusal as EgressRefusal,

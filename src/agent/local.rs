@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{
-    AgentError, AgentPlan, ForwardPlan, ProxyPlan, SESSION_WAIT, egress, http_proxy, live::Live,
-    socks5,
+use crate::{
+    agent::{AgentError, SESSION_WAIT, egress, http_proxy, live::Live, socks5},
+    config::agent::plan::{AgentPlan, ForwardPlan, ProxyPlan},
 };
 use crate::{listener::accept_each, log_escape::Escaped, shutdown::Shutdown, wire};
 

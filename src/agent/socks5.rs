@@ -13,7 +13,7 @@ use tokio::{
     net::{TcpListener, TcpStream, UdpSocket},
 };
 
-use super::{ProxyPlan, egress::Egress};
+use crate::{agent::egress::Egress, config::agent::plan::ProxyPlan};
 use crate::{
     egress::{
         address::{Address, AddressError},

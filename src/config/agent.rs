@@ -1,15 +1,18 @@
 //! The agent's config file (`wsgate agent -c agent.toml`), the shape DESIGN.md gives: the
 //! gateway(s), the token, `[[expose]]` services and `[[forward]]`s. Errors name file:line:col.
 
+pub mod plan;
+
 use std::path::Path;
 
 use serde::Deserialize;
 
 use super::egress::EgressFile;
 use crate::{
-    agent::{AgentPlan, Credentials, ExitPlan, ForwardPlan, LocalService, ProxyPlan, local_dial},
-    tunnel::names,
-    wire::{Expose, Service, Via},
+    config::agent::plan::{
+        AgentPlan, Credentials, ExitPlan, ForwardPlan, LocalService, ProxyPlan, local_dial,
+    },
+    wire::{Expose, Service, Via, names},
 };
 use crate::{
     config::{ConfigError, Location, file::Sp, validate::Ctx},

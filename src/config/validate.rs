@@ -16,6 +16,10 @@ use super::{
     target::{ProxyProtocol, Target},
 };
 use crate::{
+    config::token_limits::TokenLimits,
+    matching::{HostPattern, normalize_prefix},
+};
+use crate::{
     config::{
         AgentSettings, Config, ConfigError, Limits, Location, TlsSettings,
         file::{GatewayFile, RouteFile, Sp},
@@ -23,10 +27,6 @@ use crate::{
     },
     secret::Secret,
     units::{ByteSize, HumanDuration},
-};
-use crate::{
-    matching::{HostPattern, normalize_prefix},
-    tunnel::limits::TokenLimits,
 };
 
 /// The largest message agents' routes take: the default for routes, which agents' routes keep.

@@ -3,9 +3,10 @@
 //! narrow the zones. Checked against the configured routes at load; errors name file:line:col.
 
 use super::{ConfigError, file::Sp, route::RouteSpec, validate::Ctx};
-use crate::{
-    matching::{HostPattern, normalize_prefix, strip_prefix},
-    tunnel::claim_rules::{canonical_host, covers},
+use crate::matching::{
+    HostPattern,
+    claim_rules::{canonical_host, covers},
+    normalize_prefix, strip_prefix,
 };
 
 /// Host patterns for agents' claims, canonical (`claim_rules::canonical_host`): never an IP

@@ -40,10 +40,9 @@ use crate::{
     },
     tunnel::{
         events::{AGENT_CONNECT_TIMEOUT, Gone, ServiceSink},
-        names,
         registry::Registry,
     },
-    wire::{self, Control, VERSION},
+    wire::{self, Control, VERSION, names},
 };
 
 /// How long a new agent may take to open its control stream and say hello.
@@ -524,5 +523,5 @@ fn reached_by<B>(req: &Request<B>) -> Option<String> {
     req.headers()
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
-        .and_then(super::claim_rules::reached_host)
+        .and_then(crate::matching::claim_rules::reached_host)
 }

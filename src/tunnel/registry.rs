@@ -11,7 +11,7 @@ use std::{future::Future, pin::Pin};
 use tokio::sync::broadcast;
 
 use crate::{matching::HostPattern, secret::Secret};
-use crate::{tunnel::claim_rules::HostRefusal, wire::Service};
+use crate::{matching::claim_rules::HostRefusal, wire::Service};
 
 /// A registry's answer, later: boxed, so that the trait stays object-safe (`Arc<dyn Registry>`)
 /// and an implementation may wait on a remote store.

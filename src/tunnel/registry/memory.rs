@@ -107,7 +107,7 @@ impl Memory {
     /// Decides one claim and records it.
     fn decide(&self, request: &ClaimRequest) -> Result<Granted, ClaimError> {
         let (who, service) = (&request.holder, &request.service);
-        crate::tunnel::names::check("service", &service.name).map_err(ClaimError::Name)?;
+        crate::wire::names::check("service", &service.name).map_err(ClaimError::Name)?;
         let mut state = self.state();
         let held = state
             .sessions

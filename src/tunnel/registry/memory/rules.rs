@@ -6,16 +6,16 @@ use std::{net::IpAddr, ops::RangeInclusive};
 
 use super::{ConfiguredRoute, HeldRoute};
 use crate::{
-    config::upstream_url::UpstreamUrl,
-    matching::{HostPattern, normalize_prefix},
-    tunnel::{
+    config::{token_limits::TokenLimits, upstream_url::UpstreamUrl},
+    matching::{
+        HostPattern,
         claim_rules::{
             ConfiguredPath, NO_HOST_CLAIMS, Nesting, canonical_host, check_path, covers,
             host_nesting, path_nesting,
         },
-        limits::TokenLimits,
-        registry::{ClaimError, ClaimRequest, Holder},
+        normalize_prefix,
     },
+    tunnel::registry::{ClaimError, ClaimRequest, Holder},
     wire::{Expose, Service},
 };
 

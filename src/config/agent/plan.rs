@@ -6,8 +6,7 @@ use http::Uri;
 
 use crate::{
     secret::Secret,
-    tunnel::names,
-    wire::{Expose, Service},
+    wire::{Expose, Service, names},
 };
 
 /// What an agent runs.

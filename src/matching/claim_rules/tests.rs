@@ -1,6 +1,6 @@
 //! The claim rules, case by case: host forms, nesting, coverage, path zones.
 
-use super::*;
+use crate::matching::claim_rules::*;
 
 fn pattern(text: &str) -> HostPattern {
     HostPattern::parse(text).unwrap()

@@ -4,7 +4,7 @@
 
 use crate::matching::{HostPattern, normalize_prefix, strip_prefix};
 use crate::{
-    tunnel::claim_rules::{canonical_host, covers},
+    matching::claim_rules::{canonical_host, covers},
     wire::{Expose, Service},
 };
 
