@@ -17,6 +17,8 @@
 
 pub mod descriptors;
 
+use std::time::Duration;
+
 use std::{
     fmt,
     sync::{
@@ -38,7 +40,7 @@ pub struct Budgets {
 
 impl Budgets {
     /// The budgets `limits` sets, for a process whose descriptor limit is `descriptor_limit`.
-    pub fn new(limits: &crate::config::Limits, descriptor_limit: usize) -> Budgets {
+    pub fn new(limits: &Limits, descriptor_limit: usize) -> Budgets {
         Budgets {
             messages: Budget::new("message memory", limits.message_memory),
             tunnel: Budget::new("tunnel memory", limits.tunnel_memory),
@@ -169,6 +171,46 @@ impl Charge {
 impl Drop for Charge {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+/// `[limits]`: the budgets every connection shares (docs/security.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of WebSocket messages being assembled, all connections together; a connection
+    /// whose next frame does not fit is closed with 1013.
+    pub message_memory: usize,
+    /// Bytes agents' tunnel streams may hold buffered here, all sessions together (each open
+    /// stream a 256 KiB window, each session its window headroom).
+    pub tunnel_memory: usize,
+    /// The same, for the sessions of one token.
+    pub tunnel_memory_per_token: usize,
+    /// Agent sessions one token may hold at once.
+    pub sessions_per_token: usize,
+    /// A write into an agent's stream that waits this long for window credit resets the
+    /// stream; when nothing moved on the session meanwhile, the session is ended.
+    pub credit_timeout: Duration,
+    /// Descriptors kept back from visitors for agents and open connections; `None`: an eighth
+    /// of the limit, at least 64.
+    pub descriptor_reserve: Option<usize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // 16 messages at the bridge's 16 MiB cap, or thousands of ordinary ones.
+            message_memory: 256 << 20,
+            // 4,096 stream windows of 256 KiB.
+            tunnel_memory: 1 << 30,
+            // A quarter of the process's: four tokens' agents cannot starve a fifth.
+            tunnel_memory_per_token: 256 << 20,
+            // A few agents sharing a token, with room for quick reconnects; their 8 MiB window
+            // headrooms take half the token's memory. A fleet on one token raises both.
+            sessions_per_token: 16,
+            // nginx's proxy_send_timeout: 60 s without a write going through.
+            credit_timeout: Duration::from_secs(60),
+            descriptor_reserve: None,
+        }
     }
 }
 

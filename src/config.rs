@@ -5,6 +5,7 @@
 //! before anything listens (STYLE rule 2), and the gateway assembles the live things.
 
 pub mod agent;
+mod ctx;
 pub mod egress;
 pub mod file;
 mod proxy;
@@ -16,6 +17,7 @@ pub mod validate;
 pub mod websockify;
 mod zones;
 
+use crate::budget::Limits;
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use route::RouteSpec;
@@ -48,46 +50,6 @@ pub struct Config {
     pub agents: Option<AgentSettings>,
     /// The gateway-wide resource budgets.
     pub limits: Limits,
-}
-
-/// `[limits]`: the budgets every connection shares (docs/security.md).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Bytes of WebSocket messages being assembled, all connections together; a connection
-    /// whose next frame does not fit is closed with 1013.
-    pub message_memory: usize,
-    /// Bytes agents' tunnel streams may hold buffered here, all sessions together (each open
-    /// stream a 256 KiB window, each session its window headroom).
-    pub tunnel_memory: usize,
-    /// The same, for the sessions of one token.
-    pub tunnel_memory_per_token: usize,
-    /// Agent sessions one token may hold at once.
-    pub sessions_per_token: usize,
-    /// A write into an agent's stream that waits this long for window credit resets the
-    /// stream; when nothing moved on the session meanwhile, the session is ended.
-    pub credit_timeout: Duration,
-    /// Descriptors kept back from visitors for agents and open connections; `None`: an eighth
-    /// of the limit, at least 64.
-    pub descriptor_reserve: Option<usize>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            // 16 messages at the bridge's 16 MiB cap, or thousands of ordinary ones.
-            message_memory: 256 << 20,
-            // 4,096 stream windows of 256 KiB.
-            tunnel_memory: 1 << 30,
-            // A quarter of the process's: four tokens' agents cannot starve a fifth.
-            tunnel_memory_per_token: 256 << 20,
-            // A few agents sharing a token, with room for quick reconnects; their 8 MiB window
-            // headrooms take half the token's memory. A fleet on one token raises both.
-            sessions_per_token: 16,
-            // nginx's proxy_send_timeout: 60 s without a write going through.
-            credit_timeout: Duration::from_secs(60),
-            descriptor_reserve: None,
-        }
-    }
 }
 
 /// The agent endpoint's settings.

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::egress::EgressFile;
+use crate::config::file::EgressFile;
 use crate::{
     config::agent::plan::{
         AgentPlan, Credentials, ExitPlan, ForwardPlan, LocalService, ProxyPlan, local_dial,
@@ -15,7 +15,7 @@ use crate::{
     wire::{Expose, Service, Via, names},
 };
 use crate::{
-    config::{ConfigError, Location, file::Sp, validate::Ctx},
+    config::{ConfigError, Location, ctx::Ctx, file::Sp},
     secret::Secret,
 };
 

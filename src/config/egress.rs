@@ -1,48 +1,17 @@
 //! `[egress]`, in the gateway's config and in an agent's: which destinations connections that
 //! leave through this process may reach (docs/egress.md).
 
+use crate::config::file::EgressFile;
 use std::{sync::Arc, time::Duration};
 
-use serde::Deserialize;
-
-use super::{ConfigError, file::Sp, validate::Ctx};
-use crate::egress::{Fallback, PortRange, Rule, policy::Policy};
+use crate::config::{ConfigError, ctx::Ctx, file::Sp};
+use crate::egress::policy::{Fallback, Policy, PortRange, Rule};
 
 /// How long dialling a destination may take, by default.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a UDP association may sit without a datagram either way, by default.
 pub const DEFAULT_UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// `[egress]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EgressFile {
-    /// Destinations allowed: CIDRs, addresses, host names (`*.example.com`).
-    #[serde(default)]
-    pub allow: Vec<Sp<String>>,
-    /// Destinations denied, whatever else allows them.
-    #[serde(default)]
-    pub deny: Vec<Sp<String>>,
-    /// The only ports allowed (`"443"`, `"8000-8100"`); default: all.
-    pub ports: Option<Vec<Sp<String>>>,
-    /// Ports denied.
-    #[serde(default)]
-    pub deny_ports: Vec<Sp<String>>,
-    /// What a destination no rule names gets: `"public"` (default: public addresses only) or
-    /// `"deny"`.
-    pub default: Option<Sp<String>>,
-    /// How long dialling a destination may take.
-    pub connect_timeout: Option<Sp<String>>,
-    /// How long a UDP association may sit idle.
-    pub udp_idle_timeout: Option<Sp<String>>,
-    /// Addresses of this machine no interface lists (a 1:1 NAT's public address): refused
-    /// like its own.
-    #[serde(default)]
-    pub own_addresses: Vec<Sp<String>>,
-    /// Agents only: the secret other agents name with `via` to exit here.
-    pub secret: Option<Sp<String>>,
-}
 
 /// A validated `[egress]`.
 #[derive(Debug, Clone)]

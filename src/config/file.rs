@@ -29,7 +29,7 @@ pub struct GatewayFile {
     /// The agent endpoint: agents behind NAT dial in here.
     pub agents: Option<Sp<AgentsFile>>,
     /// Where agents' SOCKS5 and HTTP proxy connections may go out from the gateway.
-    pub egress: Option<Sp<super::egress::EgressFile>>,
+    pub egress: Option<Sp<EgressFile>>,
     /// The gateway-wide resource budgets.
     pub limits: Option<Sp<LimitsFile>>,
 }
@@ -161,4 +161,34 @@ pub struct RouteFile {
     pub tls_ca: Option<Sp<String>>,
     /// Proxy: `false` accepts any upstream certificate (self-signed upstreams).
     pub tls_verify: Option<Sp<bool>>,
+}
+
+/// `[egress]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressFile {
+    /// Destinations allowed: CIDRs, addresses, host names (`*.example.com`).
+    #[serde(default)]
+    pub allow: Vec<Sp<String>>,
+    /// Destinations denied, whatever else allows them.
+    #[serde(default)]
+    pub deny: Vec<Sp<String>>,
+    /// The only ports allowed (`"443"`, `"8000-8100"`); default: all.
+    pub ports: Option<Vec<Sp<String>>>,
+    /// Ports denied.
+    #[serde(default)]
+    pub deny_ports: Vec<Sp<String>>,
+    /// What a destination no rule names gets: `"public"` (default: public addresses only) or
+    /// `"deny"`.
+    pub default: Option<Sp<String>>,
+    /// How long dialling a destination may take.
+    pub connect_timeout: Option<Sp<String>>,
+    /// How long a UDP association may sit idle.
+    pub udp_idle_timeout: Option<Sp<String>>,
+    /// Addresses of this machine no interface lists (a 1:1 NAT's public address): refused
+    /// like its own.
+    #[serde(default)]
+    pub own_addresses: Vec<Sp<String>>,
+    /// Agents only: the secret other agents name with `via` to exit here.
+    pub secret: Option<Sp<String>>,
 }

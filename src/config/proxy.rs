@@ -5,11 +5,11 @@ use http::{HeaderName, HeaderValue};
 use crate::{
     config::{
         ConfigError,
+        ctx::Ctx,
         file::{RouteFile, Sp},
         route::{HeaderPolicy, ProxySpec, UpstreamSpec},
         target::Verify,
         upstream_url::UpstreamUrl,
-        validate::Ctx,
     },
     units::ByteSize,
 };

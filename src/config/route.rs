@@ -2,6 +2,7 @@
 //! these and checks them; the gateway's assembler turns them into live handlers
 //! (`gateway::assemble`), for configured routes and for routes agents claim alike.
 
+use crate::io::pump::watchdog::Heartbeat;
 use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use http::{HeaderName, HeaderValue};
@@ -257,13 +258,4 @@ pub struct HeaderPolicy {
     /// Keep the client's `Host` (the default, as Caddy, Traefik and HAProxy do); when false the
     /// upstream's own authority is sent, as nginx does by default.
     pub preserve_host: bool,
-}
-
-/// Heartbeat settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Heartbeat {
-    /// How often to ping the client.
-    pub interval: Duration,
-    /// How long after a ping some frame must arrive before the client counts as dead.
-    pub pong_timeout: Duration,
 }

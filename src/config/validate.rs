@@ -1,19 +1,17 @@
 //! File structs → runtime [`Config`]; every error carries file:line:col.
 
-use std::{
-    net::SocketAddr,
-    ops::Range,
-    path::{Path, PathBuf},
-    str::FromStr,
-    time::Duration,
-};
+use crate::config::ctx::Ctx;
+use std::{net::SocketAddr, ops::Range, path::Path, time::Duration};
 
-use super::{
-    route::{
-        BridgeSpec, BridgeTarget, DEFAULT_MAX_MESSAGE_BYTES, Heartbeat, RouteKind, RouteSpec,
-        StaticSpec, TokenFiles,
+use crate::{
+    budget::Limits,
+    config::{
+        AgentSettings, Config, ConfigError, Location, TlsSettings,
+        file::{GatewayFile, RouteFile, Sp},
+        zones,
     },
-    target::{ProxyProtocol, Target},
+    secret::Secret,
+    units::ByteSize,
 };
 use crate::{
     config::token_limits::TokenLimits,
@@ -21,12 +19,13 @@ use crate::{
 };
 use crate::{
     config::{
-        AgentSettings, Config, ConfigError, Limits, Location, TlsSettings,
-        file::{GatewayFile, RouteFile, Sp},
-        zones,
+        route::{
+            BridgeSpec, BridgeTarget, DEFAULT_MAX_MESSAGE_BYTES, RouteKind, RouteSpec, StaticSpec,
+            TokenFiles,
+        },
+        target::{ProxyProtocol, Target},
     },
-    secret::Secret,
-    units::{ByteSize, HumanDuration},
+    io::pump::watchdog::Heartbeat,
 };
 
 /// The largest message agents' routes take: the default for routes, which agents' routes keep.
@@ -40,68 +39,6 @@ pub fn charge_for(max: usize) -> usize {
 
 /// Default drain time on shutdown.
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Validation context: the file's name and text (for locations) and its directory (relative
-/// paths in the file are relative to it).
-pub(super) struct Ctx<'a> {
-    pub(super) file: &'a str,
-    pub(super) source: &'a str,
-    pub(super) base: &'a Path,
-}
-
-impl Ctx<'_> {
-    pub(super) fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            location: Some(self.location(span)),
-            message: message.into(),
-        }
-    }
-
-    /// Where `span` is, kept in a spec for errors found when it is assembled.
-    pub(super) fn location(&self, span: Range<usize>) -> Location {
-        Location::of(self.file, self.source, span.start)
-    }
-
-    pub(super) fn parse<T: FromStr>(&self, value: &Sp<String>) -> Result<T, ConfigError>
-    where
-        T::Err: std::fmt::Display,
-    {
-        value
-            .get_ref()
-            .parse::<T>()
-            .map_err(|e| self.error(value.span(), e.to_string()))
-    }
-
-    pub(super) fn duration(
-        &self,
-        value: &Option<Sp<String>>,
-    ) -> Result<Option<Duration>, ConfigError> {
-        value
-            .as_ref()
-            .map(|v| self.parse::<HumanDuration>(v).map(|d| d.0))
-            .transpose()
-    }
-
-    pub(super) fn path(&self, value: &Sp<String>) -> PathBuf {
-        self.base.join(value.get_ref())
-    }
-
-    pub(super) fn existing_path(
-        &self,
-        value: &Sp<String>,
-        what: &str,
-    ) -> Result<PathBuf, ConfigError> {
-        let path = self.path(value);
-        if path.exists() {
-            Ok(path)
-        } else {
-            Err(self.error(
-                value.span(),
-                format!("{what} {} does not exist", path.display()),
-            ))
-        }
-    }
-}
 
 /// Parses and validates a gateway config; `base` resolves relative paths.
 pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigError> {

@@ -7,10 +7,13 @@ use std::{
     time::Duration,
 };
 
-use super::{
-    Config, ConfigError, TlsSettings,
-    route::{BridgeSpec, BridgeTarget, Heartbeat, RouteKind, RouteSpec, StaticSpec, TokenFiles},
-    target::Target,
+use crate::{
+    config::{
+        Config, ConfigError, TlsSettings,
+        route::{BridgeSpec, BridgeTarget, RouteKind, RouteSpec, StaticSpec, TokenFiles},
+        target::Target,
+    },
+    io::pump::watchdog::Heartbeat,
 };
 
 /// websockify's options as the command line gave them (the binary maps its parser's arguments
@@ -252,7 +255,7 @@ pub fn config(args: &WebsockifyOptions) -> Result<Config, ConfigError> {
         exit_after: seconds(args.timeout),
         routes,
         agents: None,
-        limits: super::Limits::default(),
+        limits: crate::budget::Limits::default(),
     })
 }
 

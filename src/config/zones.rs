@@ -2,7 +2,7 @@
 //! `gateway_names` (names no host claim may take), and each token's `hosts` and `paths`, which
 //! narrow the zones. Checked against the configured routes at load; errors name file:line:col.
 
-use super::{ConfigError, file::Sp, route::RouteSpec, validate::Ctx};
+use crate::config::{ConfigError, ctx::Ctx, file::Sp, route::RouteSpec};
 use crate::matching::{
     HostPattern,
     claim_rules::{canonical_host, covers},

@@ -13,6 +13,7 @@ pub mod headers;
 mod idle;
 mod message;
 pub mod pool;
+mod pooled_body;
 mod splice;
 pub use crate::config::upstream_url;
 mod websocket;

@@ -28,7 +28,7 @@ use yamux::Mode;
 use crate::{
     body::{Body, refused, refused_because},
     budget::{Budget, descriptors::Slot},
-    config::{self, AgentSettings},
+    config::AgentSettings,
     handshake,
     log_escape::Escaped,
     refusal::Refusal,
@@ -117,7 +117,7 @@ impl AgentHub {
         settings: AgentSettings,
         registry: Arc<dyn Registry>,
         sink: Arc<dyn ServiceSink>,
-        limits: &config::Limits,
+        limits: &crate::budget::Limits,
         tunnel: Arc<Budget>,
     ) -> Self {
         let tokens = settings.tokens.len();

@@ -17,7 +17,9 @@ use hyper::{
 use hyper_util::rt::TokioIo;
 use tokio::{sync::oneshot, time::timeout};
 
-use super::{ProxyError, ProxyRoute, balance::UpstreamServer, client_headers, pool::PooledBody};
+use super::{
+    ProxyError, ProxyRoute, balance::UpstreamServer, client_headers, pooled_body::PooledBody,
+};
 use crate::{body::Body, handler::RequestContext, log_escape::Escaped};
 
 /// How long a pooled connection may take to become ready before a new one is dialled.

@@ -8,7 +8,14 @@ use std::{
 
 use tokio::time::Instant;
 
-pub use crate::config::route::Heartbeat;
+/// Heartbeat settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// How often to ping the client.
+    pub interval: Duration,
+    /// How long after a ping some frame must arrive before the client counts as dead.
+    pub pong_timeout: Duration,
+}
 
 /// Times of the last events, shared by the two directions of one connection (same task, but
 /// the future must be `Send`, hence atomics rather than `Cell`).
