@@ -13,8 +13,10 @@ use tokio_rustls::TlsAcceptor;
 use crate::{
     budget::{Budgets, descriptors},
     config::{Config, ConfigError, route::RouteSpec},
-    http::Service,
-    listener::{self, TlsMode},
+    front::{
+        listener::{self, TlsMode},
+        service::Service,
+    },
     router::{Route, Router},
     shutdown::Shutdown,
     tls::{self, TlsError},

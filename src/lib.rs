@@ -35,15 +35,14 @@ pub mod client;
 pub mod config;
 pub mod connector;
 pub mod egress;
+pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
 pub mod handler;
 pub mod handshake;
 pub mod hop;
-pub mod http;
 pub mod io;
-pub mod listener;
 pub mod log_escape;
 pub mod matching;
 pub mod pipe;

@@ -16,8 +16,8 @@ use crate::{agent::egress::Egress, config::agent::plan::ProxyPlan};
 use crate::{
     body::{Body, refused, refused_because},
     egress::dial::Refusal as EgressRefusal,
+    front::listener::accept_each,
     hop::strip_hop_by_hop,
-    listener::accept_each,
     refusal::Refusal,
     shutdown::Shutdown,
 };

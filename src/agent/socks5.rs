@@ -20,7 +20,7 @@ use crate::{
         datagram::{self, Datagram, IdleClock, MAX_PAYLOAD},
         dial::Refusal as EgressRefusal,
     },
-    listener::accept_each,
+    front::listener::accept_each,
     log_escape::Escaped,
     refusal::Refusal,
     session::OpenedStream,

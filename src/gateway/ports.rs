@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    budget::descriptors::Descriptors, connector::AgentConnector, listener::accept_each,
+    budget::descriptors::Descriptors, connector::AgentConnector, front::listener::accept_each,
     log_escape::Escaped, shutdown::Shutdown, tunnel::events::SinkError,
 };
 
@@ -95,7 +95,7 @@ impl Ports {
 /// Binds as the gateway's own listeners do (address reuse: a port an agent had, with
 /// connections still in TIME_WAIT, can be opened again when it returns).
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    crate::listener::bind(addr)
+    crate::front::listener::bind(addr)
 }
 
 /// Accepts visitors until the port is released or the gateway shuts down; each visitor's

@@ -1,11 +1,10 @@
 //! The HTTP/1.1 service: each request is checked, put in canonical form, routed (refused if an
 //! upstream could read its path as another route's) and handed to its route's handler.
 
-pub mod request;
-
 use crate::body::Body;
 use crate::body::refused;
 use crate::body::refused_because;
+use crate::front::request;
 use crate::handler::RequestContext;
 use std::{convert::Infallible, sync::Arc};
 

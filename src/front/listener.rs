@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::{
     budget::descriptors::Slot,
     connector::{ClientAddrs, keep_alive},
-    http::Service,
+    front::service::Service,
     shutdown::Shutdown,
 };
 
