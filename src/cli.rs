@@ -74,7 +74,7 @@ pub struct AgentArgs {
     /// On SIGTERM or Ctrl-C, how long open streams (forwards, proxy connections, visitors)
     /// may take to finish before the agent exits.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
-    pub shutdown_grace: crate::units::HumanDuration,
+    pub shutdown_grace: wsgate::units::HumanDuration,
 }
 
 /// `wsgate serve`.
@@ -145,8 +145,8 @@ pub struct WebsockifyArgs {
 
 impl WebsockifyArgs {
     /// The options as the config layer takes them.
-    pub fn options(&self) -> crate::config::websockify::WebsockifyOptions {
-        crate::config::websockify::WebsockifyOptions {
+    pub fn options(&self) -> wsgate::config::websockify::WebsockifyOptions {
+        wsgate::config::websockify::WebsockifyOptions {
             web: self.web.clone(),
             cert: self.cert.clone(),
             key: self.key.clone(),

@@ -30,7 +30,6 @@ pub mod access_log;
 pub mod agent;
 pub mod body;
 pub mod budget;
-pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connector;

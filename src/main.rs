@@ -1,13 +1,16 @@
 //! The `wsgate` binary: parse the command line, set up logs, run, map errors to exit codes.
 #![allow(clippy::print_stderr)]
 
+mod cli;
+
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+
+use cli::{AgentArgs, Cli, Command};
 use wsgate::{
     agent,
-    cli::{AgentArgs, Cli, Command},
     config::{self, Config, ConfigError, agent::plan},
     gateway::{self, ServeEnd},
     pipe, router,
