@@ -252,11 +252,7 @@ fn string_end_with(chars: &[char], mut i: usize, quote: char) -> usize {
 
 /// `'x'` or `'\n'`, as opposed to a lifetime `'a`.
 fn is_char_literal(rest: &[char]) -> bool {
-    match rest {
-        ['\'', '\\', ..] => true,
-        ['\'', _, '\'', ..] => true,
-        _ => false,
-    }
+    matches!(rest, ['\'', '\\', ..] | ['\'', _, '\'', ..])
 }
 
 /// A raw string `r"…"`, `r#"…"#` or `br"…"` starting at `at`: the index past its end.
@@ -287,7 +283,7 @@ fn import_paths(code: &str) -> Vec<(Option<usize>, Vec<String>)> {
     let mut found = Vec::new();
     let bytes = code.as_bytes();
     let mut at = 0;
-    while let Some(offset) = code[at..].find(|c: char| c == 'c' || c == 's') {
+    while let Some(offset) = code[at..].find(['c', 's']) {
         let start = at + offset;
         at = start + 1;
         let boundary = start == 0
