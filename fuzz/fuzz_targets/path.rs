@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsgate::router::{lenient_readings, normalize_path, normalize_prefix, strip_prefix};
+use wsgate::matching::{lenient_readings, normalize_path, normalize_prefix, strip_prefix};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let (path, prefix) = text.split_once('\n').unwrap_or((text, "/"));
     normalize(path);
     prefix_match(prefix, path);
-    let _ = wsgate::http::percent_decode(path);
+    let _ = wsgate::body::percent_decode(path);
 });
 
 fn normalize(path: &str) {

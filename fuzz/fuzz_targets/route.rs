@@ -9,7 +9,8 @@ use libfuzzer_sys::fuzz_target;
 use wsgate::{
     connector::{Connector, DialOptions, Target},
     handler::{BridgeRoute, FilesRoute, Handler, bridge::BridgeTarget},
-    router::{HostPattern, Route, Router, normalize_prefix, strip_prefix},
+    matching::{HostPattern, normalize_prefix, strip_prefix},
+    router::{Route, Router},
 };
 
 /// Routes per table at most: enough for every precedence rule to meet the others.

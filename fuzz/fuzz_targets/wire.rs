@@ -5,7 +5,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde::{Serialize, de::DeserializeOwned};
-use wsgate::{fuzzing::now, session::messages::{read_frame, write_frame}, wire::{Control, Open, Opened, Request}};
+use wsgate::{
+    fuzzing::now,
+    session::messages::{read_frame, write_frame},
+    wire::{Control, Open, Opened, Request},
+};
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the message type the reader expects; the rest is the stream.
