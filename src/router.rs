@@ -8,7 +8,8 @@
 //!    not, so `/` can be both a bridge and a static directory, as with `websockify --web`.
 //!
 //! Requests are matched in canonical form: the host checked and without a trailing dot
-//! ([`Authority`]), the path normalised ([`normalize_path`]), which is also what handlers and
+//! ([`Authority`](crate::matching::Authority)), the path normalised
+//! ([`normalize_path`](crate::matching::normalize_path)), which is also what handlers and
 //! upstreams receive. A path an upstream may read otherwise (`/admin;x/secret`,
 //! `/admin%2Fsecret`: [`lenient_readings`]) is refused when that reading would select another
 //! route ([`Router::find_unambiguous`]).
@@ -30,7 +31,7 @@ pub struct Route {
     pub name: String,
     /// Host the request must carry, if any.
     pub host: Option<HostPattern>,
-    /// Path prefix, normalised by [`normalize_prefix`].
+    /// Path prefix, normalised by [`normalize_prefix`](crate::matching::normalize_prefix).
     pub path: String,
     /// What to do with a matching request.
     pub handler: Handler,

@@ -9,7 +9,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// A duration written as a number and a unit: `"250ms"`, `"10s"`, `"5m"`, `"1h"`.
 ///
 /// ```
-/// use wsgate::config::units::HumanDuration;
+/// use wsgate::units::HumanDuration;
 /// let d: HumanDuration = "1500ms".parse().unwrap();
 /// assert_eq!(d.0, std::time::Duration::from_millis(1500));
 /// assert!("10 parsecs".parse::<HumanDuration>().is_err());
@@ -20,7 +20,7 @@ pub struct HumanDuration(pub Duration);
 /// A size in bytes written as a number and an optional unit: `"512"`, `"64KiB"`, `"16MiB"`.
 ///
 /// ```
-/// use wsgate::config::units::ByteSize;
+/// use wsgate::units::ByteSize;
 /// assert_eq!("16MiB".parse::<ByteSize>().unwrap().0, 16 << 20);
 /// assert_eq!("1kb".parse::<ByteSize>().unwrap().0, 1000);
 /// ```

@@ -28,7 +28,7 @@ pub enum HostError {
 /// them their own way.
 ///
 /// ```
-/// use wsgate::router::{Authority, HostError};
+/// use wsgate::matching::{Authority, HostError};
 /// let host = Authority::parse("App.test.:8080").unwrap();
 /// assert_eq!((host.host, host.port), ("App.test", Some(8080)));
 /// assert_eq!(host.to_string(), "App.test:8080");

@@ -75,7 +75,7 @@ pub struct ConfiguredPath<'a> {
 /// a configured `/` route.
 ///
 /// ```
-/// use wsgate::tunnel::claim_rules::{ConfiguredPath, check_path};
+/// use wsgate::matching::claim_rules::{ConfiguredPath, check_path};
 /// let web = [ConfiguredPath { name: "web", prefix: "/" }];
 /// let zones = vec!["/agents".to_string()];
 /// assert!(check_path("/agents/app", Some(&zones), &web).is_ok());
@@ -140,7 +140,7 @@ const MAX_LABEL_BYTES: usize = 63;
 /// `app.test`), every label a valid DNS label; refused when it is an IP literal or localhost.
 ///
 /// ```
-/// use wsgate::tunnel::claim_rules::{HostRefusal, canonical_host};
+/// use wsgate::matching::claim_rules::{HostRefusal, canonical_host};
 /// assert_eq!(canonical_host("App.Test.").unwrap().to_string(), "app.test");
 /// assert!(matches!(canonical_host("0x7f.1"), Err(HostRefusal::IpLiteral(_))));
 /// assert!(matches!(canonical_host("a.localhost"), Err(HostRefusal::Localhost(_))));
@@ -188,7 +188,8 @@ fn is_number_label(label: &str) -> bool {
 }
 
 /// The host a request reached the gateway by, from its `Host` (made canonical by
-/// `http::request::prepare`): port removed, lowercase, no trailing dot; `[::1]:80` is `[::1]`.
+/// `front::request::prepare`): port removed, lowercase, no trailing dot; `[::1]:80` is
+/// `[::1]`.
 pub fn reached_host(authority: &str) -> Option<String> {
     Authority::parse(authority)
         .ok()

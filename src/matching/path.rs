@@ -43,7 +43,7 @@ pub enum PathError {
 /// and normalising it again changes nothing. The query is not part of `path`.
 ///
 /// ```
-/// use wsgate::router::{normalize_path, PathError};
+/// use wsgate::matching::{PathError, normalize_path};
 /// assert_eq!(normalize_path("/%61dmin/x").unwrap(), "/admin/x");
 /// assert_eq!(normalize_path("//admin//x/").unwrap(), "/admin/x/");
 /// assert_eq!(normalize_path("/a/./b/../c").unwrap(), "/a/c");
@@ -139,7 +139,7 @@ impl Reading {
     }
 }
 
-/// The other readings of a normal path an upstream may make (see [`Reading`]), each
+/// The other readings of a normal path an upstream may make (see `Reading`), each
 /// normalised, without duplicates and without the path itself: empty for a path with no path
 /// parameters and no escaped separator, which every server reads one way.
 ///
@@ -152,7 +152,7 @@ impl Reading {
 /// `/a/..%2F`; [`normalize_path`] refuses these already, so for its output this never fails).
 ///
 /// ```
-/// use wsgate::router::lenient_readings;
+/// use wsgate::matching::lenient_readings;
 /// assert_eq!(lenient_readings("/admin;x/secret").unwrap(), ["/admin/secret"]);
 /// assert_eq!(
 ///     lenient_readings("/admin%2fsecret;x").unwrap(),

@@ -17,7 +17,7 @@ fn allowed(c: char) -> bool {
 /// repeat the name.
 ///
 /// ```
-/// use wsgate::tunnel::names::check;
+/// use wsgate::wire::names::check;
 /// assert!(check("agent", "office-2.lan").is_ok());
 /// assert_eq!(
 ///     check("agent", "evil\nname").unwrap_err(),
