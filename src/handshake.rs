@@ -135,7 +135,8 @@ pub fn check<B>(req: &Request<B>) -> Result<WebSocketRequest, HandshakeError> {
 ///
 /// ```
 /// // The example from RFC 6455 §1.3.
-/// assert_eq!(wsgate::handshake::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// let accept = wsgate::handshake::accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
+/// assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 /// ```
 pub fn accept_key(key: &[u8]) -> String {
     let mut sha1 = sha1_smol::Sha1::new();

@@ -3,27 +3,25 @@
 //!
 //! # Layout
 //!
-//! In the order a connection meets them:
+//! Layer by layer, top down; a module imports only from its own layer or lower ones
+//! (docs/architecture.md has the table, `tests/layers.rs` enforces it):
 //!
-//! - [`config`]: TOML or websockify's argv → validated runtime [`config::Config`].
-//! - [`gateway`]: binds the listeners, then serves until shutdown.
-//! - [`listener`]: accept loop, one task per connection, TLS and HTTP/1.1 handshakes.
-//! - [`http`]: the hyper service; checks each request, puts it in canonical form, routes it.
-//! - [`router`]: host and path-prefix matching with a fixed precedence; host checks and path
-//!   normalisation.
-//! - [`handler`]: *how* bytes are spoken — bridge (WebSocket ↔ bytes), proxy (HTTP and
-//!   WebSocket to upstreams, spliced or message by message) and static files.
-//! - [`connector`]: *where* bytes go — a direct TCP or Unix dial, optional PROXY header, TLS
-//!   toward `wss://`/`https://` upstreams, or a stream to a connected agent's service.
-//! - [`tunnel`]: the agents' side of the gateway — one yamux session per agent over one
-//!   WebSocket, the control conversation, and services turned into routes and ports.
-//! - [`egress`]: connections agents ask to make out of the gateway (or out of an exit agent)
-//!   for their SOCKS5 and HTTP proxies — the policy, the dial, UDP datagrams.
-//! - [`agent`], [`pipe`], [`client`]: the other processes — `wsgate agent` behind NAT (with
-//!   its local SOCKS5 and HTTP proxies),
-//!   `wsgate pipe` for SSH, and the WebSocket dialler they share.
-//! - [`access_log`], [`log_escape`], [`shutdown`], [`tls`], [`io`], [`refusal`]: cross-cutting
-//!   pieces; [`refusal`] is the one table of how each failure is refused.
+//! - [`gateway`], [`agent`], [`pipe`]: the processes — the gateway (specs assembled into live
+//!   routes, connectors and listeners; lifetime; remote ports), `wsgate agent`, `wsgate pipe`.
+//! - [`front`]: where connections arrive — listeners and the one accept loop, TLS, the request
+//!   checks, the HTTP/1.1 service.
+//! - [`router`]: the route table and its precedence.
+//! - [`handler`], [`tunnel`]: bridge, proxy and static files; the agents' hub (sessions, the
+//!   claims registry, live/gone events, egress for agents).
+//! - [`connector`], [`egress`], [`client`]: the whole dial behind one
+//!   [`connector::Stream`]; the egress dial and datagrams; the WebSocket dialler.
+//! - [`session`]: the tunnel session, yamux over a WebSocket, with its stream budgets.
+//! - [`config`]: plain data — specs loaded from TOML, websockify's argv or an agent's URL
+//!   forms, validated; builds nothing live.
+//! - [`wire`]: the tunnel protocol's messages, pure encode/decode.
+//! - Leaf primitives: [`units`], [`secret`], [`log_escape`], [`shutdown`], [`budget`], [`tls`],
+//!   [`access_log`], [`io`] (the byte pumps), [`body`], [`handshake`], [`hop`], [`matching`],
+//!   and [`refusal`], the one table of how each failure is refused.
 //! - `fuzzing` (hidden): entry points to private decoders for the targets in `fuzz/`.
 
 pub mod access_log;

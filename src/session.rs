@@ -5,27 +5,23 @@ use std::{
     collections::VecDeque,
     future::poll_fn,
     pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-    },
+    sync::Arc,
     task::{Context, Poll},
-    time::Duration,
 };
 
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
     task::JoinHandle,
-    time::{Instant, Sleep},
 };
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 use yamux::{Config, Connection, ConnectionError, Mode};
 
 pub mod frames;
 pub mod messages;
+mod stream_budget;
 
-use crate::budget::{Budget, Charge};
+pub use stream_budget::{CreditWatch, Probe, STREAM_WINDOW_BYTES, StreamBudget, StreamCharge};
 
 /// A stream the peer opened, as tokio sees it; its buffers stay charged to the session's
 /// budgets while it lives, and its writes tell the session whether the peer grants credit.
@@ -167,201 +163,6 @@ impl AsyncWrite for OpenedStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-/// The bytes one stream's receive buffer may hold before its window grows: yamux's initial
-/// window (the spec's 256 KiB), which every stream is granted the moment it opens.
-pub const STREAM_WINDOW_BYTES: usize = 256 * 1024;
-
-/// The budgets a session's streams are charged to: on the gateway, the token's and the
-/// process's tunnel memory; none on an agent, which buffers only for its own services.
-#[derive(Debug, Clone, Default)]
-pub struct StreamBudget {
-    budgets: Vec<Arc<Budget>>,
-    /// A stream whose write waits this long for window credit is reset (none on an agent).
-    credit_timeout: Option<Duration>,
-}
-
-impl StreamBudget {
-    /// Charges every budget in `budgets` together.
-    pub fn new(budgets: Vec<Arc<Budget>>) -> Self {
-        StreamBudget {
-            budgets,
-            credit_timeout: None,
-        }
-    }
-
-    /// Resets a stream whose write waits `timeout` for window credit; when nothing moved on
-    /// any stream of the session meanwhile, the session is starved ([`CreditWatch::starved`]).
-    pub fn with_credit_timeout(mut self, timeout: Duration) -> Self {
-        self.credit_timeout = Some(timeout);
-        self
-    }
-
-    /// Charges `bytes` to every budget, or to none (and `None`) if one has no room.
-    pub fn charge(&self, bytes: usize) -> Option<StreamCharge> {
-        let mut held = Vec::with_capacity(self.budgets.len());
-        for budget in &self.budgets {
-            held.push(budget.try_charge(bytes)?);
-        }
-        Some(StreamCharge(held))
-    }
-}
-
-/// What a stream (or a session's window headroom) holds against its budgets; given back on
-/// drop.
-#[derive(Debug, Default)]
-pub struct StreamCharge(#[allow(dead_code)] Vec<Charge>);
-
-/// Whether the peer is granting window credit: how many of the session's streams are waiting
-/// to write, and when data last moved on any of them (a write went through, or the peer sent
-/// something). The control stream is not watched: heartbeats say the agent is there, not that
-/// it takes data.
-#[derive(Debug)]
-pub struct CreditWatch {
-    blocked: AtomicUsize,
-    /// When data last moved on any stream while a write waited, as time since `epoch`.
-    last_progress_ms: AtomicU64,
-    epoch: Instant,
-    /// How long a write may wait for credit.
-    timeout: Option<Duration>,
-    /// Told when a stream's wait ran out with nothing moving on the whole session.
-    starved: Notify,
-}
-
-impl CreditWatch {
-    fn new(timeout: Option<Duration>) -> Arc<Self> {
-        Arc::new(CreditWatch {
-            blocked: AtomicUsize::new(0),
-            last_progress_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
-            timeout,
-            starved: Notify::new(),
-        })
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn progress(&self) {
-        let now = self.now_ms();
-        self.last_progress_ms.store(now, Ordering::Release);
-    }
-
-    /// How long writes have waited with no data moving either way; zero when none waits.
-    pub fn starved_for(&self) -> Duration {
-        if self.blocked.load(Ordering::Acquire) == 0 {
-            return Duration::ZERO;
-        }
-        let since = self.last_progress_ms.load(Ordering::Acquire);
-        Duration::from_millis(self.now_ms().saturating_sub(since))
-    }
-
-    /// Resolves once a stream's write has waited the credit timeout while no data moved on
-    /// any stream of the session: the peer takes nothing at all. Cancel-safe.
-    pub async fn starved(&self) {
-        self.starved.notified().await;
-    }
-}
-
-/// One stream's part in its session's [`CreditWatch`]: counted as blocked while a write waits,
-/// and failing that write with `TimedOut` once it has waited the credit timeout.
-#[derive(Debug)]
-pub struct Probe {
-    /// `None` for the control stream.
-    watch: Option<Arc<CreditWatch>>,
-    blocked: bool,
-    /// Armed while a write waits; allocated at the first wait and reset for later ones.
-    deadline: Option<Pin<Box<Sleep>>>,
-}
-
-impl Probe {
-    fn new(watch: &Arc<CreditWatch>) -> Self {
-        Probe {
-            watch: Some(watch.clone()),
-            blocked: false,
-            deadline: None,
-        }
-    }
-
-    /// Stops watching this stream (the control stream).
-    fn detach(&mut self) {
-        self.unblock();
-        self.watch = None;
-    }
-
-    fn unblock(&mut self) {
-        if let Some(watch) = self.watch.as_ref().filter(|_| self.blocked) {
-            watch.blocked.fetch_sub(1, Ordering::AcqRel);
-        }
-        self.blocked = false;
-    }
-
-    /// Notes how a write into the stream went, and passes its result on; a write that has
-    /// waited the credit timeout fails with `TimedOut` (and tells the session if nothing moved
-    /// on it meanwhile).
-    pub fn observe<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        polled: Poll<std::io::Result<T>>,
-    ) -> Poll<std::io::Result<T>> {
-        // Borrowed, not cloned: this runs on every write into a tunnel stream.
-        let Some(watch) = self.watch.as_deref() else {
-            return polled;
-        };
-        if polled.is_ready() {
-            if self.blocked || watch.blocked.load(Ordering::Relaxed) > 0 {
-                watch.progress();
-            }
-            self.unblock();
-            return polled;
-        }
-        if !self.blocked {
-            if watch.blocked.fetch_add(1, Ordering::AcqRel) == 0 {
-                watch.progress(); // the first writer to wait: the starving clock starts now
-            }
-            self.blocked = true;
-            if let Some(timeout) = watch.timeout {
-                let at = Instant::now() + timeout;
-                match &mut self.deadline {
-                    Some(deadline) => deadline.as_mut().reset(at),
-                    None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
-                }
-            }
-        }
-        let (Some(timeout), Some(deadline)) = (watch.timeout, self.deadline.as_mut()) else {
-            return Poll::Pending;
-        };
-        if deadline.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
-        }
-        if watch.starved_for() >= timeout {
-            watch.starved.notify_one();
-        }
-        self.unblock();
-        Poll::Ready(Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "the peer granted no window credit",
-        )))
-    }
-
-    /// Notes that data came in from the peer: a peer that sends is alive and serving, even
-    /// while one of its services does not read (only a peer that neither grants credit nor
-    /// sends is starved).
-    pub fn observe_read(&self) {
-        if let Some(watch) = self.watch.as_ref()
-            && watch.blocked.load(Ordering::Relaxed) > 0
-        {
-            watch.progress();
-        }
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        self.unblock();
     }
 }
 
@@ -583,93 +384,4 @@ where
         let _ = reply.send(Err(ConnectionError::Closed));
     }
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Polls `probe` with a write that stays pending; what it makes of it.
-    fn wait(probe: &mut Probe) -> Poll<std::io::Result<()>> {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        probe.observe(&mut cx, Poll::Pending)
-    }
-
-    fn write_through(probe: &mut Probe) {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        assert!(probe.observe(&mut cx, Poll::Ready(Ok(()))).is_ready());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_stream_waiting_past_the_credit_timeout_fails_and_starves_an_idle_session() {
-        let watch = CreditWatch::new(Some(Duration::from_secs(10)));
-        let (mut stuck, mut other) = (Probe::new(&watch), Probe::new(&watch));
-        assert!(wait(&mut stuck).is_pending());
-        tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(watch.starved_for(), Duration::from_secs(5));
-        // The peer sends on another stream: alive, the session's clock starts again.
-        other.observe_read();
-        tokio::time::advance(Duration::from_secs(5)).await;
-        match wait(&mut stuck) {
-            Poll::Ready(Err(error)) => assert_eq!(error.kind(), std::io::ErrorKind::TimedOut),
-            other => panic!("the stuck write must fail at the timeout: {other:?}"),
-        }
-        let starved = watch.starved();
-        tokio::pin!(starved);
-        assert!(
-            futures_util::poll!(starved.as_mut()).is_pending(),
-            "data moved 5 s ago: only the stream is reset"
-        );
-        assert_eq!(watch.blocked.load(Ordering::Relaxed), 0);
-        // Now nothing moves at all for the timeout: the session is starved.
-        assert!(wait(&mut other).is_pending());
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert!(wait(&mut other).is_ready());
-        assert!(futures_util::poll!(starved.as_mut()).is_ready());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn writes_going_through_and_the_control_stream_keep_their_own_account() {
-        let watch = CreditWatch::new(Some(Duration::from_secs(10)));
-        let (mut stuck, mut flowing) = (Probe::new(&watch), Probe::new(&watch));
-        let mut control = Probe::new(&watch);
-        control.detach();
-        assert!(wait(&mut stuck).is_pending());
-        tokio::time::advance(Duration::from_secs(4)).await;
-        write_through(&mut control); // heartbeats prove nothing about data
-        assert_eq!(watch.starved_for(), Duration::from_secs(4));
-        write_through(&mut flowing);
-        assert_eq!(watch.starved_for(), Duration::ZERO);
-        drop(stuck);
-        assert_eq!(
-            watch.blocked.load(Ordering::Relaxed),
-            0,
-            "a dropped stream waits no more"
-        );
-        assert!(wait(&mut control).is_pending());
-        assert_eq!(
-            watch.blocked.load(Ordering::Relaxed),
-            0,
-            "the control stream is not counted"
-        );
-    }
-
-    #[test]
-    fn a_stream_is_charged_to_every_budget_or_to_none() {
-        let token = Budget::new("token", STREAM_WINDOW_BYTES);
-        let process = Budget::new("process", 10 * STREAM_WINDOW_BYTES);
-        let budget = StreamBudget::new(vec![token.clone(), process.clone()]);
-        let first = budget.charge(STREAM_WINDOW_BYTES).expect("room in both");
-        assert!(
-            budget.charge(STREAM_WINDOW_BYTES).is_none(),
-            "the token is full"
-        );
-        assert_eq!(
-            process.used(),
-            STREAM_WINDOW_BYTES,
-            "nothing left charged elsewhere"
-        );
-        drop(first);
-        assert_eq!((token.used(), process.used()), (0, 0));
-    }
 }

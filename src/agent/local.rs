@@ -1,7 +1,7 @@
 //! The agent's local listeners: its forwards, SOCKS5 and HTTP proxies. All are bound before
 //! anything runs (a busy address is a local bind error, named), then each runs the one accept
-//! loop (`listener::accept_each`) with its connections on the agent's shutdown tracker, so
-//! SIGTERM stops accepting and waits for them.
+//! loop (`front::listener::accept_each`) with its connections on the agent's shutdown tracker,
+//! so SIGTERM stops accepting and waits for them.
 
 use std::net::SocketAddr;
 

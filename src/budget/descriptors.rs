@@ -86,7 +86,7 @@ impl Drop for Slot {
 
 impl Descriptors {
     /// A budget for a process whose descriptor limit is `limit`, keeping `reserve` (default an
-    /// eighth of the limit, at least [`MIN_RESERVE`]) from visitors.
+    /// eighth of the limit, at least `MIN_RESERVE`) from visitors.
     pub fn new(limit: usize, reserve: Option<usize>) -> Arc<Descriptors> {
         let reserve = reserve
             .unwrap_or((limit / 8).max(MIN_RESERVE))

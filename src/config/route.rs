@@ -35,7 +35,7 @@ pub struct RouteSpec {
     pub name: String,
     /// Host the request must carry, if any.
     pub host: Option<HostPattern>,
-    /// Path prefix, canonical (`router::normalize_prefix`).
+    /// Path prefix, canonical (`matching::normalize_prefix`).
     pub path: String,
     /// The handler and its settings.
     pub kind: RouteKind,

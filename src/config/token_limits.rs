@@ -1,6 +1,6 @@
 //! What an agent token may claim: service names, path prefixes and host patterns
 //! (`[[agents.token]]`); a token without limits may claim anything free within the gateway's
-//! own claim rules (`claim_rules`, `[agents] hosts`).
+//! own claim rules (`matching::claim_rules`, `[agents] hosts`).
 
 use crate::matching::{HostPattern, normalize_prefix, strip_prefix};
 use crate::{

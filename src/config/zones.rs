@@ -9,8 +9,8 @@ use crate::matching::{
     normalize_prefix, strip_prefix,
 };
 
-/// Host patterns for agents' claims, canonical (`claim_rules::canonical_host`): never an IP
-/// literal or localhost.
+/// Host patterns for agents' claims, canonical (`matching::claim_rules::canonical_host`):
+/// never an IP literal or localhost.
 pub(super) fn host_patterns(
     ctx: &Ctx<'_>,
     list: &[Sp<String>],
@@ -46,7 +46,7 @@ pub(super) fn check_token_host(
     ))
 }
 
-/// Path prefixes as written, each canonical (`router::normalize_prefix`).
+/// Path prefixes as written, each canonical (`matching::normalize_prefix`).
 fn prefixes(ctx: &Ctx<'_>, list: &[Sp<String>]) -> Result<Vec<String>, ConfigError> {
     list.iter()
         .map(|p| normalize_prefix(p.get_ref()).map_err(|e| ctx.error(p.span(), e)))

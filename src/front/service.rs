@@ -58,6 +58,31 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Puts the request in canonical form; the answer when it gets one before routing (a bad
+/// request, `OPTIONS *`, `CONNECT`).
+fn answer_early<B>(req: &mut Request<B>) -> Option<Response<Body>> {
+    match request::prepare(req) {
+        Ok(Target::Path) => None,
+        Ok(Target::Server) => Some(request::server_options()),
+        Ok(Target::Connect) => Some(request::connect_refused()),
+        Err(error) => {
+            tracing::debug!(%error, "request refused");
+            Some(refused_because(Refusal::BadRequest, error))
+        }
+    }
+}
+
+/// The answer to a path the router will not route: one an upstream could read as another
+/// route's, or one that is not a path.
+fn route_refused(error: RouteError) -> Response<Body> {
+    tracing::debug!(%error, "request refused");
+    let refusal = match error {
+        RouteError::Ambiguous { .. } => Refusal::AmbiguousPath,
+        RouteError::Path(_) => Refusal::BadRequest,
+    };
+    refused_because(refusal, error)
+}
+
 impl Service {
     /// Answers one request. Never fails: every error becomes a response.
     pub async fn handle(
@@ -102,16 +127,7 @@ impl Service {
         slot: Arc<Slot>,
     ) -> Response<Body> {
         let record = AccessRecord::new(client.peer, &req);
-        let early = match request::prepare(&mut req) {
-            Ok(Target::Path) => None,
-            Ok(Target::Server) => Some(request::server_options()),
-            Ok(Target::Connect) => Some(request::connect_refused()),
-            Err(error) => {
-                tracing::debug!(%error, "request refused");
-                Some(refused_because(Refusal::BadRequest, error))
-            }
-        };
-        if let Some(response) = early {
+        if let Some(response) = answer_early(&mut req) {
             return record.log_response(response);
         }
         if let Some(hub) = self
@@ -125,20 +141,13 @@ impl Service {
         let websocket = handshake::is_upgrade(&req);
         let host = request_host(&req);
         let path = req.uri().path().to_string();
-        let matched = match self
+        let found = self
             .router
-            .find_unambiguous(host.as_deref(), &path, websocket)
-        {
+            .find_unambiguous(host.as_deref(), &path, websocket);
+        let matched = match found {
             Ok(Some(matched)) => matched,
             Ok(None) => return record.log_response(refused(Refusal::NoRoute)),
-            Err(error) => {
-                tracing::debug!(%error, "request refused");
-                let refusal = match error {
-                    RouteError::Ambiguous { .. } => Refusal::AmbiguousPath,
-                    RouteError::Path(_) => Refusal::BadRequest,
-                };
-                return record.log_response(refused_because(refusal, error));
-            }
+            Err(error) => return record.log_response(route_refused(error)),
         };
         let route = &matched.route;
         let shown = tracing::field::display(Escaped(route.name.as_str()));

@@ -5,6 +5,7 @@
 //! direction awaits its write before it reads again, so at most one read chunk plus
 //! tokio-websockets' 8 KiB flush threshold is in flight per direction.
 
+mod downstream;
 pub mod encoding;
 pub mod watchdog;
 
@@ -15,30 +16,24 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures_util::{
     FutureExt, SinkExt, StreamExt,
     stream::{SplitSink, SplitStream},
 };
-use tokio::{
-    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
-    time::{Instant, sleep_until},
-};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tokio_websockets::{Error as WsError, Message, WebSocketStream};
 
 use crate::io::pump::{
+    downstream::target_to_client,
     encoding::Encoding,
-    watchdog::{Activity, Heartbeat, Verdict, Watchdog},
+    watchdog::{Activity, Heartbeat},
 };
 use crate::{
     io::{ReadChunk, close_message, websocket_refusal},
     refusal::{Refusal, close},
 };
-
-/// Bytes read from the target per message. 64 KiB: large enough that a bulk transfer costs few
-/// frames and syscalls, and it is allocated only when data is waiting, never while idle.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Most bytes of waiting client messages gathered into one write to the target.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
@@ -380,146 +375,4 @@ where
     }
     let _ = tokio::time::timeout(CLOSE_LINGER, source.next()).await;
     End::ClientProtocol(refusal)
-}
-
-/// Target → client: read what is there, send it as one message; close when the target ends.
-async fn target_to_client<S, R>(
-    sink: &mut Sink<S>,
-    reader: &mut R,
-    settings: &PumpSettings,
-    shared: &Shared,
-    shutdown: &CancellationToken,
-) -> End
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    R: ReadChunk,
-{
-    let watchdog = Watchdog::new(settings.idle_timeout, settings.heartbeat);
-    let timer = Box::pin(sleep_until(watchdog.deadline(&shared.activity)));
-    let mut down = Downstream {
-        sink,
-        watchdog,
-        timer,
-        shared,
-        shutdown,
-    };
-    loop {
-        let outcome = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => Err(End::Shutdown),
-            () = down.timer.as_mut(), if down.watchdog.enabled() => down.on_timer().await,
-            chunk = reader.read_chunk(READ_CHUNK_BYTES) => match chunk {
-                Ok(chunk) => down.forward(chunk, settings.encoding).await,
-                Err(error) if error.kind() == io::ErrorKind::ConnectionAborted => {
-                    Err(End::TargetGone)
-                }
-                Err(_) => Err(End::TargetError),
-            },
-        };
-        if let Err(end) = outcome {
-            return down.finish(end).await;
-        }
-    }
-}
-
-/// The sending side toward the client, with its watchdog and timer.
-struct Downstream<'a, S> {
-    sink: &'a mut Sink<S>,
-    watchdog: Watchdog,
-    /// One resettable timer for every deadline, not a timer per read.
-    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
-    shared: &'a Shared,
-    shutdown: &'a CancellationToken,
-}
-
-impl<S> Downstream<'_, S>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    /// Sends what the target sent; an empty chunk is its end. `Err` when the connection should
-    /// end.
-    async fn forward(&mut self, chunk: BytesMut, encoding: Encoding) -> Result<(), End> {
-        if chunk.is_empty() {
-            return Err(End::TargetEof);
-        }
-        let n = chunk.len();
-        self.send(encoding.encode(chunk.freeze())).await?;
-        self.shared.activity.data();
-        self.shared
-            .bytes_down
-            .fetch_add(n as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// The watchdog's timer fired.
-    async fn on_timer(&mut self) -> Result<(), End> {
-        match self
-            .watchdog
-            .check(Instant::now(), &self.shared.activity, false)
-        {
-            Verdict::Wait => {}
-            Verdict::Ping => {
-                self.watchdog.ping_sent(self.shared.activity.now());
-                self.send(Message::ping(&b"wsgate"[..])).await?;
-            }
-            Verdict::Idle => return Err(End::Idle),
-            Verdict::Dead => return Err(End::HeartbeatLost),
-        }
-        self.rearm();
-        Ok(())
-    }
-
-    fn rearm(&mut self) {
-        let deadline = self.watchdog.deadline(&self.shared.activity);
-        self.timer.as_mut().reset(deadline);
-    }
-
-    /// Sends one message while still watching the heartbeat and shutdown, so a client that
-    /// stops reading cannot pin this direction forever. After the client closed, data is
-    /// dropped: the target is only being drained.
-    async fn send(&mut self, message: Message) -> Result<(), End> {
-        if self.shared.client_closed.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let mut sending = pin!(self.sink.send(message));
-        loop {
-            tokio::select! {
-                biased;
-                result = &mut sending => return result.map_err(|_| End::ClientGone),
-                () = self.shutdown.cancelled() => return Err(End::Shutdown),
-                () = self.timer.as_mut(), if self.watchdog.enabled() => {
-                    if self.watchdog.check(Instant::now(), &self.shared.activity, true) == Verdict::Dead {
-                        return Err(End::HeartbeatLost);
-                    }
-                    let deadline = self.watchdog.deadline(&self.shared.activity);
-                    self.timer.as_mut().reset(deadline);
-                }
-            }
-        }
-    }
-
-    /// Ends this direction: the close frame that goes with `end`, if the client can still get
-    /// one (a client that closed or went silent cannot).
-    async fn finish(self, end: End) -> End {
-        let message = match end {
-            End::TargetEof => Message::close(Some(tokio_websockets::CloseCode::NORMAL_CLOSURE), ""),
-            End::Idle | End::Shutdown | End::TargetError | End::TargetGone => {
-                match end.refusal().and_then(close_message) {
-                    Some(message) => message,
-                    None => return end,
-                }
-            }
-            End::ClientClosed | End::ClientGone | End::ClientProtocol(_) | End::HeartbeatLost => {
-                return end;
-            }
-        };
-        if !self.shared.client_closed.load(Ordering::Relaxed) {
-            if let Some((code, _)) = message.as_close() {
-                self.shared.record_close(code.into());
-            }
-            let close = self.sink.send(message);
-            let _ = tokio::time::timeout(CLOSE_LINGER, close).await;
-        }
-        end
-    }
 }

@@ -188,7 +188,8 @@ fn is_number_label(label: &str) -> bool {
 }
 
 /// The host a request reached the gateway by, from its `Host` (made canonical by
-/// `http::request::prepare`): port removed, lowercase, no trailing dot; `[::1]:80` is `[::1]`.
+/// `front::request::prepare`): port removed, lowercase, no trailing dot; `[::1]:80` is
+/// `[::1]`.
 pub fn reached_host(authority: &str) -> Option<String> {
     Authority::parse(authority)
         .ok()

@@ -43,7 +43,7 @@ pub enum PathError {
 /// and normalising it again changes nothing. The query is not part of `path`.
 ///
 /// ```
-/// use wsgate::matching::{normalize_path, PathError};
+/// use wsgate::matching::{PathError, normalize_path};
 /// assert_eq!(normalize_path("/%61dmin/x").unwrap(), "/admin/x");
 /// assert_eq!(normalize_path("//admin//x/").unwrap(), "/admin/x/");
 /// assert_eq!(normalize_path("/a/./b/../c").unwrap(), "/a/c");
@@ -139,7 +139,7 @@ impl Reading {
     }
 }
 
-/// The other readings of a normal path an upstream may make (see [`Reading`]), each
+/// The other readings of a normal path an upstream may make (see `Reading`), each
 /// normalised, without duplicates and without the path itself: empty for a path with no path
 /// parameters and no escaped separator, which every server reads one way.
 ///

@@ -99,7 +99,8 @@ pub struct ForwardPlan {
 /// `text` with any `secret=` value hidden, for error messages.
 ///
 /// ```
-/// let error = wsgate::config::agent::plan::parse_forward("nowhere=ssh?secret=hunter2").unwrap_err();
+/// use wsgate::config::agent::plan::parse_forward;
+/// let error = parse_forward("nowhere=ssh?secret=hunter2").unwrap_err();
 /// assert!(error.contains("secret=<redacted>") && !error.contains("hunter2"));
 /// ```
 fn redacted(text: &str) -> String {
@@ -115,7 +116,8 @@ fn redacted(text: &str) -> String {
 /// Parses `127.0.0.1:9909=ssh?secret=S`.
 ///
 /// ```
-/// let f = wsgate::config::agent::plan::parse_forward("127.0.0.1:9909=ssh?secret=s3").unwrap();
+/// use wsgate::config::agent::plan::parse_forward;
+/// let f = parse_forward("127.0.0.1:9909=ssh?secret=s3").unwrap();
 /// assert_eq!((f.listen.port(), f.service.as_str(), f.secret.expose()), (9909, "ssh", "s3"));
 /// ```
 pub fn parse_forward(text: &str) -> Result<ForwardPlan, String> {
@@ -147,7 +149,8 @@ pub struct LocalService {
 /// `tcp://127.0.0.1:5900?mode=domain&value=vnc.example.com`, optionally `&name=NAME`.
 ///
 /// ```
-/// let s = wsgate::config::agent::plan::parse_service("http://127.0.0.1:8080/?mode=path&value=api").unwrap();
+/// use wsgate::config::agent::plan::parse_service;
+/// let s = parse_service("http://127.0.0.1:8080/?mode=path&value=api").unwrap();
 /// assert_eq!((s.service.name.as_str(), s.dial.as_str()), ("api", "127.0.0.1:8080"));
 /// assert_eq!(s.service.local, "http://127.0.0.1:8080/");
 /// ```

@@ -1,5 +1,7 @@
 //! The policy's decisions, case by case.
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+
 use super::*;
 
 fn rules(texts: &[&str]) -> Vec<Rule> {

@@ -123,18 +123,7 @@ where
     };
     let (close_code, end, refusal) = match first {
         First::Direction(end, from) => describe(end, from),
-        First::Interrupted(refusal) => {
-            if let Some(close) = close_message(refusal) {
-                let _ = tokio::time::timeout(CLOSE_LINGER, client_tx.send(close.clone())).await;
-                let _ = tokio::time::timeout(CLOSE_LINGER, upstream_tx.send(close)).await;
-            }
-            let end = if refusal == Refusal::ShuttingDown {
-                "shutdown"
-            } else {
-                "idle timeout"
-            };
-            (refusal.close_code(), end, Some(refusal))
-        }
+        First::Interrupted(refusal) => interrupt(&mut client_tx, &mut upstream_tx, refusal).await,
     };
     Relayed {
         bytes_up: up_bytes,
@@ -143,6 +132,29 @@ where
         end,
         refusal,
     }
+}
+
+/// The gateway ends the relay (shutdown, idle timeout): both sides get its close frame. The
+/// access log's close code, reason and refusal.
+async fn interrupt<C, U>(
+    client_tx: &mut SplitSink<WebSocketStream<C>, Message>,
+    upstream_tx: &mut SplitSink<WebSocketStream<U>, Message>,
+    refusal: Refusal,
+) -> (Option<u16>, &'static str, Option<Refusal>)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Some(close) = close_message(refusal) {
+        let _ = tokio::time::timeout(CLOSE_LINGER, client_tx.send(close.clone())).await;
+        let _ = tokio::time::timeout(CLOSE_LINGER, upstream_tx.send(close)).await;
+    }
+    let end = if refusal == Refusal::ShuttingDown {
+        "shutdown"
+    } else {
+        "idle timeout"
+    };
+    (refusal.close_code(), end, Some(refusal))
 }
 
 /// What ended a relayed WebSocket first.
