@@ -1,6 +1,6 @@
 //! The claims of one gateway, in memory: each claim held to the gateway's host and path rules
-//! (`claim_rules`), its token's limits and the per-agent cap; refused when someone else holds
-//! it (or, for routes, nests with it) naming the holder, or when it would take what a
+//! (`matching::claim_rules`), its token's limits and the per-agent cap; refused when someone
+//! else holds it (or, for routes, nests with it) naming the holder, or when it would take what a
 //! configured route answers or a name the gateway is reached by. The same agent (name and
 //! token) reconnecting takes its own stale claims over.
 

@@ -95,7 +95,7 @@ impl Rules {
     }
 
     /// Within `[agents] paths` when set, and off every configured route not carved into a
-    /// zone (`claim_rules::check_path`).
+    /// zone (`matching::claim_rules::check_path`).
     fn allow_path(&self, path: &str) -> Result<(), ClaimError> {
         let claim = normalize_prefix(path).map_err(ClaimError::Gateway)?;
         let configured: Vec<ConfiguredPath<'_>> = self
