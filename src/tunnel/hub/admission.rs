@@ -10,6 +10,7 @@ use http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
 
 use super::AgentHub;
 use crate::{
@@ -78,7 +79,8 @@ impl AgentHub {
         let on_upgrade = hyper::upgrade::on(&mut req);
         let hub = self.clone();
         let shutdown = shutdown.clone();
-        tracker.spawn(async move {
+        // In the connection's span: the session's logs name the client address it came from.
+        let session = async move {
             let _held = (admitted, slot);
             match on_upgrade.await {
                 Ok(upgraded) => {
@@ -87,7 +89,8 @@ impl AgentHub {
                 }
                 Err(error) => tracing::debug!(%error, "agent upgrade failed"),
             }
-        });
+        };
+        tracker.spawn(session.in_current_span());
         handshake.switching_protocols(None)
     }
 
