@@ -39,6 +39,8 @@ struct AgentFile {
     http_proxy: Option<Sp<ProxyFile>>,
     /// This agent as an exit for other agents' `via`.
     egress: Option<Sp<EgressFile>>,
+    /// How long open streams may take to finish when the agent is stopped.
+    shutdown_grace: Option<Sp<String>>,
 }
 
 /// `[socks5]` or `[http_proxy]`.
@@ -139,6 +141,9 @@ pub fn parse(file: &str, source: &str, base: &Path) -> Result<AgentPlan, ConfigE
         socks5,
         http_proxy,
         exit,
+        shutdown_grace: ctx
+            .duration(&parsed.shutdown_grace)?
+            .unwrap_or(plan::DEFAULT_SHUTDOWN_GRACE),
     })
 }
 
@@ -306,6 +311,7 @@ mod tests {
 server = ["ws://gw1:8080/_wsgate/agent", "wss://gw2/_wsgate/agent"]
 token = "t"
 name = "office"
+shutdown_grace = "5s"
 [[expose]]
 name = "api"
 local = "http://127.0.0.1:8080"
@@ -336,6 +342,7 @@ allow = ["192.168.5.0/24"]
         .unwrap();
         assert_eq!(plan.servers.len(), 2);
         assert_eq!(plan.name, "office");
+        assert_eq!(plan.shutdown_grace, std::time::Duration::from_secs(5));
         assert_eq!(plan.services[0].dial, "127.0.0.1:8080");
         assert_eq!(plan.services[0].service.expose, Expose::Path("/api".into()));
         assert!(matches!(
