@@ -114,16 +114,7 @@ pub fn parse(file: &str, source: &str, base: &Path) -> Result<AgentPlan, ConfigE
         .iter()
         .map(|f| forward(&ctx, f))
         .collect::<Result<Vec<_>, _>>()?;
-    let socks5 = parsed
-        .socks5
-        .as_ref()
-        .map(|p| proxy(&ctx, p, true))
-        .transpose()?;
-    let http_proxy = parsed
-        .http_proxy
-        .as_ref()
-        .map(|p| proxy(&ctx, p, false))
-        .transpose()?;
+    let (socks5, http_proxy) = proxies(&ctx, &parsed)?;
     let exit = parsed.egress.as_ref().map(|e| exit(&ctx, e)).transpose()?;
     let proxies = socks5.is_some() || http_proxy.is_some() || exit.is_some();
     if services.is_empty() && forwards.is_empty() && !proxies {
@@ -145,6 +136,16 @@ pub fn parse(file: &str, source: &str, base: &Path) -> Result<AgentPlan, ConfigE
             .duration(&parsed.shutdown_grace)?
             .unwrap_or(plan::DEFAULT_SHUTDOWN_GRACE),
     })
+}
+
+/// The file's `[socks5]` and `[http_proxy]`.
+type Proxies = (Option<ProxyPlan>, Option<ProxyPlan>);
+
+/// The file's `[socks5]` and `[http_proxy]`, checked.
+fn proxies(ctx: &Ctx<'_>, parsed: &AgentFile) -> Result<Proxies, ConfigError> {
+    let socks5 = parsed.socks5.as_ref().map(|p| proxy(ctx, p, true));
+    let http_proxy = parsed.http_proxy.as_ref().map(|p| proxy(ctx, p, false));
+    Ok((socks5.transpose()?, http_proxy.transpose()?))
 }
 
 /// The host name made into a name (`tunnel::names::sanitize`), else `agent`: a host name
