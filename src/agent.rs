@@ -79,7 +79,7 @@ pub enum AgentError {
 pub async fn run(plan: AgentPlan, shutdown: &Shutdown, grace: Duration) -> Result<(), AgentError> {
     let plan = Arc::new(plan);
     let live = Live::default();
-    local::start(&plan, &live, shutdown).await?;
+    let listeners = local::start(&plan, &live, shutdown).await?;
     let mut sessions = tokio::task::JoinSet::new();
     for server in plan.servers.clone() {
         let tracker = shutdown.tracker.clone();
@@ -94,6 +94,10 @@ pub async fn run(plan: AgentPlan, shutdown: &Shutdown, grace: Duration) -> Resul
             },
         }),
         () = shutdown.token.cancelled() => {}
+    }
+    // The accept loops end at once on the signal: past them, the local ports refuse.
+    for listener in listeners {
+        let _ = listener.await;
     }
     let open = shutdown.tracker.len();
     tracing::info!(grace = ?grace, open, "shutdown started: draining open streams");

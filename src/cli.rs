@@ -72,9 +72,10 @@ pub struct AgentArgs {
     #[arg(long, value_name = "LISTEN")]
     pub http_proxy: Option<std::net::SocketAddr>,
     /// On SIGTERM or Ctrl-C, how long open streams (forwards, proxy connections, visitors)
-    /// may take to finish before the agent exits.
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
-    pub shutdown_grace: wsgate::units::HumanDuration,
+    /// may take to finish before the agent exits [default: agent.toml's `shutdown_grace`,
+    /// else 30s].
+    #[arg(long, value_name = "DURATION")]
+    pub shutdown_grace: Option<wsgate::units::HumanDuration>,
 }
 
 /// `wsgate serve`.

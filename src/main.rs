@@ -100,7 +100,10 @@ fn run_agent(args: &AgentArgs) -> ExitCode {
     };
     let runtime =
         tokio::runtime::Runtime::new().expect("a tokio runtime starts on any supported OS");
-    let grace = args.shutdown_grace.0;
+    // The command line's grace overrides agent.toml's.
+    let grace = args
+        .shutdown_grace
+        .map_or(plan.shutdown_grace, |grace| grace.0);
     let result = runtime.block_on(async {
         let shutdown = Shutdown::new();
         let signalled = shutdown.clone();
@@ -197,6 +200,7 @@ fn agent_plan(args: &AgentArgs) -> Result<plan::AgentPlan, String> {
         socks5: args.socks5.map(plan::ProxyPlan::on),
         http_proxy: args.http_proxy.map(plan::ProxyPlan::on),
         exit: None,
+        shutdown_grace: plan::DEFAULT_SHUTDOWN_GRACE,
     })
 }
 

@@ -50,7 +50,12 @@ impl Agent {
         let mut args = vec!["agent", "--server", &server, "--token", "t0ken"];
         args.extend(["--name", "laptop", "--socks5", "127.0.0.1:0"]);
         args.extend(extra);
-        let (child, log) = process::start(&args);
+        Agent::run(&args).await
+    }
+
+    /// Runs `wsgate ARGS` (an agent with a SOCKS5 proxy); returns once the proxy listens.
+    async fn run(args: &[&str]) -> Agent {
+        let (child, log) = process::start(args);
         let mut agent = Agent {
             child,
             log,
@@ -213,4 +218,46 @@ async fn a_request_without_a_gateway_fails_after_the_connect_timeout() {
         agent.child.try_wait().unwrap().is_none(),
         "the agent gave up"
     );
+}
+
+/// An agent from an `agent.toml` with `shutdown_grace = file_grace` (and `extra` arguments),
+/// stopped with a stream open: the grace its drain logs, once the grace period is over.
+async fn grace_used(name: &str, file_grace: &str, extra: &[&str]) -> String {
+    let gateway = gateway(name, "127.0.0.1:0").await;
+    let file = tempdir(name).join("agent.toml");
+    let text = format!(
+        "server = \"ws://{}/_wsgate/agent\"\ntoken = \"t0ken\"\nname = \"laptop\"\n\
+         shutdown_grace = \"{file_grace}\"\n[socks5]\nlisten = \"127.0.0.1:0\"\n",
+        gateway.addr
+    );
+    std::fs::write(&file, text).unwrap();
+    let mut args = vec!["agent", "-c", file.to_str().unwrap()];
+    args.extend(extra);
+    let mut agent = Agent::run(&args).await;
+    agent.wait_for("gateway session up").await;
+    let target = Target::Addr(echo_server(true).await);
+    let (code, stream) = socks::connect(agent.socks5, &target).await;
+    assert_eq!(code, 0, "SOCKS5 CONNECT failed");
+    let mut stream = stream.unwrap();
+    assert_eq!(echo(&mut stream, b"before").await, b"before");
+    // The stream stays open, so only the grace period ends the drain (within STEP: never
+    // the 30 s default).
+    agent.terminate();
+    let started = agent.wait_for("shutdown started").await;
+    agent.wait_for("grace period over").await;
+    assert_eq!(agent.exit_code().await, 0);
+    drop(stream);
+    let grace = started.split("grace=").nth(1).unwrap();
+    grace.split_whitespace().next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn the_config_files_shutdown_grace_bounds_the_drain() {
+    assert_eq!(grace_used("agent-file-grace", "1s", &[]).await, "1s");
+}
+
+#[tokio::test]
+async fn the_command_lines_shutdown_grace_overrides_the_files() {
+    let grace = grace_used("agent-flag-grace", "10m", &["--shutdown-grace", "1s"]).await;
+    assert_eq!(grace, "1s");
 }

@@ -1,7 +1,8 @@
 //! The tunnel end to end: the real `wsgate agent` binary dials a gateway (the real binary, or
 //! one in this process) and exposes local HTTP, WebSocket and TCP services through it, by
 //! path and by domain. Readiness is always a log line: the gateway's `listening on` and
-//! `agent left`, the agent's `service registered`, the gateway's `agent's routes removed`.
+//! `agent left`, the agent's `service registered`, the gateway's `agent's routes removed` and
+//! (at debug) `connection closed`.
 
 mod support;
 
@@ -122,11 +123,17 @@ fn service(scheme: &str, addr: SocketAddr, mode: &str, value: &str) -> String {
 
 /// The real gateway binary with `[agents]` and `extra`, on 127.0.0.1:0 unless `listen` is set.
 async fn gateway_process(listen: &str, extra: &str) -> (Wsgate, PathBuf) {
+    gateway_logging(listen, extra, "info").await
+}
+
+/// [`gateway_process`], logging what the `RUST_LOG` directives `filter` enable.
+async fn gateway_logging(listen: &str, extra: &str, filter: &str) -> (Wsgate, PathBuf) {
     let dir = support::tempdir("tunnel");
     let file = dir.join("gateway.toml");
     std::fs::write(&file, format!("listen = [\"{listen}\"]\n{AGENTS}{extra}")).unwrap();
-    let gateway = process::spawn(&["serve", "-c", file.to_str().unwrap()]).await;
-    (gateway, dir)
+    let args = ["serve", "-c", file.to_str().unwrap()];
+    let (child, stderr) = process::start_logging(process::BIN, &args, filter);
+    (process::ready(child, stderr).await, dir)
 }
 
 /// `GET path` with `Host: host` on a fresh connection.
@@ -422,7 +429,7 @@ async fn an_agent_killed_mid_transfer_ends_the_download_and_its_routes() {
         "[[route]]\npath = \"/static\"\nproxy = \"{}\"\n",
         other.url("/")
     );
-    let (mut gateway, _dir) = gateway_process("127.0.0.1:0", &configured).await;
+    let (mut gateway, _dir) = gateway_logging("127.0.0.1:0", &configured, CLOSES).await;
     let pid = gateway.child.id().unwrap();
     let fds_before = open_fds(pid);
     let rss_before = support::process::rss_kib(pid);
@@ -432,9 +439,14 @@ async fn an_agent_killed_mid_transfer_ends_the_download_and_its_routes() {
         &[service("http", upstream.addr, "path", "api")],
     )
     .await;
+    // Every connection opened from here on: the gateway's descriptors are counted again
+    // once each has logged `connection closed`.
+    let connected = gateway.wait_for_log("agent connected").await;
+    let mut opened = vec![client_addr(&connected).expect("the agent's address")];
 
     let total: u64 = 1 << 30;
     let mut client = HttpConn::connect(gateway.addr).await;
+    opened.push(client.io.get_ref().local_addr().unwrap());
     client
         .send_head("GET", &format!("/api/stream?bytes={total}"), &[], Some(0))
         .await;
@@ -474,17 +486,33 @@ async fn an_agent_killed_mid_transfer_ends_the_download_and_its_routes() {
     );
 
     // The routes stay for one heartbeat timeout, answering 502 (the agent is away, not
-    // unknown), then go.
-    gateway.wait_for_log("agent left").await;
-    let response = get(gateway.addr, "x", "/api/name").await;
+    // unknown), then go. (Connections closing meanwhile are noted.)
+    let mut closed = Vec::new();
+    gateway
+        .wait_for(|line| noting_closed(line, &mut closed, "agent left"))
+        .await;
+    let (addr, response) = get_noting(gateway.addr, "x", "/api/name").await;
     assert_eq!(response.status, 502, "{}", response.text());
-    gateway.wait_for_log("agent's routes removed").await;
-    let response = get(gateway.addr, "x", "/api/name").await;
+    opened.push(addr);
+    gateway
+        .wait_for(|line| noting_closed(line, &mut closed, "agent's routes removed"))
+        .await;
+    let (addr, response) = get_noting(gateway.addr, "x", "/api/name").await;
     assert_eq!(response.status, 404, "{}", response.text());
-    // Everything the agent's session and the dead download held is released: the download's
-    // client connection is closed, so the gateway is back to its descriptors from before.
+    opened.push(addr);
+    // Everything the agent's session and the dead download held is released: once every
+    // connection opened since (the download's client connection is closed now) has logged
+    // its close, the gateway is back to its descriptors from before.
     drop(client);
-    let fds_after = wait_for_fds_at_most(pid, fds_before).await;
+    if !opened.iter().all(|addr| closed.contains(addr)) {
+        gateway
+            .wait_for(|line| {
+                noting_closed(line, &mut closed, "connection closed")
+                    && opened.iter().all(|addr| closed.contains(addr))
+            })
+            .await;
+    }
+    let fds_after = open_fds(pid);
     assert!(
         fds_after <= fds_before,
         "{fds_after} descriptors open, {fds_before} before the agent"
@@ -563,17 +591,34 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
 }
 
-/// The descriptor count of `pid` once it is at most `limit` (polled within [`STEP`]), or the
-/// last count seen.
-async fn wait_for_fds_at_most(pid: u32, limit: usize) -> usize {
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        let count = open_fds(pid);
-        if count <= limit || tokio::time::Instant::now() > deadline {
-            return count;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+/// The gateway's log filter that also says when each client connection's socket is closed.
+const CLOSES: &str = "info,wsgate::front::closing=debug";
+
+/// The client address a gateway log line names (its connection's span, or a
+/// `connection closed` line's field).
+fn client_addr(line: &str) -> Option<SocketAddr> {
+    let (_, rest) = line.rsplit_once("client.addr=")?;
+    rest.split(['}', ' ']).next()?.parse().ok()
+}
+
+/// Notes in `closed` the client of a `connection closed` line; whether `line` holds `needle`.
+fn noting_closed(line: &str, closed: &mut Vec<SocketAddr>, needle: &str) -> bool {
+    if line.contains("connection closed") {
+        closed.extend(client_addr(line));
     }
+    line.contains(needle)
+}
+
+/// [`get`], with the client address the request came from.
+async fn get_noting(
+    gateway: SocketAddr,
+    host: &str,
+    path: &str,
+) -> (SocketAddr, support::net::RawResponse) {
+    let stream = tokio::net::TcpStream::connect(gateway).await.unwrap();
+    let addr = stream.local_addr().unwrap();
+    let head = format!("GET {path} HTTP/1.1\nHost: {host}");
+    (addr, support::net::raw_request_on(stream, &head).await)
 }
 
 #[tokio::test]

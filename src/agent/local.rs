@@ -5,7 +5,10 @@
 
 use std::net::SocketAddr;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
 
 use crate::{
     agent::{AgentError, SESSION_WAIT, egress, http_proxy, live::Live, socks5},
@@ -39,12 +42,13 @@ impl Local {
     }
 }
 
-/// Binds every local listener of `plan`, then serves each until `shutdown`.
+/// Binds every local listener of `plan`, then serves each until `shutdown`: the accept loops'
+/// tasks, which end (their listeners closed) once shutdown is triggered.
 pub(super) async fn start(
     plan: &AgentPlan,
     live: &Live,
     shutdown: &Shutdown,
-) -> Result<(), AgentError> {
+) -> Result<Vec<JoinHandle<()>>, AgentError> {
     let forwards = plan.forwards.iter().cloned().map(Local::Forward);
     let proxies = [
         plan.socks5.clone().map(Local::Socks5),
@@ -61,33 +65,29 @@ pub(super) async fn start(
             }
         }
     }
-    for (local, listener) in bound {
-        serve(local, listener, live.clone(), shutdown.clone());
-    }
-    Ok(())
+    let serving = bound
+        .into_iter()
+        .map(|(local, listener)| serve(local, listener, live.clone(), shutdown.clone()));
+    Ok(serving.collect())
 }
 
 /// Runs one listener's accept loop in a task of its own.
-fn serve(local: Local, listener: TcpListener, live: Live, shutdown: Shutdown) {
+fn serve(local: Local, listener: TcpListener, live: Live, shutdown: Shutdown) -> JoinHandle<()> {
     match local {
         Local::Forward(forward) => {
             let (tracker, stop) = (shutdown.tracker, shutdown.token);
             let accepting = accept_each(listener, "forward", tracker, stop, move |stream, _| {
                 Some(forward_one(stream, forward.clone(), live.clone()))
             });
-            drop(tokio::spawn(accepting));
+            tokio::spawn(accepting)
         }
         Local::Socks5(plan) => {
             let egress = announce(&listener, &plan, "SOCKS5", live);
-            drop(tokio::spawn(socks5::serve(
-                listener, plan, egress, shutdown,
-            )));
+            tokio::spawn(socks5::serve(listener, plan, egress, shutdown))
         }
         Local::Http(plan) => {
             let egress = announce(&listener, &plan, "HTTP", live);
-            drop(tokio::spawn(http_proxy::serve(
-                listener, plan, egress, shutdown,
-            )));
+            tokio::spawn(http_proxy::serve(listener, plan, egress, shutdown))
         }
     }
 }

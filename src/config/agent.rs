@@ -39,6 +39,8 @@ struct AgentFile {
     http_proxy: Option<Sp<ProxyFile>>,
     /// This agent as an exit for other agents' `via`.
     egress: Option<Sp<EgressFile>>,
+    /// How long open streams may take to finish when the agent is stopped.
+    shutdown_grace: Option<Sp<String>>,
 }
 
 /// `[socks5]` or `[http_proxy]`.
@@ -112,16 +114,7 @@ pub fn parse(file: &str, source: &str, base: &Path) -> Result<AgentPlan, ConfigE
         .iter()
         .map(|f| forward(&ctx, f))
         .collect::<Result<Vec<_>, _>>()?;
-    let socks5 = parsed
-        .socks5
-        .as_ref()
-        .map(|p| proxy(&ctx, p, true))
-        .transpose()?;
-    let http_proxy = parsed
-        .http_proxy
-        .as_ref()
-        .map(|p| proxy(&ctx, p, false))
-        .transpose()?;
+    let (socks5, http_proxy) = proxies(&ctx, &parsed)?;
     let exit = parsed.egress.as_ref().map(|e| exit(&ctx, e)).transpose()?;
     let proxies = socks5.is_some() || http_proxy.is_some() || exit.is_some();
     if services.is_empty() && forwards.is_empty() && !proxies {
@@ -139,7 +132,20 @@ pub fn parse(file: &str, source: &str, base: &Path) -> Result<AgentPlan, ConfigE
         socks5,
         http_proxy,
         exit,
+        shutdown_grace: ctx
+            .duration(&parsed.shutdown_grace)?
+            .unwrap_or(plan::DEFAULT_SHUTDOWN_GRACE),
     })
+}
+
+/// The file's `[socks5]` and `[http_proxy]`.
+type Proxies = (Option<ProxyPlan>, Option<ProxyPlan>);
+
+/// The file's `[socks5]` and `[http_proxy]`, checked.
+fn proxies(ctx: &Ctx<'_>, parsed: &AgentFile) -> Result<Proxies, ConfigError> {
+    let socks5 = parsed.socks5.as_ref().map(|p| proxy(ctx, p, true));
+    let http_proxy = parsed.http_proxy.as_ref().map(|p| proxy(ctx, p, false));
+    Ok((socks5.transpose()?, http_proxy.transpose()?))
 }
 
 /// The host name made into a name (`tunnel::names::sanitize`), else `agent`: a host name
@@ -306,6 +312,7 @@ mod tests {
 server = ["ws://gw1:8080/_wsgate/agent", "wss://gw2/_wsgate/agent"]
 token = "t"
 name = "office"
+shutdown_grace = "5s"
 [[expose]]
 name = "api"
 local = "http://127.0.0.1:8080"
@@ -336,6 +343,7 @@ allow = ["192.168.5.0/24"]
         .unwrap();
         assert_eq!(plan.servers.len(), 2);
         assert_eq!(plan.name, "office");
+        assert_eq!(plan.shutdown_grace, std::time::Duration::from_secs(5));
         assert_eq!(plan.services[0].dial, "127.0.0.1:8080");
         assert_eq!(plan.services[0].service.expose, Expose::Path("/api".into()));
         assert!(matches!(

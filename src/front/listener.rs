@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::{
     budget::descriptors::Slot,
     connector::{ClientAddrs, keep_alive},
-    front::service::Service,
+    front::{closing::Closing, service::Service},
     shutdown::Shutdown,
 };
 
@@ -133,7 +133,8 @@ async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     keep_alive(&stream);
-    let Ok(local) = stream.local_addr() else {
+    let stream = Closing::new(stream, peer);
+    let Ok(local) = stream.get_ref().local_addr() else {
         return;
     };
     let mut client = ClientAddrs {
@@ -144,7 +145,7 @@ async fn serve_connection(
     let Some(tls) = tls else {
         return serve_http(stream, client, service, shutdown, slot).await;
     };
-    if tls.allow_plain && !starts_with_tls(&stream, handshake_timeout(&slot)).await {
+    if tls.allow_plain && !starts_with_tls(stream.get_ref(), handshake_timeout(&slot)).await {
         return serve_http(stream, client, service, shutdown, slot).await;
     }
     client.tls = true;

@@ -23,8 +23,9 @@ pub trait Registry: Send + Sync + std::fmt::Debug {
     fn claim<'a>(&'a self, request: &'a ClaimRequest) -> Pending<'a, Granted>;
     /// Gives up `session`'s claim on `service`, or on everything when `service` is `None`.
     fn release<'a>(&'a self, session: u64, service: Option<&'a str>) -> Pending<'a, ()>;
-    /// Says `session` is still there (a remote store's leases; in memory, claims last as long
-    /// as the session).
+    /// Says `session` is still there, keeping its claims alive (a remote store's leases; in
+    /// memory, claims last as long as the session). [`ClaimError::NotHeld`] when the session's
+    /// claims are gone (released, or taken over by another session): the hub then ends it.
     fn renew(&self, session: u64) -> Pending<'_, ()>;
     /// The holder of private service `name`, when `secret` is its secret.
     fn lookup_private<'a>(&'a self, name: &'a str, secret: &'a str) -> Pending<'a, Option<Holder>>;
@@ -137,6 +138,10 @@ pub enum ClaimError {
     /// requests.
     #[error("{0}")]
     Held(String),
+    /// The session no longer holds its claims: they were released, or another session took
+    /// them over.
+    #[error("agent session {0} no longer holds its claims")]
+    NotHeld(u64),
     /// The registry's store could not be reached: nothing was decided.
     #[error("the claims registry is unreachable: {0}")]
     Unreachable(String),

@@ -39,9 +39,18 @@ pub fn start_program<S: AsRef<std::ffi::OsStr>>(
     program: &str,
     args: &[S],
 ) -> (Child, mpsc::UnboundedReceiver<String>) {
+    start_logging(program, args, "info")
+}
+
+/// As [`start_program`], logging what the `RUST_LOG` directives `filter` enable.
+pub fn start_logging<S: AsRef<std::ffi::OsStr>>(
+    program: &str,
+    args: &[S],
+    filter: &str,
+) -> (Child, mpsc::UnboundedReceiver<String>) {
     let mut child = Command::new(program)
         .args(args)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", filter)
         .env_remove("WSGATE_AGENT_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -151,6 +160,20 @@ impl Wsgate {
             .expect("no exit after SIGTERM")
             .unwrap();
         status.code().unwrap_or(-1)
+    }
+
+    /// Reads stderr lines until `done` says yes to one (it sees every line read); returns it.
+    pub async fn wait_for(&mut self, mut done: impl FnMut(&str) -> bool) -> String {
+        tokio::time::timeout(STEP, async {
+            while let Some(line) = self.stderr.recv().await {
+                if done(&line) {
+                    return line;
+                }
+            }
+            panic!("stderr ended before the awaited line");
+        })
+        .await
+        .expect("the awaited log line did not come")
     }
 
     /// Reads stderr lines until one contains `needle`; returns it.

@@ -9,6 +9,11 @@ use crate::{
     wire::{Expose, Service, names},
 };
 
+/// How long a stopping agent's open streams may take to finish, unless `agent.toml`'s
+/// `shutdown_grace` or `--shutdown-grace` says otherwise: a visitor's download or a forwarded
+/// session usually ends within it, and a service manager's own stop timeout is longer.
+pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What an agent runs.
 #[derive(Debug, Clone)]
 pub struct AgentPlan {
@@ -28,6 +33,8 @@ pub struct AgentPlan {
     pub http_proxy: Option<ProxyPlan>,
     /// Other agents may connect out from this agent's network (`via`).
     pub exit: Option<ExitPlan>,
+    /// On SIGTERM or Ctrl-C, how long open streams may take to finish before the agent exits.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// A local forward proxy (SOCKS5 or HTTP) whose connections leave through the gateway's

@@ -49,7 +49,8 @@ pub struct Memory {
 /// Who holds what.
 #[derive(Debug, Default)]
 struct State {
-    /// Each session's routes and private services.
+    /// Each session's routes and private services; a session is here from its first grant
+    /// (a port's too) until it is released or taken over, which is what `renew` asks.
     sessions: HashMap<u64, Held>,
     /// Gateway ports, by number: their holder and service.
     ports: HashMap<u16, (Holder, String)>,
@@ -164,7 +165,9 @@ impl Memory {
                 "port {port} is outside the allowed range {start}-{end}"
             ));
         }
+        let mut previous = None;
         if let Some((current, held)) = state.ports.get(&port) {
+            previous = Some(current.session).filter(|&s| s != who.session);
             if current.agent != who.agent || current.token != who.token {
                 let holder = &current.agent;
                 return Err(ClaimError::Held(format!(
@@ -180,6 +183,10 @@ impl Memory {
         state
             .ports
             .insert(port, (who.clone(), service.name.clone()));
+        held_by(state, who);
+        if let Some(stale) = previous {
+            forget_if_empty(state, stale);
+        }
         let addr = SocketAddr::new(self.rules.remote_bind, port);
         Ok(Granted {
             claimed: Claimed::Port(port),
@@ -232,6 +239,18 @@ fn held_by<'s>(state: &'s mut State, who: &Holder) -> &'s mut Held {
     })
 }
 
+/// Forgets `session` when a takeover left it holding nothing: it renews no more.
+fn forget_if_empty(state: &mut State, session: u64) {
+    let holds_port = state.ports.values().any(|(h, _)| h.session == session);
+    let empty = state
+        .sessions
+        .get(&session)
+        .is_some_and(|h| h.routes.is_empty() && h.private.is_empty());
+    if empty && !holds_port {
+        state.sessions.remove(&session);
+    }
+}
+
 /// A private service for `who`; its name is unique among private services, except that the
 /// same agent (name and token) reconnecting takes its own over.
 fn claim_private(
@@ -240,6 +259,7 @@ fn claim_private(
     service: &Service,
     secret: crate::secret::Secret,
 ) -> Result<(), ClaimError> {
+    let mut taken = Vec::new();
     let others = state
         .sessions
         .iter_mut()
@@ -253,7 +273,11 @@ fn claim_private(
                 )));
             }
             held.private.retain(|p| p.name != service.name);
+            taken.push(*other);
         }
+    }
+    for other in taken {
+        forget_if_empty(state, other);
     }
     let held = held_by(state, who);
     held.private.retain(|p| p.name != service.name);
@@ -288,8 +312,14 @@ impl Registry for Memory {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn renew(&self, _session: u64) -> Pending<'_, ()> {
-        Box::pin(std::future::ready(Ok(())))
+    fn renew(&self, session: u64) -> Pending<'_, ()> {
+        let held = self.state().sessions.contains_key(&session);
+        let renewed = if held {
+            Ok(())
+        } else {
+            Err(ClaimError::NotHeld(session))
+        };
+        Box::pin(std::future::ready(renewed))
     }
 
     fn lookup_private<'a>(&'a self, name: &'a str, secret: &'a str) -> Pending<'a, Option<Holder>> {

@@ -161,3 +161,86 @@ async fn release_frees_what_it_names_and_changes_are_announced() {
     }
     assert_eq!(changes.try_recv(), Err(TryRecvError::Empty));
 }
+
+/// What `renew` says of `session`: held, or `NotHeld` naming it.
+async fn renews(registry: &Memory, session: u64) -> bool {
+    match registry.renew(session).await {
+        Ok(()) => true,
+        Err(ClaimError::NotHeld(s)) if s == session => false,
+        Err(other) => panic!("renew of {session}: {other:?}"),
+    }
+}
+
+fn port_service(name: &str, port: u16) -> Service {
+    Service {
+        local: "tcp://127.0.0.1:22".into(),
+        ..service(name, Expose::Port(port))
+    }
+}
+
+#[tokio::test]
+async fn renew_holds_while_the_session_holds_its_claims_and_fails_once_released() {
+    let registry = registry();
+    let app = service("app", Expose::Path("/app".into()));
+    claim(&registry, holder(1, "office", 0), app).await.unwrap();
+    claim(&registry, holder(2, "home", 0), port_service("ssh", 20002))
+        .await
+        .unwrap();
+    assert!(renews(&registry, 1).await);
+    assert!(renews(&registry, 2).await, "a port alone is a claim held");
+    // Releasing one service leaves the session holding (it may claim again).
+    registry.release(1, Some("app")).await.unwrap();
+    assert!(renews(&registry, 1).await);
+    registry.release(1, None).await.unwrap();
+    assert!(!renews(&registry, 1).await);
+    assert!(
+        renews(&registry, 2).await,
+        "another session's release is not its"
+    );
+}
+
+#[tokio::test]
+async fn renew_fails_once_the_same_agents_new_session_took_the_claims_over() {
+    let registry = registry();
+    let app = service("app", Expose::Host("app.tunnel.test".into()));
+    claim(&registry, holder(1, "office", 0), app.clone())
+        .await
+        .unwrap();
+    claim(&registry, holder(3, "office", 0), app).await.unwrap();
+    assert!(!renews(&registry, 1).await, "routes taken over");
+    assert!(renews(&registry, 3).await);
+
+    let ssh = port_service("ssh", 20003);
+    claim(&registry, holder(4, "home", 0), ssh.clone())
+        .await
+        .unwrap();
+    claim(&registry, holder(5, "home", 0), ssh).await.unwrap();
+    assert!(!renews(&registry, 4).await, "its only port taken over");
+
+    let private = service("db", Expose::Private(Secret::new("s")));
+    claim(&registry, holder(6, "lab", 0), private.clone())
+        .await
+        .unwrap();
+    claim(&registry, holder(7, "lab", 0), private)
+        .await
+        .unwrap();
+    assert!(
+        !renews(&registry, 6).await,
+        "its only private service taken over"
+    );
+    assert!(renews(&registry, 7).await);
+}
+
+#[tokio::test]
+async fn a_refused_claim_takes_nothing_from_the_holder_and_gives_nothing_to_renew() {
+    let registry = registry();
+    let app = service("app", Expose::Path("/app".into()));
+    claim(&registry, holder(1, "office", 0), app.clone())
+        .await
+        .unwrap();
+    claim(&registry, holder(2, "mallory", 0), app)
+        .await
+        .unwrap_err();
+    assert!(renews(&registry, 1).await);
+    assert!(!renews(&registry, 2).await, "it was granted nothing");
+}
