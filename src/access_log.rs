@@ -22,7 +22,7 @@ use crate::{body::Body, log_escape::Escaped, refusal::Refusal};
 /// Set on a response's extensions by a handler that forwarded the request, so the access-log
 /// line names the upstream that answered.
 #[derive(Debug, Clone)]
-pub struct UpstreamName(pub String);
+pub(crate) struct UpstreamName(pub String);
 
 /// What is known about a request before it ends. The path is logged without its query, which
 /// may carry secrets (`?token=`).
@@ -56,19 +56,19 @@ impl AccessRecord {
     }
 
     /// The same record, for the named route.
-    pub fn with_route(mut self, route: &str) -> Self {
+    pub(crate) fn with_route(mut self, route: &str) -> Self {
         route.clone_into(&mut self.route);
         self
     }
 
     /// The same record, for the given upstream.
-    pub fn with_upstream(mut self, upstream: impl ToString) -> Self {
+    pub(crate) fn with_upstream(mut self, upstream: impl ToString) -> Self {
         self.upstream = upstream.to_string();
         self
     }
 
     /// Logs a finished WebSocket session.
-    pub fn finish_session(self, upgraded: Instant, done: &SessionEnd<'_>) {
+    pub(crate) fn finish_session(self, upgraded: Instant, done: &SessionEnd<'_>) {
         let SessionEnd {
             bytes_up,
             bytes_down,
@@ -117,7 +117,7 @@ impl AccessRecord {
     /// Wraps a response's body so that the request is logged when the body ends or is dropped
     /// (the client went away), with the bytes actually handed to the connection. The outcome
     /// is the [`Refusal`] in the response's extensions, if the gateway refused.
-    pub fn log_response(self, response: Response<Body>) -> Response<Body> {
+    pub(crate) fn log_response(self, response: Response<Body>) -> Response<Body> {
         let length = response
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -139,7 +139,7 @@ impl AccessRecord {
 
 /// How a WebSocket session ended, for its access-log line.
 #[derive(Debug, Clone, Copy)]
-pub struct SessionEnd<'a> {
+pub(crate) struct SessionEnd<'a> {
     /// Bytes from the client to the upstream.
     pub bytes_up: u64,
     /// Bytes from the upstream to the client.

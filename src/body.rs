@@ -13,7 +13,7 @@ use crate::refusal::Refusal;
 pub type Body = BoxBody<Bytes, io::Error>;
 
 /// A short `text/plain` response.
-pub fn text_response(status: StatusCode, reason: &str) -> Response<Body> {
+pub(crate) fn text_response(status: StatusCode, reason: &str) -> Response<Body> {
     let mut response = Response::new(full(format!("{reason}\n")));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -31,7 +31,7 @@ pub fn refused(refusal: Refusal) -> Response<Body> {
 
 /// As [`refused`], with a more precise reason: a typed error's message (which escapes
 /// anything a client sent) or fixed text.
-pub fn refused_because(refusal: Refusal, reason: impl std::fmt::Display) -> Response<Body> {
+pub(crate) fn refused_because(refusal: Refusal, reason: impl std::fmt::Display) -> Response<Body> {
     let mut response = text_response(refusal.status(), &reason.to_string());
     response.extensions_mut().insert(refusal);
     response

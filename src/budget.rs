@@ -154,13 +154,13 @@ impl Charge {
     }
 
     /// Moves everything `other` holds into this charge (both on the same budget).
-    pub fn take_from(&mut self, other: &mut Charge) {
+    pub(crate) fn take_from(&mut self, other: &mut Charge) {
         debug_assert!(Arc::ptr_eq(&self.budget, &other.budget));
         self.bytes += std::mem::take(&mut other.bytes);
     }
 
     /// Gives everything back, keeping the charge for later growth.
-    pub fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         // Called on every read of a metered connection: no atomic write when nothing is held.
         if self.bytes > 0 {
             self.budget.give_back(std::mem::take(&mut self.bytes));

@@ -11,8 +11,8 @@ pub mod file;
 mod proxy;
 pub mod route;
 pub mod target;
-pub mod token_limits;
-pub mod upstream_url;
+pub(crate) mod token_limits;
+pub(crate) mod upstream_url;
 pub mod validate;
 pub mod websockify;
 mod zones;
@@ -26,7 +26,7 @@ use crate::secret::Secret;
 
 /// The config `wsgate serve` runs on when no file is given: loopback only, a web terminal and
 /// a VNC bridge to the usual local ports, so a fresh install has something to try.
-pub const EMBEDDED_DEFAULT: &str = include_str!("config/default.toml");
+pub(crate) const EMBEDDED_DEFAULT: &str = include_str!("config/default.toml");
 
 /// A validated gateway configuration.
 #[derive(Debug)]

@@ -15,10 +15,10 @@ use std::{io, net::SocketAddr, time::Duration};
 use crate::refusal::Refusal;
 
 pub use crate::config::target::{ProxyProtocol, Target};
-pub use agent::AgentConnector;
-pub use direct::DirectConnector;
+pub(crate) use agent::AgentConnector;
+pub(crate) use direct::DirectConnector;
 pub use stream::Stream;
-pub use tls::TlsDial;
+pub(crate) use tls::TlsDial;
 
 /// How a dial behaves, per route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +92,7 @@ impl Connector {
     }
 
     /// This connector, with TLS on top when `tls` is set (`wss://`, `https://`).
-    pub fn with_tls(self, tls: Option<TlsDial>) -> Self {
+    pub(crate) fn with_tls(self, tls: Option<TlsDial>) -> Self {
         match tls {
             Some(tls) => Connector::Tls(Box::new(TlsConnector { inner: self, tls })),
             None => self,

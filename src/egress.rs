@@ -37,5 +37,4 @@ pub mod dial;
 pub mod exit;
 pub mod policy;
 
-pub use dial::{Refusal, dial, resolve_datagram_target};
-pub use policy::{Denied, Fallback, NameVerdict, Policy, PortRange, Rule, own_addresses};
+pub(crate) use dial::dial;

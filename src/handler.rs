@@ -2,7 +2,7 @@
 
 pub mod bridge;
 pub mod files;
-pub mod message_budget;
+pub(crate) mod message_budget;
 pub mod proxy;
 
 use crate::handshake;
@@ -23,7 +23,7 @@ use crate::{
 
 pub use bridge::BridgeRoute;
 pub use files::FilesRoute;
-pub use proxy::ProxyRoute;
+pub(crate) use proxy::ProxyRoute;
 
 /// What a handler may need besides the request.
 #[derive(Debug, Clone)]
@@ -57,20 +57,13 @@ pub enum Handler {
 impl Handler {
     /// Whether this handler takes WebSocket upgrades (used to pick between routes that share
     /// a match, e.g. a bridge and a static directory both on `/`).
-    pub fn serves_websocket(&self) -> bool {
+    pub(crate) fn serves_websocket(&self) -> bool {
         matches!(self, Handler::Bridge(_) | Handler::Proxy(_))
     }
 
     /// Whether this handler takes plain HTTP requests.
-    pub fn serves_http(&self) -> bool {
+    pub(crate) fn serves_http(&self) -> bool {
         matches!(self, Handler::Files(_) | Handler::Proxy(_))
-    }
-
-    /// Whether both handlers take some of the same requests: two such routes on the same match
-    /// leave one of them unreachable for those requests.
-    pub fn overlaps(&self, other: &Handler) -> bool {
-        (self.serves_websocket() && other.serves_websocket())
-            || (self.serves_http() && other.serves_http())
     }
 
     /// Whether this handler takes this kind of request.
@@ -83,7 +76,7 @@ impl Handler {
     }
 
     /// A short description for the banner and `wsgate check`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Handler::Bridge(bridge) => format!("bridge {}", bridge.describe()),
             Handler::Files(files) => format!("static {}", files.root().display()),

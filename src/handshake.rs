@@ -56,7 +56,7 @@ impl HandshakeError {
     }
 
     /// Headers that tell the client how to retry.
-    pub fn add_headers(&self, headers: &mut HeaderMap) {
+    pub(crate) fn add_headers(&self, headers: &mut HeaderMap) {
         match self {
             HandshakeError::NotWebSocket => {
                 headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -87,7 +87,7 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 }
 
 /// Whether the request asks for a WebSocket upgrade at all (used for routing).
-pub fn is_upgrade<B>(req: &Request<B>) -> bool {
+pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
     has_token(req.headers(), header::UPGRADE, "websocket")
 }
 
@@ -147,12 +147,12 @@ pub fn accept_key(key: &[u8]) -> String {
 
 impl WebSocketRequest {
     /// The `Sec-WebSocket-Accept` a valid answer to this handshake carries.
-    pub fn expected_accept(&self) -> String {
+    pub(crate) fn expected_accept(&self) -> String {
         accept_key(self.key.as_bytes())
     }
 
     /// The `101 Switching Protocols` answer, naming `protocol` if one was chosen.
-    pub fn switching_protocols(&self, protocol: Option<&'static str>) -> Response<Body> {
+    pub(crate) fn switching_protocols(&self, protocol: Option<&'static str>) -> Response<Body> {
         let accept = self.expected_accept();
         let mut response = Response::new(Body::default());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -2,7 +2,7 @@
 //! implements them, a pump (the bridge's) is generic over them; and how a WebSocket read error
 //! or a refusal turns into a close frame, for every pump that terminates WebSocket.
 
-pub mod pump;
+pub(crate) mod pump;
 pub mod ws;
 
 use std::{future::Future, io};
@@ -14,7 +14,7 @@ use tokio_websockets::{CloseCode, Error as WsError, Message, proto::ProtocolErro
 use crate::refusal::Refusal;
 
 /// A reader that waits for bytes before it brings a buffer, so an idle connection holds none.
-pub trait ReadChunk {
+pub(crate) trait ReadChunk {
     /// Waits for bytes and returns up to `max` of them; empty at the end of the stream. Cancel
     /// safe: nothing is lost if another branch of a `select!` wins.
     fn read_chunk(&mut self, max: usize) -> impl Future<Output = io::Result<BytesMut>> + Send;
@@ -23,7 +23,7 @@ pub trait ReadChunk {
 /// What a WebSocket read error means, in one place for every pump: `None` when the peer's
 /// connection merely ended (an I/O error, or already closed), else the refusal whose close
 /// frame tokio-websockets has queued for the peer (1002, 1007, 1009).
-pub fn websocket_refusal(error: &WsError) -> Option<Refusal> {
+pub(crate) fn websocket_refusal(error: &WsError) -> Option<Refusal> {
     match error {
         WsError::Io(_) | WsError::AlreadyClosed => None,
         WsError::PayloadTooLong { .. } => Some(Refusal::MessageTooBig),
@@ -34,7 +34,7 @@ pub fn websocket_refusal(error: &WsError) -> Option<Refusal> {
 
 /// The close frame for `refusal`, with the table's code and reason (none for kinds that end a
 /// connection without one).
-pub fn close_message(refusal: Refusal) -> Option<Message> {
+pub(crate) fn close_message(refusal: Refusal) -> Option<Message> {
     let code = CloseCode::try_from(refusal.close_code()?).ok()?;
     Some(Message::close(Some(code), refusal.reason()))
 }
@@ -42,7 +42,7 @@ pub fn close_message(refusal: Refusal) -> Option<Message> {
 /// Copy buffer per direction where a tunnel stream meets a socket: a multiplexed stream costs
 /// a frame and a WebSocket message per write, so large writes matter (tokio's default is 8 KiB).
 /// A read this size is one yamux frame (`session`'s largest) and one WebSocket message.
-pub const COPY_BYTES: usize = 60 * 1024;
+pub(crate) const COPY_BYTES: usize = 60 * 1024;
 
 /// Copies both ways between a tunnel stream and a socket (or another stream) until both
 /// sides have ended, with [`COPY_BYTES`] buffers; the bytes each way (`a` to `b` first).
@@ -56,7 +56,7 @@ where
 
 /// Reads a 4-byte big-endian length and that many bytes (at most `max`); `Ok(None)` at a
 /// clean end of the stream before the length starts.
-pub async fn read_prefixed<R>(reader: &mut R, max: usize) -> io::Result<Option<Vec<u8>>>
+pub(crate) async fn read_prefixed<R>(reader: &mut R, max: usize) -> io::Result<Option<Vec<u8>>>
 where
     R: AsyncRead + Unpin,
 {

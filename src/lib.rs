@@ -24,7 +24,7 @@
 //!   and [`refusal`], the one table of how each failure is refused.
 //! - `fuzzing` (hidden): entry points to private decoders for the targets in `fuzz/`.
 
-pub mod access_log;
+pub(crate) mod access_log;
 pub mod agent;
 pub mod body;
 pub mod budget;

@@ -10,7 +10,7 @@ use std::fmt::{self, Display, Write};
 
 /// The longest a logged string may be, in characters, before it is cut with `…`. Host names
 /// are at most 253, so a real name, path or reason fits; a 64 KiB name takes one short line.
-pub const MAX_LOGGED_CHARS: usize = 256;
+pub(crate) const MAX_LOGGED_CHARS: usize = 256;
 
 /// A value shown with control characters, backslashes, double quotes and other non-printable
 /// characters escaped (`\n`, `\"`, `\\`, `\u{1b}`, `\u{9b}`), and cut after

@@ -120,19 +120,19 @@ pub struct Entry {
 /// WebSocket close codes (RFC 6455 §7.4.1) the table uses.
 pub mod close {
     /// The connection ended as it should.
-    pub const NORMAL: u16 = 1000;
+    pub(crate) const NORMAL: u16 = 1000;
     /// An endpoint is going away (shutdown, an agent gone).
-    pub const GOING_AWAY: u16 = 1001;
+    pub(crate) const GOING_AWAY: u16 = 1001;
     /// A protocol error.
-    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub(crate) const PROTOCOL_ERROR: u16 = 1002;
     /// Data inconsistent with the message type (bad UTF-8, bad base64).
-    pub const INVALID_PAYLOAD: u16 = 1007;
+    pub(crate) const INVALID_PAYLOAD: u16 = 1007;
     /// A message too big to process.
-    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    pub(crate) const MESSAGE_TOO_BIG: u16 = 1009;
     /// An unexpected condition on our side.
-    pub const INTERNAL_ERROR: u16 = 1011;
+    pub(crate) const INTERNAL_ERROR: u16 = 1011;
     /// Try again later: overloaded.
-    pub const TRY_AGAIN_LATER: u16 = 1013;
+    pub(crate) const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 const fn row(
@@ -278,7 +278,7 @@ impl Refusal {
     }
 
     /// The SOCKS5 reply; kinds without one are a general failure (0x01).
-    pub fn socks_reply(self) -> u8 {
+    pub(crate) fn socks_reply(self) -> u8 {
         self.entry().socks_reply.unwrap_or(0x01)
     }
 

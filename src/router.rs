@@ -48,7 +48,7 @@ impl Route {
     }
 
     /// Whether this route and `other` match exactly the same requests.
-    pub fn same_match(&self, other: &Route) -> bool {
+    pub(crate) fn same_match(&self, other: &Route) -> bool {
         self.host == other.host && self.path == other.path
     }
 }
@@ -64,7 +64,7 @@ pub struct Matched<'p> {
 
 /// Why a request's path cannot be routed safely (400: the client sent it).
 #[derive(Debug, thiserror::Error)]
-pub enum RouteError {
+pub(crate) enum RouteError {
     /// A reading of the path cannot be made (see [`lenient_readings`]).
     #[error(transparent)]
     Path(#[from] PathError),
@@ -108,7 +108,7 @@ impl Router {
     }
 
     /// Replaces every route added at run time (agents' services) with `added`.
-    pub fn set_added(&self, added: Vec<Arc<Route>>) {
+    pub(crate) fn set_added(&self, added: Vec<Arc<Route>>) {
         let all = self.configured.iter().cloned().chain(added).collect();
         self.table.store(Arc::new(sorted(all)));
     }
@@ -127,7 +127,7 @@ impl Router {
     /// refuses it when any of the path's [`lenient_readings`] would select another route (or
     /// a route where the path has none), for the same host and kind of request, in the same
     /// table: the upstream could read it as a path that route guards.
-    pub fn find_unambiguous<'p>(
+    pub(crate) fn find_unambiguous<'p>(
         &self,
         host: Option<&str>,
         path: &'p str,

@@ -35,7 +35,7 @@ pub struct TunnelStream {
 impl TunnelStream {
     /// Takes this stream out of the session's credit watch: the control stream, whose
     /// heartbeats say the agent is there, not that it takes data.
-    pub fn into_control(mut self) -> Self {
+    pub(crate) fn into_control(mut self) -> Self {
         self.probe.detach();
         self
     }
@@ -109,7 +109,7 @@ pub struct OpenedStream {
 }
 
 /// What reading a stream whose session died gives: not a clean end, which yamux shows it as.
-pub fn session_ended() -> std::io::Error {
+pub(crate) fn session_ended() -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::ConnectionAborted,
         "the tunnel session ended",
@@ -169,12 +169,12 @@ impl AsyncWrite for OpenedStream {
 /// Streams this side may have open at once: below [`MAX_STREAMS`], since the peer counts the
 /// streams it opened too (its control stream, its forwards), and going over the limit ends
 /// the whole session. A visitor beyond it waits for a slot (within its connect timeout).
-pub const MAX_OPEN_STREAMS: usize = MAX_STREAMS - 32;
+pub(crate) const MAX_OPEN_STREAMS: usize = MAX_STREAMS - 32;
 
 /// Streams one session may have open (both sides' together), enforced by both peers: yamux
 /// ends a session whose peer goes over it, so each side opens through a semaphore below it.
 /// Each idle stream costs about 1.5 KB; a stream's buffered bytes are bounded by its window.
-pub const MAX_STREAMS: usize = 1024;
+pub(crate) const MAX_STREAMS: usize = 1024;
 
 /// The largest data frame a stream sends (yamux reads frames up to 1 MiB): one WebSocket
 /// message of at most [`crate::io::ws::MAX_MESSAGE_BYTES`] with its header.
@@ -183,7 +183,7 @@ const SPLIT_SEND_BYTES: usize = 60 * 1024;
 /// The room every stream's window may grow into, together, beyond its first 256 KiB: enough
 /// for a few fast streams over a long link. The gateway charges it to the session's budgets
 /// when the session starts, so with each open stream's window it bounds what a session holds.
-pub const WINDOW_HEADROOM_BYTES: usize = 8 << 20;
+pub(crate) const WINDOW_HEADROOM_BYTES: usize = 8 << 20;
 
 /// yamux's settings for the tunnel: bounded streams and a bounded receive window.
 pub fn config() -> Config {
@@ -264,7 +264,7 @@ impl SessionHandle {
     }
 
     /// Whether the session has ended.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.commands.is_closed()
     }
 }

@@ -64,7 +64,7 @@ pub fn server(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
 }
 
 /// The exact DNS names of a certificate's subjectAltName (see [`ServerTls::host_names`]).
-pub fn certificate_host_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>, String> {
+pub(crate) fn certificate_host_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>, String> {
     let parsed = webpki::EndEntityCert::try_from(leaf)
         .map_err(|e| format!("the certificate cannot be parsed: {e}"))?;
     let mut names: Vec<String> = parsed

@@ -4,7 +4,7 @@ use std::{fmt, str::FromStr, time::Duration};
 
 /// The longest duration a config may name: beyond it "never" is what is meant, and deadlines
 /// computed from larger values would overflow the clock.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A duration written as a number and a unit: `"250ms"`, `"10s"`, `"5m"`, `"1h"`.
 ///

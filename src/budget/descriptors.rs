@@ -30,7 +30,7 @@ const MIN_RESERVE: usize = 64;
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Raises the soft descriptor limit to the hard one; the soft limit now in force.
-pub fn raise_limit() -> usize {
+pub(crate) fn raise_limit() -> usize {
     let raised = rlimit::increase_nofile_limit(u64::MAX).or_else(|error| {
         tracing::warn!(%error, "cannot raise the descriptor limit");
         rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft)
@@ -68,7 +68,7 @@ pub struct Slot {
 
 impl Slot {
     /// Whether the connection runs on the reserve.
-    pub fn in_reserve(&self) -> bool {
+    pub(crate) fn in_reserve(&self) -> bool {
         self.reserve
     }
 }
@@ -102,7 +102,7 @@ impl Descriptors {
     }
 
     /// The most visitor connections open at once.
-    pub fn max_visitors(&self) -> usize {
+    pub(crate) fn max_visitors(&self) -> usize {
         (self.limit - self.reserve) / PER_VISITOR
     }
 
@@ -115,7 +115,7 @@ impl Descriptors {
     /// Admits a new connection: as a visitor while there is room, else into the reserve, else
     /// not at all (`None`: close it at once). Every connection past the visitors' share is
     /// counted for the next warning.
-    pub fn admit(self: &Arc<Self>) -> Option<Slot> {
+    pub(crate) fn admit(self: &Arc<Self>) -> Option<Slot> {
         let slot = |reserve| Slot {
             budget: self.clone(),
             reserve,

@@ -11,7 +11,7 @@ use crate::egress::policy::{Fallback, Policy, PortRange, Rule};
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a UDP association may sit without a datagram either way, by default.
-pub const DEFAULT_UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A validated `[egress]`.
 #[derive(Debug, Clone)]

@@ -7,12 +7,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// A value together with where it was written.
-pub type Sp<T> = Spanned<T>;
+pub(crate) type Sp<T> = Spanned<T>;
 
 /// The gateway config file (`wsgate serve -c FILE`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GatewayFile {
+pub(crate) struct GatewayFile {
     /// Addresses to listen on, `"127.0.0.1:8080"`, `"[::1]:8080"`.
     pub listen: Option<Sp<Vec<Sp<String>>>>,
     /// TLS on every listener.
@@ -37,7 +37,7 @@ pub struct GatewayFile {
 /// `[limits]`: budgets shared by every connection (docs/security.md says what each bounds).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitsFile {
+pub(crate) struct LimitsFile {
     /// Memory for WebSocket messages being assembled, all connections together.
     pub message_memory: Option<Sp<String>>,
     /// Memory agents' tunnel streams may hold in this gateway, all sessions together.
@@ -56,7 +56,7 @@ pub struct LimitsFile {
 /// `[agents]`: where agents connect and how they prove who they are.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AgentsFile {
+pub(crate) struct AgentsFile {
     /// The endpoint's path; default `/_wsgate/agent`.
     pub path: Option<Sp<String>>,
     /// Tokens agents may present.
@@ -86,7 +86,7 @@ pub struct AgentsFile {
 /// `[[agents.token]]`: a token and what it may claim.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitedTokenFile {
+pub(crate) struct LimitedTokenFile {
     /// The token.
     pub token: Sp<String>,
     /// Service names it may register.
@@ -102,7 +102,7 @@ pub struct LimitedTokenFile {
 /// `[tls]`: a PEM certificate chain and its private key.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TlsFile {
+pub(crate) struct TlsFile {
     /// PEM file with the certificate chain (it may also hold the key).
     pub cert: Sp<String>,
     /// PEM file with the private key; defaults to `cert`.
@@ -114,7 +114,7 @@ pub struct TlsFile {
 /// One `[[route]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouteFile {
+pub(crate) struct RouteFile {
     /// A name for logs; defaults to the path.
     pub name: Option<Sp<String>>,
     /// Path prefix, matched on segment boundaries.
@@ -166,7 +166,7 @@ pub struct RouteFile {
 /// `[egress]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EgressFile {
+pub(crate) struct EgressFile {
     /// Destinations allowed: CIDRs, addresses, host names (`*.example.com`).
     #[serde(default)]
     pub allow: Vec<Sp<String>>,

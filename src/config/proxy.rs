@@ -16,7 +16,7 @@ use crate::{
 
 /// A proxy route's settings; `file.proxy` is set. A `tls_ca` file is checked to exist, not
 /// read: the assembler loads it (an unreadable one is an error there, at its place).
-pub fn proxy_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<ProxySpec, ConfigError> {
+pub(crate) fn proxy_route(ctx: &Ctx<'_>, file: &RouteFile) -> Result<ProxySpec, ConfigError> {
     let urls = upstream_urls(ctx, file.proxy.as_ref().expect("proxy route"))?;
     let upstreams = urls
         .into_iter()

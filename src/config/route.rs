@@ -16,17 +16,17 @@ use crate::matching::HostPattern;
 
 /// 16 MiB: larger than any sane VNC or terminal message, small enough that a hostile client
 /// cannot make one connection hold much memory.
-pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 << 20;
+pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 << 20;
 
 /// Past this a dial fails (504): long enough for a slow LAN host, short enough that a browser
 /// has not given up yet.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// nginx's `proxy_read_timeout` for the response head: a slow upstream gets a minute.
-pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// nginx's `fail_timeout`: how long a refused upstream is tried last.
-pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One route: what it matches, and what it does.
 #[derive(Debug, Clone)]
@@ -56,24 +56,24 @@ pub enum RouteKind {
 
 impl RouteKind {
     /// Whether this handler takes WebSocket upgrades.
-    pub fn serves_websocket(&self) -> bool {
+    pub(crate) fn serves_websocket(&self) -> bool {
         matches!(self, RouteKind::Bridge(_) | RouteKind::Proxy(_))
     }
 
     /// Whether this handler takes plain HTTP requests.
-    pub fn serves_http(&self) -> bool {
+    pub(crate) fn serves_http(&self) -> bool {
         matches!(self, RouteKind::Static(_) | RouteKind::Proxy(_))
     }
 
     /// Whether both handlers take some of the same requests: two such routes on the same match
     /// leave one of them unreachable for those requests.
-    pub fn overlaps(&self, other: &RouteKind) -> bool {
+    pub(crate) fn overlaps(&self, other: &RouteKind) -> bool {
         (self.serves_websocket() && other.serves_websocket())
             || (self.serves_http() && other.serves_http())
     }
 
     /// The largest message the route gathers, when it gathers messages.
-    pub fn max_message_bytes(&self) -> Option<usize> {
+    pub(crate) fn max_message_bytes(&self) -> Option<usize> {
         match self {
             RouteKind::Bridge(bridge) => Some(bridge.max_message_bytes),
             RouteKind::Proxy(proxy) if proxy.mode == Mode::Message => Some(proxy.max_message_bytes),

@@ -28,7 +28,7 @@ pub enum Target {
 
 impl Target {
     /// Parses `host:port` (IPv6 in brackets), the form websockify and token files use.
-    pub fn parse_host_port(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse_host_port(text: &str) -> Result<Self, String> {
         let expected = || format!("expected host:port, found {text:?}");
         let (host, port) = text.rsplit_once(':').ok_or_else(expected)?;
         // Brackets and spaces in any order (`[ ::1 ]`): what is left is the host as dialled,

@@ -20,11 +20,11 @@ use crate::{
 };
 
 /// The largest message agents' routes take: the default for routes, which agents' routes keep.
-pub const AGENT_MAX_MESSAGE: usize = DEFAULT_MAX_MESSAGE_BYTES as usize;
+pub(crate) const AGENT_MAX_MESSAGE: usize = DEFAULT_MAX_MESSAGE_BYTES as usize;
 
 /// What the message budget must hold for one message of `max` bytes: the read buffer (the
 /// largest frame) and a gathering buffer of twice the message (`handler::message_budget`).
-pub fn charge_for(max: usize) -> usize {
+pub(crate) fn charge_for(max: usize) -> usize {
     max.saturating_mul(3)
 }
 

@@ -32,7 +32,7 @@ impl AgentConnector {
     }
 
     /// As [`Self::connect`], the tunnel stream itself (to splice it frame by frame).
-    pub async fn connect_stream(&self) -> Result<OpenedStream, ConnectError> {
+    pub(crate) async fn connect_stream(&self) -> Result<OpenedStream, ConnectError> {
         match timeout(self.connect_timeout, self.open()).await {
             Ok(result) => result,
             Err(_) => Err(ConnectError::Timeout {

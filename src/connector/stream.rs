@@ -59,7 +59,7 @@ impl Stream {
 
     /// The plain TCP socket, if that is all this stream is: the splice path copies between
     /// sockets without a buffer while idle. Any other stream comes back unchanged.
-    pub fn into_tcp(self) -> Result<TcpStream, Stream> {
+    pub(crate) fn into_tcp(self) -> Result<TcpStream, Stream> {
         match self {
             Stream::Tcp(tcp) => Ok(tcp),
             other => Err(other),

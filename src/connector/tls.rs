@@ -12,7 +12,7 @@ use tokio_rustls::TlsConnector;
 
 use super::Stream;
 
-pub use crate::config::target::Verify;
+pub(crate) use crate::config::target::Verify;
 
 /// A ready TLS client configuration for one upstream.
 #[derive(Clone)]

@@ -53,7 +53,7 @@ pub struct Address {
 /// Whether `name` may be a host name: not empty, and no control character or white space. A
 /// name with a newline or an escape byte resolves nowhere; refused where it arrives (the
 /// agent's SOCKS5 server, the exit), it never travels on to a resolver or into a log.
-pub fn is_host_name(name: &str) -> bool {
+pub(crate) fn is_host_name(name: &str) -> bool {
     !name.is_empty() && !name.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 

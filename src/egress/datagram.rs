@@ -16,7 +16,7 @@ use tokio::{
 use super::address::{Address, Host};
 
 /// The largest payload carried: UDP's over IPv4.
-pub const MAX_PAYLOAD: usize = 65_507;
+pub(crate) const MAX_PAYLOAD: usize = 65_507;
 
 /// The largest frame: a payload and the longest address (a 255-byte name).
 const MAX_FRAME: usize = MAX_PAYLOAD + 1 + 1 + 255 + 2;
@@ -82,7 +82,7 @@ where
 /// idle timeout. Only datagrams forwarded count, so strangers spraying its port (dropped)
 /// cannot keep it alive.
 #[derive(Debug)]
-pub struct IdleClock {
+pub(crate) struct IdleClock {
     last: Mutex<Instant>,
 }
 
@@ -95,7 +95,7 @@ impl IdleClock {
     }
 
     /// A datagram moved.
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 

@@ -65,7 +65,7 @@ pub async fn dial(
 
 /// Where datagrams for `host:port` go, if the policy allows it: the first allowed address.
 /// Resolution is bounded by 5 s.
-pub async fn resolve_datagram_target(
+pub(crate) async fn resolve_datagram_target(
     policy: &Policy,
     host: &str,
     port: u16,

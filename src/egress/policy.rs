@@ -14,7 +14,7 @@ use std::{
 
 mod addresses;
 
-pub use addresses::own_addresses;
+pub(crate) use addresses::own_addresses;
 use addresses::*;
 
 use crate::matching::HostPattern;
@@ -179,7 +179,7 @@ pub struct Denied(pub String);
 
 /// What a name's rules decide before it is resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameVerdict {
+pub(crate) enum NameVerdict {
     /// An allow rule names it: its addresses skip the fallback (deny networks still apply).
     Allowed,
     /// No rule names it: its addresses decide.
@@ -229,20 +229,21 @@ impl Policy {
 
     /// The same policy with `own` as this machine's addresses instead of those read from the
     /// system, so that tests do not depend on the machine they run on.
-    pub fn with_own_addresses(mut self, own: Vec<IpAddr>) -> Policy {
+    #[cfg(test)]
+    pub(crate) fn with_own_addresses(mut self, own: Vec<IpAddr>) -> Policy {
         self.own = own.into_iter().map(|addr| addr.to_canonical()).collect();
         self
     }
 
     /// The same policy, with `more` also counted as this machine's addresses (a public address
     /// a 1:1 NAT maps to it, which no interface lists).
-    pub fn with_more_own_addresses(mut self, more: &[IpAddr]) -> Policy {
+    pub(crate) fn with_more_own_addresses(mut self, more: &[IpAddr]) -> Policy {
         self.own.extend(more.iter().map(|addr| addr.to_canonical()));
         self
     }
 
     /// Whether `port` may be dialled.
-    pub fn check_port(&self, port: u16) -> Result<(), Denied> {
+    pub(crate) fn check_port(&self, port: u16) -> Result<(), Denied> {
         if port == 0 {
             return Err(Denied("port 0 is not a destination".into()));
         }
@@ -262,7 +263,7 @@ impl Policy {
     }
 
     /// What the name rules say of `name` (case-insensitive, a trailing dot ignored).
-    pub fn check_name(&self, name: &str) -> Result<NameVerdict, Denied> {
+    pub(crate) fn check_name(&self, name: &str) -> Result<NameVerdict, Denied> {
         let name = name.strip_suffix('.').unwrap_or(name);
         if let Some(rule) = self.deny.iter().find(|rule| rule.matches_name(name)) {
             return Err(Denied(format!("{name} matches the deny rule {rule}")));
@@ -278,7 +279,7 @@ impl Policy {
     /// rule names ([`NameVerdict::Allowed`]). IPv4-mapped IPv6 addresses count as the IPv4
     /// address they map; deny networks also catch an IPv4 address embedded in NAT64,
     /// IPv4-translated (`::ffff:0:a.b.c.d`) or 6to4.
-    pub fn check_addr(&self, addr: IpAddr, name_allowed: bool) -> Result<(), Denied> {
+    pub(crate) fn check_addr(&self, addr: IpAddr, name_allowed: bool) -> Result<(), Denied> {
         let addr = addr.to_canonical();
         for candidate in candidates(addr) {
             if let Some(rule) = self.deny.iter().find(|rule| rule.contains(candidate)) {
@@ -318,7 +319,7 @@ impl Policy {
 
     /// Counts one refused connection or datagram; returns the new total. The checks do not
     /// count, since one connection may take several checks (one per resolved address).
-    pub fn count_denial(&self) -> u64 {
+    pub(crate) fn count_denial(&self) -> u64 {
         self.denials.fetch_add(1, Ordering::Relaxed) + 1
     }
 }

@@ -61,7 +61,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// it. `serve` returns `None` to close a connection at once (over a budget, say). An accept
 /// error (EMFILE and the like) pauses the loop instead of letting it spin; `name` says which
 /// listener in the log. Returning drops the listener: its port refuses from then on.
-pub async fn accept_each<F, Fut>(
+pub(crate) async fn accept_each<F, Fut>(
     listener: TcpListener,
     name: &'static str,
     tracker: TaskTracker,

@@ -11,7 +11,7 @@ use crate::matching::{Authority, HostError, PathError, normalize_path};
 /// `CONNECT`: what proxy routes forward (every method but `CONNECT`, which is a forward
 /// proxy's), which includes what static files (`GET`, `HEAD`) and WebSocket handshakes (`GET`)
 /// take.
-pub const ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE";
+pub(crate) const ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE";
 
 /// Why a request is refused before routing; every one is the client's fault (400).
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +120,7 @@ fn canonical_path<B>(req: &mut Request<B>) -> Result<(), RequestError> {
 /// `OPTIONS *`: 200 with the methods the gateway takes. Answered here rather than forwarded,
 /// because no route owns `*` and rewriting it into a path (`/base*`) would ask an upstream
 /// about a resource nobody named; Apache httpd answers it the same way.
-pub fn server_options() -> Response<Body> {
+pub(crate) fn server_options() -> Response<Body> {
     let mut response = Response::new(full(""));
     response
         .headers_mut()
@@ -129,7 +129,7 @@ pub fn server_options() -> Response<Body> {
 }
 
 /// `CONNECT host:port`: 405 with the methods the gateway takes.
-pub fn connect_refused() -> Response<Body> {
+pub(crate) fn connect_refused() -> Response<Body> {
     let mut response = crate::body::refused(crate::refusal::Refusal::ConnectNotSupported);
     response
         .headers_mut()

@@ -24,7 +24,7 @@ use crate::{
 
 /// The routes and ports of agents' services.
 #[derive(Debug)]
-pub struct AgentRoutes {
+pub(crate) struct AgentRoutes {
     router: Arc<Router>,
     ports: Ports,
     /// Each session's routes, in the order claimed.

@@ -33,7 +33,7 @@ struct Forward {
 
 /// The ports agents hold on the gateway.
 #[derive(Debug)]
-pub struct Ports {
+pub(crate) struct Ports {
     bind: IpAddr,
     open: Mutex<HashMap<u16, Arc<Forward>>>,
     /// The gateway's descriptor budget: visitors on these ports count against it too.
@@ -80,7 +80,7 @@ impl Ports {
     }
 
     /// Closes the ports session `id` still owns.
-    pub fn release(&self, id: u64) {
+    pub(crate) fn release(&self, id: u64) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.retain(|_, forward| {
             let owned = forward.owner.lock().unwrap_or_else(|e| e.into_inner()).id == id;

@@ -92,7 +92,7 @@ impl BridgeRoute {
     }
 
     /// For the banner: the target or the token source.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.target {
             BridgeTarget::Fixed(connector) => connector.target(),
             BridgeTarget::Tokens {

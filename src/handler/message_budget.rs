@@ -46,20 +46,17 @@ use crate::{
 
 /// The close code a connection gets when the budget has no room: 1013, Try Again Later — the
 /// message is not too big (that is 1009), the gateway is too full right now.
-pub const BUDGET_CLOSE_CODE: u16 = match Refusal::MessageBudgetFull.close_code() {
+pub(crate) const BUDGET_CLOSE_CODE: u16 = match Refusal::MessageBudgetFull.close_code() {
     Some(code) => code,
     None => panic!("the message budget's refusal closes with a code"),
 };
 
 /// The close reason that goes with [`BUDGET_CLOSE_CODE`].
-pub const BUDGET_CLOSE_REASON: &str = Refusal::MessageBudgetFull.reason();
+pub(crate) const BUDGET_CLOSE_REASON: &str = Refusal::MessageBudgetFull.reason();
 
 /// Ping bytes a peer may send beyond what our writes carry (the pongs it is owed wait in the
 /// decoder's queue): about five hundred pings, far more than any keep-alive sends.
-pub const MAX_UNANSWERED_PING_BYTES: usize = 64 << 10;
-
-/// What the budget must hold for one message: the config checks routes against it.
-pub use crate::config::validate::charge_for;
+pub(crate) const MAX_UNANSWERED_PING_BYTES: usize = 64 << 10;
 
 /// Who sends the frames this side reads: a client masks them, a server does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +75,7 @@ const LINGER_BYTES: usize = 32 << 20;
 
 /// A byte stream whose incoming WebSocket frames are charged to a budget.
 #[derive(Debug)]
-pub struct Metered<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
+pub(crate) struct Metered<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     /// The stream; taken only when a refused connection is dropped, to drain it.
     io: Option<T>,
     frames: FrameTracker,
@@ -118,12 +115,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Metered<T> {
     pub fn holding(mut self, slot: Arc<Slot>) -> Self {
         self.slot = Some(slot);
         self
-    }
-
-    /// Bytes charged now for this connection.
-    pub fn charged(&self) -> usize {
-        let frames = &self.frames;
-        frames.assembling.bytes() + frames.delivered.bytes() + frames.read_buffer.bytes()
     }
 
     fn io(&mut self) -> Pin<&mut T> {

@@ -15,7 +15,7 @@ mod message;
 pub mod pool;
 mod pooled_body;
 mod splice;
-pub use crate::config::upstream_url;
+pub(crate) use crate::config::upstream_url;
 mod websocket;
 
 use std::time::Duration;
@@ -23,8 +23,8 @@ use std::time::Duration;
 use http::{HeaderMap, Request, Response, header, request::Parts};
 use hyper::body::Incoming;
 
-pub use balance::{Policy, UpstreamServer, Upstreams};
-pub use headers::HeaderPolicy;
+pub(crate) use balance::{Policy, UpstreamServer, Upstreams};
+pub(crate) use headers::HeaderPolicy;
 pub use upstream_url::UpstreamUrl;
 
 use crate::{
@@ -101,7 +101,7 @@ impl ProxyError {
 
 impl ProxyRoute {
     /// For the banner: upstreams, policy and mode.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let urls: Vec<String> = self
             .upstreams
             .servers

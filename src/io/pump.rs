@@ -7,7 +7,7 @@
 
 mod downstream;
 pub mod encoding;
-pub mod watchdog;
+pub(crate) mod watchdog;
 
 use std::{
     io::{self, IoSlice},
@@ -44,7 +44,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// Per-route settings of the pump.
 #[derive(Debug, Clone)]
-pub struct PumpSettings {
+pub(crate) struct PumpSettings {
     /// How bytes ride in messages.
     pub encoding: Encoding,
     /// Close after this long without data either way.
@@ -55,7 +55,7 @@ pub struct PumpSettings {
 
 /// How a bridged connection ended, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     /// The client sent a close frame.
     ClientClosed,
     /// The client's connection ended without a close frame.
@@ -79,7 +79,7 @@ pub enum End {
 
 impl End {
     /// A short lowercase label for logs.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             End::ClientClosed => "client closed",
             End::ClientGone => "client gone",
@@ -111,7 +111,7 @@ impl End {
 
 /// What the access log reports about one bridged connection.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Bytes from the client to the target.
     pub bytes_up: u64,
     /// Bytes from the target to the client.

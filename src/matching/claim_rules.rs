@@ -6,7 +6,7 @@
 use crate::matching::{Authority, HostPattern, strip_prefix};
 
 /// The refusal when the gateway sets no `[agents] hosts`.
-pub const NO_HOST_CLAIMS: &str = "this gateway allows no host claims: set [agents] hosts";
+pub(crate) const NO_HOST_CLAIMS: &str = "this gateway allows no host claims: set [agents] hosts";
 
 /// Why a host cannot be claimed, by its form alone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,7 +122,7 @@ pub fn check_path(
 
 /// How a claim lies against another: the same match, inside it, or around it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Nesting {
+pub(crate) enum Nesting {
     /// Both match exactly the same requests.
     Same,
     /// Everything the claim matches, the other matches too (`x.a.test` in `*.a.test`,
@@ -169,7 +169,7 @@ pub fn canonical_host(text: &str) -> Result<HostPattern, HostRefusal> {
 /// reads it: IPv6 (with or without brackets), or a name whose last label is a number, which
 /// the WHATWG URL parser and `inet_aton` take as IPv4 (`2130706433`, `0x7f.1`, `127.1`,
 /// `017.0.0.1`).
-pub fn is_ip_literal(host: &str) -> bool {
+pub(crate) fn is_ip_literal(host: &str) -> bool {
     if host.starts_with('[') || host.contains(':') || host.parse::<std::net::IpAddr>().is_ok() {
         return true;
     }
@@ -190,7 +190,7 @@ fn is_number_label(label: &str) -> bool {
 /// The host a request reached the gateway by, from its `Host` (made canonical by
 /// `front::request::prepare`): port removed, lowercase, no trailing dot; `[::1]:80` is
 /// `[::1]`.
-pub fn reached_host(authority: &str) -> Option<String> {
+pub(crate) fn reached_host(authority: &str) -> Option<String> {
     Authority::parse(authority)
         .ok()
         .map(|authority| authority.host.to_ascii_lowercase())
@@ -198,7 +198,7 @@ pub fn reached_host(authority: &str) -> Option<String> {
 
 /// How the host pattern `claim` lies against `other`, if any host matches both. Two exact
 /// names overlap only when equal; a wildcard holds every name (and narrower wildcard) under it.
-pub fn host_nesting(claim: &HostPattern, other: &HostPattern) -> Option<Nesting> {
+pub(crate) fn host_nesting(claim: &HostPattern, other: &HostPattern) -> Option<Nesting> {
     use HostPattern::{Exact, Wildcard};
     match (claim, other) {
         (Exact(a), Exact(b)) => (a == b).then_some(Nesting::Same),
@@ -222,7 +222,7 @@ pub fn covers(outer: &HostPattern, inner: &HostPattern) -> bool {
 
 /// How the path prefix `claim` lies against `other` (both normalised), on segment boundaries:
 /// `/alpha/x` is inside `/alpha`, `/alphabet` is neither.
-pub fn path_nesting(claim: &str, other: &str) -> Option<Nesting> {
+pub(crate) fn path_nesting(claim: &str, other: &str) -> Option<Nesting> {
     if claim == other {
         Some(Nesting::Same)
     } else if strip_prefix(other, claim).is_some() {

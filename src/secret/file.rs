@@ -8,7 +8,7 @@ use crate::log_escape::Escaped;
 
 /// The permission bits of `path` when group or others have any access to it (`mode & 0o077`),
 /// else `None`; `None` too when it cannot be read (reading it will say why).
-pub fn exposed_mode(path: &Path) -> Option<u32> {
+pub(crate) fn exposed_mode(path: &Path) -> Option<u32> {
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
     (mode & 0o077 != 0).then_some(mode)
 }
@@ -21,7 +21,7 @@ pub fn warning(what: &str, path: &Path, mode: u32) -> String {
 
 /// Logs the warning if `path` is open to group or others. For a directory (websockify reads
 /// every file in one), each file in it is checked.
-pub fn warn_if_exposed(what: &str, path: &Path) {
+pub(crate) fn warn_if_exposed(what: &str, path: &Path) {
     if path.is_dir() {
         let Ok(entries) = std::fs::read_dir(path) else {
             return;

@@ -43,7 +43,7 @@ impl StreamBudget {
 
     /// Resets a stream whose write waits `timeout` for window credit; when nothing moved on
     /// any stream of the session meanwhile, the session is starved ([`CreditWatch::starved`]).
-    pub fn with_credit_timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) fn with_credit_timeout(mut self, timeout: Duration) -> Self {
         self.credit_timeout = Some(timeout);
         self
     }
@@ -100,7 +100,7 @@ impl CreditWatch {
     }
 
     /// How long writes have waited with no data moving either way; zero when none waits.
-    pub fn starved_for(&self) -> Duration {
+    pub(crate) fn starved_for(&self) -> Duration {
         if self.blocked.load(Ordering::Acquire) == 0 {
             return Duration::ZERO;
         }
@@ -110,7 +110,7 @@ impl CreditWatch {
 
     /// Resolves once a stream's write has waited the credit timeout while no data moved on
     /// any stream of the session: the peer takes nothing at all. Cancel-safe.
-    pub async fn starved(&self) {
+    pub(crate) async fn starved(&self) {
         self.starved.notified().await;
     }
 }
@@ -151,7 +151,7 @@ impl Probe {
     /// Notes how a write into the stream went, and passes its result on; a write that has
     /// waited the credit timeout fails with `TimedOut` (and tells the session if nothing moved
     /// on it meanwhile).
-    pub fn observe<T>(
+    pub(crate) fn observe<T>(
         &mut self,
         cx: &mut Context<'_>,
         polled: Poll<std::io::Result<T>>,
@@ -199,7 +199,7 @@ impl Probe {
     /// Notes that data came in from the peer: a peer that sends is alive and serving, even
     /// while one of its services does not read (only a peer that neither grants credit nor
     /// sends is starved).
-    pub fn observe_read(&self) {
+    pub(crate) fn observe_read(&self) {
         if let Some(watch) = self.watch.as_ref()
             && watch.blocked.load(Ordering::Relaxed) > 0
         {

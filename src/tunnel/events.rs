@@ -5,7 +5,7 @@
 use crate::{session::SessionHandle, tunnel::registry::Claimed, wire::Service};
 
 /// How long an agent may take to reach its local service for a visitor.
-pub const AGENT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const AGENT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A service that was granted and should now be reachable.
 #[derive(Debug, Clone)]

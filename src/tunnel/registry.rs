@@ -15,7 +15,7 @@ use crate::{matching::claim_rules::HostRefusal, wire::Service};
 
 /// A registry's answer, later: boxed, so that the trait stays object-safe (`Arc<dyn Registry>`)
 /// and an implementation may wait on a remote store.
-pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, ClaimError>> + Send + 'a>>;
+pub(crate) type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, ClaimError>> + Send + 'a>>;
 
 /// The claims registry.
 pub trait Registry: Send + Sync + std::fmt::Debug {

@@ -3,7 +3,7 @@
 //! A name reaches logs, route names and error messages, so it must be short and inert.
 
 /// The longest name, in bytes (all its characters are ASCII).
-pub const MAX_NAME_BYTES: usize = 64;
+pub(crate) const MAX_NAME_BYTES: usize = 64;
 
 /// The rule, as refusals state it.
 pub const NAME_RULE: &str = "1-64 characters of A-Z a-z 0-9 - _ .";
@@ -35,7 +35,7 @@ pub fn check(what: &str, name: &str) -> Result<(), String> {
 /// `text` made into a name: characters outside the set become `-`, it is cut to
 /// [`MAX_NAME_BYTES`], and an empty result is `fallback`. For names the agent derives (its
 /// host name, a service's path), which must not make it fail.
-pub fn sanitize(text: &str, fallback: &str) -> String {
+pub(crate) fn sanitize(text: &str, fallback: &str) -> String {
     let name: String = text
         .chars()
         .map(|c| if allowed(c) { c } else { '-' })

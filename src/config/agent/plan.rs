@@ -220,7 +220,7 @@ pub fn parse_service(text: &str) -> Result<LocalService, String> {
 
 /// Where the agent dials a service given as `http://host:port/…`, `https://…` or
 /// `tcp://host:port`.
-pub fn local_dial(local: &str) -> Result<String, String> {
+pub(crate) fn local_dial(local: &str) -> Result<String, String> {
     let (scheme, rest) = local
         .split_once("://")
         .ok_or_else(|| format!("expected http://, https:// or tcp://, found {local:?}"))?;

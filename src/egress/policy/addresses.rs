@@ -146,7 +146,7 @@ pub(super) fn net_contains(net: IpAddr, prefix: u8, addr: IpAddr) -> bool {
 /// `/proc/net/if_inet6` (IPv6), without duplicates. Empty where those files cannot be read
 /// (other systems); loopback and private ranges are blocked anyway, so what this adds is the
 /// machine's public addresses.
-pub fn own_addresses() -> Vec<IpAddr> {
+pub(crate) fn own_addresses() -> Vec<IpAddr> {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let v4 = parse_fib_trie(&read("/proc/net/fib_trie")).into_iter();
     let v6 = parse_if_inet6(&read("/proc/net/if_inet6")).into_iter();

@@ -65,7 +65,7 @@ impl TokenSource {
 
     /// Looks a token up. File reads are small and rare (once per connection), so they run on
     /// the blocking pool rather than holding a runtime thread.
-    pub async fn lookup(&self, token: &str) -> Result<Target, TokenError> {
+    pub(crate) async fn lookup(&self, token: &str) -> Result<Target, TokenError> {
         if let Some(table) = self.cached.get().filter(|_| !self.reload) {
             return table.get(token).cloned().ok_or(TokenError::Unknown);
         }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::{ProxyError, pool::Pool, upstream_url::UpstreamUrl};
 use crate::connector::{ClientAddrs, Connector, Stream};
 
-pub use crate::config::route::Policy;
+pub(crate) use crate::config::route::Policy;
 
 /// One upstream server with its live state.
 #[derive(Debug)]
@@ -51,13 +51,13 @@ impl UpstreamServer {
     }
 
     /// Counts a request or WebSocket as open until the guard is dropped.
-    pub fn track(self: &Arc<Self>) -> ActiveGuard {
+    pub(crate) fn track(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::Relaxed);
         ActiveGuard(self.clone())
     }
 
     /// Marks the server as failing for `fail_timeout`.
-    pub fn mark_down(&self, fail_timeout: Duration) {
+    pub(crate) fn mark_down(&self, fail_timeout: Duration) {
         *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(Instant::now() + fail_timeout);
     }
@@ -72,7 +72,7 @@ impl UpstreamServer {
 
 /// Keeps an upstream's open count up while it lives.
 #[derive(Debug)]
-pub struct ActiveGuard(Arc<UpstreamServer>);
+pub(crate) struct ActiveGuard(Arc<UpstreamServer>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {

@@ -7,11 +7,11 @@ use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::hop::strip_hop_by_hop;
 
-pub use crate::config::route::HeaderPolicy;
+pub(crate) use crate::config::route::HeaderPolicy;
 
 /// Who the client is, for the forwarding headers.
 #[derive(Debug, Clone, Copy)]
-pub struct Forwarding<'a> {
+pub(crate) struct Forwarding<'a> {
     /// The client's address.
     pub client: SocketAddr,
     /// Whether the client reached us over TLS.
@@ -23,7 +23,7 @@ pub struct Forwarding<'a> {
 impl HeaderPolicy {
     /// Rewrites the client's request headers for the upstream named `authority`. For a
     /// WebSocket handshake the upgrade headers are put back after the hop-by-hop strip.
-    pub fn to_upstream(
+    pub(crate) fn to_upstream(
         &self,
         headers: &mut HeaderMap,
         forwarding: &Forwarding<'_>,

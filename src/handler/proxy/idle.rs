@@ -11,7 +11,7 @@ use tokio::time::{Instant, sleep_until};
 
 /// When traffic last passed, in milliseconds since the session started.
 #[derive(Debug)]
-pub struct LastActivity {
+pub(crate) struct LastActivity {
     started: Instant,
     millis: AtomicU64,
 }
@@ -26,7 +26,7 @@ impl LastActivity {
     }
 
     /// Traffic just passed.
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let millis = self.started.elapsed().as_millis() as u64;
         self.millis.store(millis, Ordering::Relaxed);
     }

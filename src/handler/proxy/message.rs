@@ -25,7 +25,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// How a relayed WebSocket went.
 #[derive(Debug, Default)]
-pub struct Relayed {
+pub(crate) struct Relayed {
     /// Payload bytes from the client to the upstream.
     pub bytes_up: u64,
     /// Payload bytes from the upstream to the client.

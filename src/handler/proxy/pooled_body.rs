@@ -21,7 +21,7 @@ use crate::{
 /// An upstream's response body on its way to the client. At its end the connection goes back
 /// to the pool; dropped early, the connection is closed with it. Either way the upstream's
 /// open count drops.
-pub struct PooledBody {
+pub(crate) struct PooledBody {
     inner: Incoming,
     /// The connection and where it returns; taken at the end.
     home: Option<(SendRequest<Body>, Arc<UpstreamServer>)>,

@@ -29,7 +29,7 @@ const BUFFER_BYTES: usize = 8 * 1024;
 
 /// How a spliced WebSocket went.
 #[derive(Debug)]
-pub struct Spliced {
+pub(crate) struct Spliced {
     /// Bytes from the client to the upstream.
     pub bytes_up: u64,
     /// Bytes from the upstream to the client.

@@ -18,12 +18,12 @@ pub enum Encoding {
 /// Neither subprotocol decoded: a base64 message that was not base64.
 #[derive(Debug, thiserror::Error)]
 #[error("message is not valid base64")]
-pub struct DecodeError;
+pub(crate) struct DecodeError;
 
 impl Encoding {
     /// Picks the encoding from the offered subprotocols, preferring `binary` as websockify does.
     /// Returns the protocol name to echo in the 101, if the client offered any.
-    pub fn negotiate(
+    pub(crate) fn negotiate(
         offered: &[String],
     ) -> Result<(Encoding, Option<&'static str>), HandshakeError> {
         let has = |name: &str| offered.iter().any(|p| p.eq_ignore_ascii_case(name));

@@ -20,7 +20,7 @@ pub struct Heartbeat {
 /// Times of the last events, shared by the two directions of one connection (same task, but
 /// the future must be `Send`, hence atomics rather than `Cell`).
 #[derive(Debug)]
-pub struct Activity {
+pub(crate) struct Activity {
     /// When the connection started; the other fields are milliseconds since then.
     start: Instant,
     /// Last frame of any kind from the client (pongs prove liveness, data too).
@@ -72,7 +72,7 @@ impl Default for Activity {
 
 /// What the pump should do when its timer fires.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Nothing yet; re-arm the timer.
     Wait,
     /// Send a heartbeat ping now.
@@ -85,7 +85,7 @@ pub enum Verdict {
 
 /// The deadlines of one connection.
 #[derive(Debug)]
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     idle_timeout: Option<Duration>,
     heartbeat: Option<Heartbeat>,
     /// When the unanswered ping was sent, if one is out.
@@ -107,7 +107,7 @@ impl Watchdog {
     }
 
     /// Whether there is anything to watch at all (no timer otherwise).
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.idle_timeout.is_some() || self.heartbeat.is_some()
     }
 
@@ -157,7 +157,7 @@ impl Watchdog {
     }
 
     /// Records that a ping went out at `now`.
-    pub fn ping_sent(&mut self, now: Instant) {
+    pub(crate) fn ping_sent(&mut self, now: Instant) {
         self.ping_sent_at = Some(now);
         self.next_ping_at = now + self.heartbeat.map_or(Duration::ZERO, |h| h.interval);
     }

@@ -143,11 +143,6 @@ impl AgentHub {
             .iter()
             .position(|token| token.matches(offered))
     }
-
-    /// Sessions held now by the token at `index`.
-    pub fn sessions_of(&self, index: usize) -> usize {
-        self.budgets.sessions[index].load(Ordering::Acquire)
-    }
 }
 
 /// The host an agent's upgrade named, canonical: a name the gateway is reached by, which no
