@@ -2,6 +2,7 @@
 //! implements them, a pump (the bridge's) is generic over them; and how a WebSocket read error
 //! or a refusal turns into a close frame, for every pump that terminates WebSocket.
 
+pub(crate) mod closing;
 pub(crate) mod pump;
 pub mod ws;
 

@@ -592,7 +592,7 @@ fn open_fds(pid: u32) -> usize {
 }
 
 /// The gateway's log filter that also says when each client connection's socket is closed.
-const CLOSES: &str = "info,wsgate::front::closing=debug";
+const CLOSES: &str = "info,wsgate::io::closing=debug";
 
 /// The client address a gateway log line names (its connection's span, or a
 /// `connection closed` line's field).

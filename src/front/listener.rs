@@ -18,7 +18,8 @@ use tracing::Instrument;
 use crate::{
     budget::descriptors::Slot,
     connector::{ClientAddrs, keep_alive},
-    front::{closing::Closing, service::Service},
+    front::service::Service,
+    io::closing::Closing,
     shutdown::Shutdown,
 };
 

@@ -18,7 +18,11 @@ use tokio::{
 };
 
 use super::idle::LastActivity;
-use crate::{connector, refusal::Refusal};
+use crate::{
+    connector,
+    io::closing::{Closed, Closing},
+    refusal::Refusal,
+};
 
 /// Read size while bytes are flowing over plain TCP. 64 KiB: a bulk transfer moves in few
 /// system calls; the buffer exists only while data is waiting, so an idle WebSocket holds none.
@@ -52,10 +56,15 @@ enum Side {
 }
 
 impl Side {
-    fn client(upgraded: Upgraded) -> Side {
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => Side::Tcp(parts.io.into_inner(), parts.read_buf),
-            Err(upgraded) => Side::Other(Box::new(TokioIo::new(upgraded))),
+    /// The client's side, and the guard that logs its connection's end (kept by the caller
+    /// until the copy is over, so it is logged after the socket is closed).
+    fn client(upgraded: Upgraded) -> (Side, Option<Closed>) {
+        match upgraded.downcast::<TokioIo<Closing<TcpStream>>>() {
+            Ok(parts) => {
+                let (tcp, closed) = parts.io.into_inner().into_parts();
+                (Side::Tcp(tcp, parts.read_buf), Some(closed))
+            }
+            Err(upgraded) => (Side::Other(Box::new(TokioIo::new(upgraded))), None),
         }
     }
 
@@ -82,8 +91,9 @@ impl Side {
 /// keeps going until it ends or the gateway's drain time is over.
 pub async fn run(client: Upgraded, upstream: Upgraded, idle: Option<Duration>) -> Spliced {
     let meter = Meter::new();
+    let (client, _closed) = Side::client(client);
     let copied = async {
-        match (Side::client(client), Side::upstream(upstream)) {
+        match (client, Side::upstream(upstream)) {
             (Side::Tcp(client, client_early), Side::Tcp(upstream, upstream_early)) => {
                 splice_tcp(client, client_early, upstream, upstream_early, &meter).await
             }

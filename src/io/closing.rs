@@ -22,7 +22,7 @@ pub struct Closing<I> {
 
 /// Logs `connection closed` for `client` when dropped.
 #[derive(Debug)]
-struct Closed(SocketAddr);
+pub(crate) struct Closed(SocketAddr);
 
 impl Drop for Closed {
     fn drop(&mut self) {
@@ -42,6 +42,12 @@ impl<I> Closing<I> {
     /// The socket itself.
     pub fn get_ref(&self) -> &I {
         &self.io
+    }
+
+    /// The socket, and what logs its end when dropped: for a task that needs the bare socket
+    /// (the proxy's splice), which drops the guard after the socket.
+    pub(crate) fn into_parts(self) -> (I, Closed) {
+        (self.io, self._closed)
     }
 }
 
