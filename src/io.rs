@@ -36,8 +36,22 @@ pub(crate) fn websocket_refusal(error: &WsError) -> Option<Refusal> {
 /// The close frame for `refusal`, with the table's code and reason (none for kinds that end a
 /// connection without one).
 pub(crate) fn close_message(refusal: Refusal) -> Option<Message> {
+    close_message_because(refusal, refusal.reason())
+}
+
+/// The close frame for `refusal` with another reason: for the side of a relay that did
+/// nothing wrong, told with the same code that its peer broke the protocol.
+pub(crate) fn close_message_because(refusal: Refusal, reason: &str) -> Option<Message> {
     let code = CloseCode::try_from(refusal.close_code()?).ok()?;
-    Some(Message::close(Some(code), refusal.reason()))
+    Some(Message::close(Some(code), reason))
+}
+
+/// Whether a close frame is the one the message budget puts in place of a frame it had no room
+/// for (`handler::message_budget`): the decoder reads it as the peer's, and the access log must
+/// count it as the budget's refusal, not as the peer's close.
+pub(crate) fn is_budget_close(code: u16, reason: &str) -> bool {
+    let full = Refusal::MessageBudgetFull;
+    full.close_code() == Some(code) && reason == full.reason()
 }
 
 /// Copy buffer per direction where a tunnel stream meets a socket: a multiplexed stream costs

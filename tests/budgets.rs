@@ -175,6 +175,8 @@ async fn unfinished_messages_share_one_budget_and_memory_comes_back_after_close(
     while logged < refused {
         let line = wsgate.wait_for_log("websocket closed").await;
         if line.contains("close_code=1013") {
+            // The budget's refusal, not the client's close, is what the access log counts.
+            assert!(line.contains("outcome=message_budget_full"), "{line}");
             logged += 1;
         }
     }
@@ -472,7 +474,7 @@ async fn message_mode_proxy_routes_share_the_message_budget() {
             upstream.ws_url("/")
         ),
     );
-    let wsgate = process::spawn(&["serve", "-c", &path]).await;
+    let mut wsgate = process::spawn(&["serve", "-c", &path]).await;
     let mut outcomes = Vec::new();
     for _ in 0..6 {
         outcomes.push(flood(wsgate.addr, 2, 512 << 10).await);
@@ -486,4 +488,8 @@ async fn message_mode_proxy_routes_share_the_message_budget() {
         .filter(|o| matches!(o, Flood::Closed(1013, _)))
         .count();
     assert_eq!((held, closed), (3, 3), "{outcomes:?}");
+    for _ in 0..closed {
+        let line = wsgate.wait_for_log("outcome=message_budget_full").await;
+        assert!(line.contains("close_code=1013"), "{line}");
+    }
 }

@@ -31,7 +31,7 @@ use crate::io::pump::{
     watchdog::{Activity, Heartbeat},
 };
 use crate::{
-    io::{ReadChunk, close_message, websocket_refusal},
+    io::{ReadChunk, close_message, is_budget_close, websocket_refusal},
     refusal::{Refusal, close},
 };
 
@@ -58,6 +58,8 @@ pub(crate) struct PumpSettings {
 pub(crate) enum End {
     /// The client sent a close frame.
     ClientClosed,
+    /// The message budget had no room for the client's next frame (closed 1013).
+    OverBudget,
     /// The client's connection ended without a close frame.
     ClientGone,
     /// The client broke the protocol, sent bad data or too large a message: closed with
@@ -82,6 +84,7 @@ impl End {
     pub(crate) fn label(self) -> &'static str {
         match self {
             End::ClientClosed => "client closed",
+            End::OverBudget => "message budget full",
             End::ClientGone => "client gone",
             End::ClientProtocol(_) => "client protocol error",
             End::TargetEof => "target closed",
@@ -99,6 +102,7 @@ impl End {
         match self {
             End::ClientClosed | End::TargetEof => None,
             End::ClientGone => Some(Refusal::ClientGone),
+            End::OverBudget => Some(Refusal::MessageBudgetFull),
             End::ClientProtocol(refusal) => Some(refusal),
             End::TargetError => Some(Refusal::TargetFailed),
             End::TargetGone => Some(Refusal::AgentGone),
@@ -132,6 +136,8 @@ struct Shared {
     close_code: AtomicU64,
     /// The client has closed: nothing more may be sent to it.
     client_closed: AtomicBool,
+    /// The client's close was the message budget's (see [`crate::io::is_budget_close`]).
+    over_budget: AtomicBool,
 }
 
 impl Shared {
@@ -219,7 +225,7 @@ where
     ));
     tokio::select! {
         end = &mut up => {
-            if matches!(end, End::ClientClosed | End::ClientGone) {
+            if matches!(end, End::ClientClosed | End::OverBudget | End::ClientGone) {
                 // Let the target see our FIN and flush its last bytes (discarded) before we
                 // drop it, so it reads everything we sent instead of a reset.
                 let _ = tokio::time::timeout(CLOSE_LINGER, &mut down).await;
@@ -307,6 +313,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let message = match item {
+        None if shared.over_budget.load(Ordering::Relaxed) => {
+            return Inbound::End(End::OverBudget);
+        }
         None if shared.client_closed.load(Ordering::Relaxed) => {
             return Inbound::End(End::ClientClosed);
         }
@@ -315,7 +324,9 @@ where
         Some(Ok(message)) => message,
     };
     shared.activity.client_frame();
-    if let Some((code, _reason)) = message.as_close() {
+    if let Some((code, reason)) = message.as_close() {
+        let over_budget = is_budget_close(code.into(), reason);
+        shared.over_budget.store(over_budget, Ordering::Relaxed);
         shared.record_close(code.into());
         shared.client_closed.store(true, Ordering::Relaxed);
         return Inbound::Control; // the next poll flushes the close echo and ends the stream

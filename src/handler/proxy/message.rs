@@ -16,7 +16,7 @@ use tokio_websockets::{Error as WsError, Message, WebSocketStream};
 
 use super::idle::LastActivity;
 use crate::{
-    io::{close_message, websocket_refusal},
+    io::{close_message, close_message_because, is_budget_close, websocket_refusal},
     refusal::Refusal,
 };
 
@@ -63,6 +63,9 @@ impl Side {
 enum DirectionEnd {
     /// The sending side closed with this code (forwarded).
     Closed(Option<u16>),
+    /// The message budget had no room for the sending side's next frame: closed 1013 in its
+    /// place (forwarded).
+    OverBudget,
     /// The sending side's connection ended without a close frame; the other side was told
     /// this (none: a plain 1000).
     Lost(Option<Refusal>),
@@ -176,6 +179,10 @@ fn describe(end: DirectionEnd, from: Side) -> (Option<u16>, &'static str, Option
     match end {
         DirectionEnd::Closed(code) if client => (code, "client closed", None),
         DirectionEnd::Closed(code) => (code, "upstream closed", None),
+        DirectionEnd::OverBudget => {
+            let full = Refusal::MessageBudgetFull;
+            (full.close_code(), "message budget full", Some(full))
+        }
         DirectionEnd::Lost(told) if client => (lost_code(told), "client gone", told),
         DirectionEnd::Lost(told) => (lost_code(told), "upstream gone", told),
         DirectionEnd::Refused(refusal) => {
@@ -222,6 +229,9 @@ where
         let close = message
             .as_close()
             .map(|(code, _)| (u16::from(code) != 0).then(|| u16::from(code)));
+        let over_budget = message
+            .as_close()
+            .is_some_and(|(code, reason)| is_budget_close(code.into(), reason));
         if message.is_text() || message.is_binary() {
             *bytes += message.as_payload().len() as u64;
         }
@@ -231,7 +241,11 @@ where
         if let Some(code) = close {
             // Poll once more so the close answer tokio-websockets queued is flushed.
             let _ = tokio::time::timeout(CLOSE_LINGER, from.next()).await;
-            return DirectionEnd::Closed(code);
+            return if over_budget {
+                DirectionEnd::OverBudget
+            } else {
+                DirectionEnd::Closed(code)
+            };
         }
     }
 }
@@ -274,7 +288,7 @@ where
         return lost(side, broken, to).await;
     };
     tracing::debug!(%error, "websocket protocol error");
-    if let Some(close) = close_message(refusal) {
+    if let Some(close) = close_message_because(refusal, "peer protocol error") {
         let _ = to.send(close).await;
     }
     DirectionEnd::Refused(refusal)

@@ -151,7 +151,11 @@ where
                     None => return end,
                 }
             }
-            End::ClientClosed | End::ClientGone | End::ClientProtocol(_) | End::HeartbeatLost => {
+            End::ClientClosed
+            | End::OverBudget
+            | End::ClientGone
+            | End::ClientProtocol(_)
+            | End::HeartbeatLost => {
                 return end;
             }
         };
