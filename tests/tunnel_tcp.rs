@@ -85,7 +85,7 @@ async fn run_agent(args: &[String], expected: usize) -> (Child, Vec<String>) {
 async fn a_remote_port_carries_64_mib_each_way_and_the_range_is_enforced() {
     let echo = echo_server(true).await;
     let port = free_port();
-    let gateway = gateway_from("tunnel-ports", &format!("listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"t0ken\"]\nremote_ports = \"{port}-{port}\"\n")).await;
+    let mut gateway = gateway_from("tunnel-ports", &format!("listen = [\"127.0.0.1:0\"]\n[agents]\ntokens = [\"t0ken\"]\nremote_ports = \"{port}-{port}\"\n")).await;
     let outside = if port == u16::MAX { port - 1 } else { port + 1 };
     let services = [
         format!("tcp://{echo}?mode=port&value={port}&name=echo"),
@@ -124,6 +124,12 @@ async fn a_remote_port_carries_64_mib_each_way_and_the_range_is_enforced() {
     writer.await.unwrap();
     assert_eq!(back.len(), data.len());
     assert!(back == data, "bytes differ through the remote port");
+    let line = gateway.wait_for_log("remote port connection closed").await;
+    let sizes = format!("bytes_up={} bytes_down={}", data.len(), data.len());
+    assert!(
+        line.contains("outcome=ok") && line.contains(&sizes),
+        "{line}"
+    );
 }
 
 /// Sends `len` bytes to `port` and returns what comes back before the connection closes.
@@ -354,7 +360,8 @@ async fn agents_cannot_take_requests_from_configured_routes() {
 async fn a_remote_port_closes_at_shutdown_while_the_gateway_drains() {
     let echo = echo_server(true).await;
     // An upstream that never answers: a request to it holds the gateway's drain open.
-    let (silent, _received) = support::net::recording_server(None).await;
+    let silent_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = silent_listener.local_addr().unwrap();
     let port = free_port();
     let text = format!(
         "listen = [\"127.0.0.1:0\"]\nshutdown_grace = \"60s\"\n[[route]]\npath = \"/slow\"\n\
@@ -368,6 +375,11 @@ async fn a_remote_port_closes_at_shutdown_while_the_gateway_drains() {
     let mut held = TcpStream::connect(gateway.addr).await.unwrap();
     let head = format!("GET /slow HTTP/1.1\r\nHost: {}\r\n\r\n", gateway.addr);
     held.write_all(head.as_bytes()).await.unwrap();
+    // The gateway dialled the upstream: the request is in flight before the signal.
+    let (_in_flight, _) = tokio::time::timeout(STEP, silent_listener.accept())
+        .await
+        .expect("the gateway never forwarded the held request")
+        .unwrap();
     let pid = gateway.child.id().unwrap().to_string();
     let signalled = std::process::Command::new("kill")
         .args(["-TERM", &pid])

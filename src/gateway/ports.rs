@@ -13,7 +13,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     budget::descriptors::Descriptors, connector::AgentConnector, front::listener::accept_each,
-    log_escape::Escaped, shutdown::Shutdown, tunnel::events::SinkError,
+    log_escape::Escaped, refusal::Refusal, shutdown::Shutdown, tunnel::events::SinkError,
 };
 
 /// Who a forwarded port belongs to now.
@@ -127,27 +127,30 @@ async fn accept_loop(
     tracing::info!(port, "remote port closed");
 }
 
-/// One visitor: a stream to the agent's service, then bytes both ways with half-close.
+/// One visitor: a stream to the agent's service, then bytes both ways with half-close; one
+/// access line with its outcome from the refusal table, as every other connection gets.
 async fn splice(mut visitor: TcpStream, peer: SocketAddr, connector: AgentConnector) {
     let _ = visitor.set_nodelay(true);
     crate::connector::keep_alive(&visitor);
-    match connector.connect_stream().await {
-        Ok(mut upstream) => {
-            let copied = upstream.splice(&mut visitor).await;
-            let (up, down) = copied.unwrap_or_default();
-            tracing::info!(
-                target: "wsgate::access",
-                route = "remote_port",
-                client.addr = %peer,
-                upstream.addr = %Escaped(&connector),
-                bytes_up = up,
-                bytes_down = down,
-                "remote port connection closed"
-            );
-        }
+    let ((up, down), refusal) = match connector.connect_stream().await {
+        Ok(mut upstream) => match upstream.splice(&mut visitor).await {
+            Ok(copied) => (copied, None),
+            Err(_) => ((0, 0), Some(Refusal::ConnectionBroken)),
+        },
         Err(error) => {
-            let error = Escaped(error);
-            tracing::warn!(%error, client.addr = %peer, "remote port: agent unreachable");
+            let error_text = Escaped(&error);
+            tracing::warn!(error = %error_text, client.addr = %peer, "remote port: agent unreachable");
+            ((0, 0), Some(error.refusal()))
         }
-    }
+    };
+    tracing::info!(
+        target: "wsgate::access",
+        route = "remote_port",
+        client.addr = %peer,
+        upstream.addr = %Escaped(&connector),
+        bytes_up = up,
+        bytes_down = down,
+        outcome = %refusal.map_or("ok", Refusal::name),
+        "remote port connection closed"
+    );
 }
