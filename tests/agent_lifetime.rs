@@ -187,18 +187,37 @@ async fn a_busy_local_address_is_a_local_bind_error() {
     }
 }
 
+/// The address the agent dials for its gateway: it refuses (closes at once) until `open`
+/// names where the gateway now listens, then carries each connection there. The agent can
+/// be started before any gateway exists without a port bound, released and bound again.
+async fn gateway_door() -> (SocketAddr, tokio::sync::watch::Sender<Option<SocketAddr>>) {
+    let door = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = door.local_addr().unwrap();
+    let (open, opened) = tokio::sync::watch::channel(None::<SocketAddr>);
+    tokio::spawn(async move {
+        while let Ok((mut visitor, _)) = door.accept().await {
+            let Some(gateway) = *opened.borrow() else {
+                continue; // dropped: the agent sees its dial fail and tries again
+            };
+            tokio::spawn(async move {
+                let mut upstream = TcpStream::connect(gateway).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut visitor, &mut upstream).await;
+            });
+        }
+    });
+    (addr, open)
+}
+
 #[tokio::test]
 async fn a_request_before_the_gateway_is_up_waits_for_the_session() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut agent = Agent::start(port, &[]).await;
+    let (door, open) = gateway_door().await;
+    let mut agent = Agent::start(door, &[]).await;
     let target = Target::Addr(echo_server(true).await);
     let proxy = agent.socks5;
     let request = tokio::spawn(async move { socks::connect(proxy, &target).await });
     agent.wait_for("no gateway session yet").await;
-    let _gateway = gateway("agent-wait", &port.to_string()).await;
+    let gateway = gateway("agent-wait", "127.0.0.1:0").await;
+    open.send(Some(gateway.addr)).unwrap();
     let (code, stream) = request.await.unwrap();
     assert_eq!(code, 0, "the held request failed");
     assert_eq!(echo(&mut stream.unwrap(), b"late").await, b"late");
