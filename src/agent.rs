@@ -3,7 +3,6 @@
 //! It keeps one session per gateway and reconnects with exponential backoff and jitter. On
 //! shutdown it stops accepting and drains its open streams, bounded by a grace period.
 
-use crate::config::agent::plan::AgentPlan;
 use std::{sync::Arc, time::Duration};
 
 use http::{HeaderValue, Uri, header};
@@ -22,6 +21,7 @@ use live::Live;
 
 use crate::{
     client::{self, DialError},
+    config::agent::plan::AgentPlan,
     connector::Stream,
     io::ws::{MAX_MESSAGE_BYTES, WsIo},
     log_escape::Escaped,

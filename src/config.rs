@@ -17,11 +17,11 @@ pub mod validate;
 pub mod websockify;
 mod zones;
 
-use crate::budget::Limits;
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use route::RouteSpec;
 
+use crate::budget::Limits;
 use crate::secret::Secret;
 
 /// The config `wsgate serve` runs on when no file is given: loopback only, a web terminal and

@@ -5,13 +5,13 @@ pub mod files;
 pub(crate) mod message_budget;
 pub mod proxy;
 
-use crate::handshake;
 use std::sync::Arc;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use crate::handshake;
 use crate::{
     access_log::AccessRecord,
     body::{Body, refused, refused_because},

@@ -14,15 +14,15 @@
 //! `/admin%2Fsecret`: [`lenient_readings`]) is refused when that reading would select another
 //! route ([`Router::find_unambiguous`]).
 
-use crate::matching::HostPattern;
-use crate::matching::PathError;
-use crate::matching::lenient_readings;
-use crate::matching::strip_prefix;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::{handler::Handler, log_escape::Escaped};
+use crate::{
+    handler::Handler,
+    log_escape::Escaped,
+    matching::{HostPattern, PathError, lenient_readings, strip_prefix},
+};
 
 /// One route: a match (host, path) and a handler.
 #[derive(Debug)]

@@ -5,8 +5,6 @@
 use crate::{
     agent::{SESSION_WAIT, live::Live},
     config::agent::plan::AgentPlan,
-};
-use crate::{
     egress::{dial::Refusal, exit},
     session::{OpenedStream, TunnelStream},
     wire::{Connect, Datagrams, Failure, Opened, Request, Via},

@@ -12,9 +12,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{agent::egress::Egress, config::agent::plan::ProxyPlan};
 use crate::{
+    agent::egress::Egress,
     body::{Body, refused, refused_because},
+    config::agent::plan::ProxyPlan,
     egress::dial::Refusal as EgressRefusal,
     front::listener::accept_each,
     hop::strip_hop_by_hop,

@@ -13,8 +13,11 @@ use tokio::{
 use crate::{
     agent::{AgentError, SESSION_WAIT, egress, http_proxy, live::Live, socks5},
     config::agent::plan::{AgentPlan, ForwardPlan, ProxyPlan},
+    front::listener::accept_each,
+    log_escape::Escaped,
+    shutdown::Shutdown,
+    wire,
 };
-use crate::{front::listener::accept_each, log_escape::Escaped, shutdown::Shutdown, wire};
 
 /// What a local listener is for.
 enum Local {

@@ -13,8 +13,9 @@ use tokio::{
     net::{TcpListener, TcpStream, UdpSocket},
 };
 
-use crate::{agent::egress::Egress, config::agent::plan::ProxyPlan};
 use crate::{
+    agent::egress::Egress,
+    config::agent::plan::ProxyPlan,
     egress::{
         address::{Address, AddressError},
         datagram::{self, Datagram, IdleClock, MAX_PAYLOAD},

@@ -148,7 +148,7 @@ fn proxies(ctx: &Ctx<'_>, parsed: &AgentFile) -> Result<Proxies, ConfigError> {
     Ok((socks5.transpose()?, http_proxy.transpose()?))
 }
 
-/// The host name made into a name (`tunnel::names::sanitize`), else `agent`: a host name
+/// The host name made into a name (`wire::names::sanitize`), else `agent`: a host name
 /// outside the rule must not stop the agent.
 pub fn default_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();

@@ -1,14 +1,18 @@
 //! `[egress]`, in the gateway's config and in an agent's: which destinations connections that
 //! leave through this process may reach (docs/egress.md).
 
-use crate::config::file::EgressFile;
 use std::{sync::Arc, time::Duration};
 
-use crate::config::{ConfigError, ctx::Ctx, file::Sp};
-use crate::egress::policy::{Fallback, Policy, PortRange, Rule};
-
-/// How long dialling a destination may take, by default.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::{
+    config::{
+        ConfigError,
+        ctx::Ctx,
+        file::{EgressFile, Sp},
+        // How long dialling a destination may take, by default: a dial's, as for routes.
+        route::DEFAULT_CONNECT_TIMEOUT,
+    },
+    egress::policy::{Fallback, Policy, PortRange, Rule},
+};
 
 /// How long a UDP association may sit without a datagram either way, by default.
 pub(crate) const DEFAULT_UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -2,7 +2,6 @@
 //! these and checks them; the gateway's assembler turns them into live handlers
 //! (`gateway::assemble`), for configured routes and for routes agents claim alike.
 
-use crate::io::pump::watchdog::Heartbeat;
 use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use http::{HeaderName, HeaderValue};
@@ -12,7 +11,7 @@ use super::{
     target::{ProxyProtocol, Target, Verify},
     upstream_url::UpstreamUrl,
 };
-use crate::matching::HostPattern;
+use crate::{io::pump::watchdog::Heartbeat, matching::HostPattern};
 
 /// 16 MiB: larger than any sane VNC or terminal message, small enough that a hostile client
 /// cannot make one connection hold much memory.

@@ -2,9 +2,12 @@
 //! (`[[agents.token]]`); a token without limits may claim anything free within the gateway's
 //! own claim rules (`matching::claim_rules`, `[agents] hosts`).
 
-use crate::matching::{HostPattern, normalize_prefix, strip_prefix};
 use crate::{
-    matching::claim_rules::{canonical_host, covers},
+    matching::{
+        HostPattern,
+        claim_rules::{canonical_host, covers},
+        normalize_prefix, strip_prefix,
+    },
     wire::{Expose, Service},
 };
 

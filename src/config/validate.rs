@@ -29,7 +29,7 @@ pub(crate) fn charge_for(max: usize) -> usize {
 }
 
 /// Default drain time on shutdown.
-const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Parses and validates a gateway config; `base` resolves relative paths.
 pub fn gateway(file: &str, source: &str, base: &Path) -> Result<Config, ConfigError> {

@@ -250,7 +250,7 @@ pub fn config(args: &WebsockifyOptions) -> Result<Config, ConfigError> {
         source: "websockify command line".into(),
         listen: vec![listen_addr(&args.listen)?],
         tls: tls(args)?,
-        shutdown_grace: Duration::from_secs(10),
+        shutdown_grace: super::validate::DEFAULT_SHUTDOWN_GRACE,
         exit_when_idle: seconds(args.idle_timeout),
         exit_after: seconds(args.timeout),
         routes,

@@ -2,11 +2,13 @@
 //! `gateway_names` (names no host claim may take), and each token's `hosts` and `paths`, which
 //! narrow the zones. Checked against the configured routes at load; errors name file:line:col.
 
-use crate::config::{ConfigError, ctx::Ctx, file::Sp, route::RouteSpec};
-use crate::matching::{
-    HostPattern,
-    claim_rules::{canonical_host, covers},
-    normalize_prefix, strip_prefix,
+use crate::{
+    config::{ConfigError, ctx::Ctx, file::Sp, route::RouteSpec},
+    matching::{
+        HostPattern,
+        claim_rules::{canonical_host, covers},
+        normalize_prefix, strip_prefix,
+    },
 };
 
 /// Host patterns for agents' claims, canonical (`matching::claim_rules::canonical_host`):

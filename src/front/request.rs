@@ -4,8 +4,10 @@
 
 use http::{HeaderValue, Method, Request, Response, Version, header};
 
-use crate::body::{Body, full};
-use crate::matching::{Authority, HostError, PathError, normalize_path};
+use crate::{
+    body::{Body, full},
+    matching::{Authority, HostError, PathError, normalize_path},
+};
 
 /// What the gateway answers for the server as a whole (`OPTIONS *`, RFC 9110 §9.3.7) and for
 /// `CONNECT`: what proxy routes forward (every method but `CONNECT`, which is a forward

@@ -1,11 +1,6 @@
 //! The HTTP/1.1 service: each request is checked, put in canonical form, routed (refused if an
 //! upstream could read its path as another route's) and handed to its route's handler.
 
-use crate::body::Body;
-use crate::body::refused;
-use crate::body::refused_because;
-use crate::front::request;
-use crate::handler::RequestContext;
 use std::{convert::Infallible, sync::Arc};
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -15,8 +10,11 @@ use tracing::Instrument;
 
 use crate::{
     access_log::{AccessRecord, UpstreamName},
+    body::{Body, refused, refused_because},
     budget::{Budgets, descriptors::Slot},
     connector::ClientAddrs,
+    front::request,
+    handler::RequestContext,
     handshake,
     log_escape::Escaped,
     refusal::Refusal,
@@ -27,7 +25,7 @@ use request::Target;
 /// Gateway-wide state shared by every connection.
 #[derive(Debug)]
 pub struct Service {
-    /// The route table (shared with the agent hub, which adds agents' routes to it).
+    /// The route table (shared with `gateway::agents`, which adds agents' routes to it).
     pub router: Arc<Router>,
     /// The agent endpoint, when agents may connect.
     pub agents: Option<Arc<crate::tunnel::hub::AgentHub>>,

@@ -5,7 +5,6 @@
 
 pub mod tokens;
 
-use crate::io::pump;
 use std::sync::Arc;
 
 use http::{Request, Response};
@@ -14,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 use tokio_websockets::{Limits, ServerBuilder};
 
+use crate::io::pump;
 use crate::io::pump::encoding::Encoding;
 use crate::io::pump::watchdog::Heartbeat;
 use crate::{

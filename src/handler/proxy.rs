@@ -131,7 +131,10 @@ impl ProxyRoute {
     ) -> Result<Response<Body>, HandlerError> {
         if req.method() == http::Method::CONNECT {
             // A tunnel to anywhere is the forward proxy's job, not a route's.
-            return Ok(crate::body::refused(Refusal::ConnectNotSupported));
+            return Ok(crate::body::refused_because(
+                Refusal::ConnectNotSupported,
+                "CONNECT is not proxied on this route",
+            ));
         }
         if handshake::is_upgrade(&req) {
             websocket::forward(self, req, rest, ctx).await

@@ -2,9 +2,10 @@
 //! themselves, paths an upstream could read as another route's.
 
 use super::*;
-use crate::handler::files::FilesRoute;
-use crate::matching::normalize_path;
-use crate::matching::normalize_prefix;
+use crate::{
+    handler::files::FilesRoute,
+    matching::{normalize_path, normalize_prefix},
+};
 
 fn route(name: &str, host: Option<&str>, path: &str) -> Route {
     Route {

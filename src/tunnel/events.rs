@@ -4,8 +4,10 @@
 
 use crate::{session::SessionHandle, tunnel::registry::Claimed, wire::Service};
 
-/// How long an agent may take to reach its local service for a visitor.
-pub(crate) const AGENT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long an agent may take to reach its local service for a visitor: a dial's default, as
+/// for a configured route's target.
+pub(crate) const AGENT_CONNECT_TIMEOUT: std::time::Duration =
+    crate::config::route::DEFAULT_CONNECT_TIMEOUT;
 
 /// A service that was granted and should now be reachable.
 #[derive(Debug, Clone)]
