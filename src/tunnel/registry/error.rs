@@ -52,8 +52,9 @@ pub enum ClaimError {
         what: Claim,
         /// Who holds it.
         holder: Holder,
-        /// What the holder holds: `what` itself, or a route it nests with.
-        held: Claim,
+        /// What the holder holds: `what` itself, or a route it nests with (boxed: a refusal
+        /// stays small on the way out).
+        held: Box<Claim>,
         /// How `what` lies against `held`.
         relation: Nesting,
     },

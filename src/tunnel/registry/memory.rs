@@ -174,7 +174,7 @@ impl Memory {
                 return Err(ClaimError::Held {
                     what: Claim::Port(port),
                     holder: current.clone(),
-                    held: Claim::Port(port),
+                    held: Box::new(Claim::Port(port)),
                     relation: Nesting::Same,
                 });
             }
@@ -272,7 +272,7 @@ fn claim_private(
             if held.holder.agent != who.agent || held.holder.token != who.token {
                 let what = Claim::Private(service.name.clone());
                 return Err(ClaimError::Held {
-                    held: what.clone(),
+                    held: Box::new(what.clone()),
                     what,
                     holder: held.holder.clone(),
                     relation: Nesting::Same,

@@ -173,7 +173,7 @@ pub(super) fn stale_sessions<'h>(
             return Err(ClaimError::Held {
                 what: claim.claim(),
                 holder: other.clone(),
-                held: theirs.claim(),
+                held: Box::new(theirs.claim()),
                 relation: nesting,
             });
         }

@@ -22,6 +22,7 @@ fn registry() -> Memory {
         path: "/_wsgate/agent".into(),
         tokens: vec![Secret::new("a"), Secret::new("b")],
         limits: vec![Default::default(), Default::default()],
+        token_file: None,
         hosts: vec![HostPattern::parse("*.tunnel.test").unwrap()],
         paths: None,
         gateway_names: Vec::new(),
@@ -275,7 +276,7 @@ async fn refusals_carry_the_claim_the_holder_and_the_rule_as_data() {
         }) => {
             assert_eq!(holder.agent, "office");
             assert_eq!(holder.session, 1);
-            assert_eq!((what, held), (route("/"), route("/app")));
+            assert_eq!((what, *held), (route("/"), route("/app")));
             assert_eq!(relation, Nesting::Around);
         }
         other => panic!("{other:?}"),
