@@ -57,10 +57,13 @@ pub struct Config {
 pub struct AgentSettings {
     /// The endpoint's path.
     pub path: String,
-    /// Tokens agents may present.
+    /// Tokens agents may present: as loaded, those the config lists; once the gateway has
+    /// read `token_file` (`gateway::assemble::agent_tokens`), its tokens too.
     pub tokens: Vec<Secret>,
     /// What each token (same index) may claim.
     pub limits: Vec<crate::config::token_limits::TokenLimits>,
+    /// `[agents] token_file`, not read yet: loading only checks that it exists.
+    pub token_file: Option<TokenFile>,
     /// Host patterns agents may claim hosts under (`[agents] hosts`, like frp's
     /// `subdomain_host`): a zone for agents, so a host claim cannot land on a name the gateway
     /// or its configured routes answer. Empty: agents claim no hosts.
@@ -80,6 +83,25 @@ pub struct AgentSettings {
     pub remote_bind: std::net::IpAddr,
     /// `[egress]`: agents whose token allows it connect out from the gateway.
     pub egress: Option<egress::EgressSettings>,
+}
+
+/// The refusal of an `[agents]` section that gives no token at all.
+pub(crate) const NO_AGENT_TOKENS: &str =
+    "expected agent tokens: `tokens = [\"…\"]` or `token_file = \"FILE\"` with at least one";
+
+/// `[agents] token_file`: where its tokens are, and where they go among the others.
+#[derive(Debug, Clone)]
+pub struct TokenFile {
+    /// The file: one token a line, blank lines and `#` comments skipped.
+    pub path: PathBuf,
+    /// Where `token_file` is written, for an error reading it.
+    pub at: Location,
+    /// Where `[agents]` is written, for "no tokens at all" when the file holds none and the
+    /// config lists none.
+    pub section: Location,
+    /// The index in `tokens` its tokens go to: after `tokens = [...]`'s, before the
+    /// `[[agents.token]]` ones (a token's index names its limits).
+    pub index: usize,
 }
 
 /// TLS certificate and key files.
@@ -180,6 +202,7 @@ pub fn embedded_default() -> Config {
         path: "/_wsgate/agent".into(),
         tokens: vec![Secret::generate()],
         limits: vec![Default::default()],
+        token_file: None,
         // No host zone: the generated token claims paths only, never a host (which would
         // outrank `/vnc` and `/ssh` for every request carrying it).
         hosts: Vec::new(),

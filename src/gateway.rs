@@ -72,10 +72,11 @@ pub struct Bound {
     pub shutdown_grace: Duration,
 }
 
-/// Assembles the routes and binds every listener (routes and TLS come first, so a bad
-/// certificate fails before any port is taken).
+/// Assembles the routes (and reads the agents' token file) and binds every listener (routes
+/// and TLS come first, so a bad certificate fails before any port is taken).
 pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
     let routes = assemble::routes(&config.routes)?;
+    let agent_settings = config.agents.map(assemble::agent_tokens).transpose()?;
     let (tls, certificate_names) = match &config.tls {
         Some(settings) => {
             let server = tls::server(&settings.cert, &settings.key)?;
@@ -94,7 +95,7 @@ pub fn bind(config: Config, shutdown: &Shutdown) -> Result<Bound, BindError> {
         .collect::<Result<Vec<_>, _>>()?;
     let budgets = Budgets::new(&config.limits, descriptors::raise_limit());
     let router = Arc::new(Router::new(routes));
-    let agents = config.agents.map(|settings| {
+    let agents = agent_settings.map(|settings| {
         let configured = config.routes.iter().map(configured_route).collect();
         let registry = Arc::new(Memory::new(&settings, certificate_names, configured));
         let ports = Ports::new(

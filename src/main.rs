@@ -61,12 +61,16 @@ fn main() -> ExitCode {
         Err(error) => return usage_error(&error),
     };
     if let Command::Check(_) = cli.command {
-        let routes = match gateway::assemble::routes(&config.routes) {
-            Ok(routes) => routes,
+        let assembled = gateway::assemble::routes(&config.routes).and_then(|routes| {
+            let agents = config.agents.clone().map(gateway::assemble::agent_tokens);
+            Ok((routes, agents.transpose()?))
+        });
+        let (routes, agents) = match assembled {
+            Ok(assembled) => assembled,
             Err(error) => return usage_error(&error),
         };
         eprintln!("{}: ok\n{}", config.source, router::table(&routes));
-        if let Some(agents) = &config.agents {
+        if let Some(agents) = &agents {
             eprintln!(
                 "agents connect at {} ({} token(s); their services are added as routes at run time)",
                 agents.path,

@@ -292,6 +292,27 @@ async fn check_prints_the_route_table_in_precedence_order() {
     assert!(stderr.contains("bridge tcp://127.0.0.1:5900"), "{stderr}");
 }
 
+/// A token file that exists but cannot be read loads (loading reads no file but the
+/// config) and fails where the gateway assembles, named at its place, exit 64.
+#[tokio::test]
+async fn an_unreadable_agent_token_file_fails_at_assembly_where_it_is_named() {
+    let dir = tempdir("token-dir");
+    std::fs::create_dir_all(dir.join("tokens")).unwrap();
+    let file = dir.join("gw.toml");
+    let text = "listen = [\"127.0.0.1:0\"]\n[agents]\ntoken_file = \"tokens\"\n";
+    std::fs::write(&file, text).unwrap();
+    assert!(
+        wsgate::config::load(&file).is_ok(),
+        "loading does not read it"
+    );
+    for command in ["check", "serve"] {
+        let (code, stderr) = process::run(&[command, "-c", file.to_str().unwrap()]).await;
+        assert_eq!(code, 64, "{command}: {stderr}");
+        assert!(stderr.contains("gw.toml:3:14: cannot read "), "{stderr}");
+        assert!(!stderr.contains("listening"), "{stderr}");
+    }
+}
+
 #[test]
 fn missing_files_are_reported_where_they_are_named() {
     let error = error_of("[tls]\ncert = \"/nonexistent/cert.pem\"\n");

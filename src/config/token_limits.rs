@@ -5,7 +5,7 @@
 use crate::{
     matching::{
         HostPattern,
-        claim_rules::{canonical_host, covers},
+        claim_rules::{HostRefusal, canonical_host, covers},
         normalize_prefix, strip_prefix,
     },
     wire::{Expose, Service},
@@ -24,15 +24,49 @@ pub struct TokenLimits {
     pub egress: bool,
 }
 
+/// Why a token's limits refuse a claim.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// The token may not register a service of this name.
+    #[error("this token may not register a service named {name:?} (allowed: {})", allowed.join(", "))]
+    Name {
+        /// The service's name.
+        name: String,
+        /// The names the token may register.
+        allowed: Vec<String>,
+    },
+    /// The path lies under none of the token's prefixes.
+    #[error("this token may not expose {path} (allowed: {})", allowed.join(", "))]
+    Path {
+        /// The path claimed, canonical.
+        path: String,
+        /// The token's prefixes.
+        allowed: Vec<String>,
+    },
+    /// The host lies under none of the token's patterns.
+    #[error("this token may not expose host {host} (allowed: {})", joined(allowed))]
+    Host {
+        /// The host claimed, canonical.
+        host: HostPattern,
+        /// The token's patterns.
+        allowed: Vec<HostPattern>,
+    },
+    /// The path is not a path prefix.
+    #[error("{0}")]
+    BadPath(String),
+    /// The host is no host name an agent may claim.
+    #[error(transparent)]
+    BadHost(#[from] HostRefusal),
+}
+
 impl TokenLimits {
     /// Whether a service may be registered with this token; why not, otherwise.
-    pub fn allow(&self, service: &Service) -> Result<(), String> {
+    pub fn allow(&self, service: &Service) -> Result<(), TokenRefusal> {
         if let Some(names) = self.names.as_ref().filter(|n| !n.contains(&service.name)) {
-            return Err(format!(
-                "this token may not register a service named {:?} (allowed: {})",
-                service.name,
-                names.join(", ")
-            ));
+            return Err(TokenRefusal::Name {
+                name: service.name.clone(),
+                allowed: names.clone(),
+            });
         }
         match &service.expose {
             Expose::Path(path) => self.allow_path(path),
@@ -41,41 +75,46 @@ impl TokenLimits {
         }
     }
 
-    fn allow_path(&self, path: &str) -> Result<(), String> {
+    fn allow_path(&self, path: &str) -> Result<(), TokenRefusal> {
         let Some(paths) = &self.paths else {
             return Ok(());
         };
-        let path = normalize_prefix(path)?;
+        let path = normalize_prefix(path).map_err(TokenRefusal::BadPath)?;
         if paths
             .iter()
             .any(|prefix| strip_prefix(prefix, &path).is_some())
         {
             Ok(())
         } else {
-            Err(format!(
-                "this token may not expose {path} (allowed: {})",
-                paths.join(", ")
-            ))
+            Err(TokenRefusal::Path {
+                path,
+                allowed: paths.clone(),
+            })
         }
     }
 
     /// Whether the token's host patterns cover the host claim `host`; a wildcard claim must
     /// be covered whole (`*.a.office.example.com` under `*.office.example.com`).
-    fn allow_host(&self, host: &str) -> Result<(), String> {
+    fn allow_host(&self, host: &str) -> Result<(), TokenRefusal> {
         let Some(hosts) = &self.hosts else {
             return Ok(());
         };
-        let claim = canonical_host(host).map_err(|refusal| refusal.to_string())?;
+        let claim = canonical_host(host)?;
         if hosts.iter().any(|pattern| covers(pattern, &claim)) {
             Ok(())
         } else {
-            let allowed: Vec<String> = hosts.iter().map(ToString::to_string).collect();
-            Err(format!(
-                "this token may not expose host {claim} (allowed: {})",
-                allowed.join(", ")
-            ))
+            Err(TokenRefusal::Host {
+                host: claim,
+                allowed: hosts.clone(),
+            })
         }
     }
+}
+
+/// Host patterns as the refusal lists them.
+fn joined(patterns: &[HostPattern]) -> String {
+    let shown: Vec<String> = patterns.iter().map(ToString::to_string).collect();
+    shown.join(", ")
 }
 
 #[cfg(test)]
@@ -150,6 +189,16 @@ mod tests {
                 .allow(&service("vnc", Expose::Host("*.example.com".into())))
                 .is_err(),
             "a wildcard around the allowed pattern"
+        );
+        let refused = limits.allow(&service("db", Expose::Path("/office/db".into())));
+        let Err(TokenRefusal::Name { name, allowed }) = refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!((name.as_str(), allowed.len()), ("db", 2));
+        let refused = limits.allow(&service("api", Expose::Host("api.example.com".into())));
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "this token may not expose host api.example.com (allowed: *.office.example.com)"
         );
         assert!(
             TokenLimits::default()

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use crate::{
     config::{
-        ConfigError, Location,
+        AgentSettings, ConfigError, Location, NO_AGENT_TOKENS,
         route::{BridgeSpec, BridgeTarget, ProxySpec, RouteKind, RouteSpec, UpstreamSpec},
+        token_limits::TokenLimits,
     },
     connector::{AgentConnector, Connector, DialOptions, tls::TlsDial},
     handler::{
@@ -19,6 +20,7 @@ use crate::{
         proxy::{UpstreamServer, Upstreams},
     },
     router::Route,
+    secret::Secret,
 };
 
 /// The configured routes, live, in the order written.
@@ -42,6 +44,36 @@ pub fn route(spec: &RouteSpec, agent: Option<&AgentConnector>) -> Result<Route, 
         path: spec.path.clone(),
         handler,
     })
+}
+
+/// The agents' settings with `token_file`'s tokens read in after the listed ones, each
+/// without limits: loading only checked that the file exists. A file that cannot be read, or
+/// no token at all, is named at its place in the config.
+pub fn agent_tokens(mut settings: AgentSettings) -> Result<AgentSettings, ConfigError> {
+    let Some(file) = settings.token_file.take() else {
+        return Ok(settings);
+    };
+    let text = std::fs::read_to_string(&file.path).map_err(|e| ConfigError {
+        location: Some(file.at.clone()),
+        message: format!("cannot read {}: {e}", file.path.display()),
+    })?;
+    let read: Vec<Secret> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(Secret::new)
+        .collect();
+    if read.is_empty() && settings.tokens.is_empty() {
+        return Err(ConfigError {
+            location: Some(file.section),
+            message: NO_AGENT_TOKENS.into(),
+        });
+    }
+    let index = file.index.min(settings.tokens.len());
+    let unlimited = vec![TokenLimits::default(); read.len()];
+    settings.tokens.splice(index..index, read);
+    settings.limits.splice(index..index, unlimited);
+    Ok(settings)
 }
 
 fn dial_options(connect_timeout: std::time::Duration) -> DialOptions {
@@ -146,5 +178,44 @@ mod tests {
         let at = error.location.as_ref().expect("located");
         assert_eq!((at.file.as_str(), at.line, at.column), ("gw.toml", 2, 9));
         assert!(error.to_string().contains("ca.pem"), "{error}");
+    }
+
+    /// Loading checks that the agents' token file exists but does not read it: its tokens
+    /// arrive when the gateway assembles, between the listed and the limited ones, and a file
+    /// gone by then is named at its place in the config.
+    #[test]
+    fn the_agents_token_file_is_read_at_assembly_not_at_load() {
+        let dir = std::env::temp_dir().join(format!("wsgate-agent-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tokens");
+        std::fs::write(&file, "f1\n# a comment\n\n f2 \n").unwrap();
+        let text = "[agents]\ntoken_file = \"tokens\"\ntokens = [\"a\"]\n\
+                    [[agents.token]]\ntoken = \"l\"\nnames = [\"api\"]\n";
+        let config = validate::gateway("gw.toml", text, &dir).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = config.agents.expect("[agents]");
+        let shown = |tokens: &[crate::secret::Secret]| -> Vec<String> {
+            tokens.iter().map(|t| t.expose().to_string()).collect()
+        };
+        assert_eq!(
+            shown(&loaded.tokens),
+            ["a", "l"],
+            "the file is not read yet"
+        );
+        let assembled = super::agent_tokens(loaded.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(shown(&assembled.tokens), ["a", "f1", "f2", "l"]);
+        assert!(assembled.token_file.is_none());
+        let names: Vec<bool> = assembled.limits.iter().map(|l| l.names.is_some()).collect();
+        assert_eq!(
+            names,
+            [false, false, false, true],
+            "limits keep their token's index"
+        );
+
+        std::fs::remove_file(&file).unwrap();
+        let error = super::agent_tokens(loaded).expect_err("the file is gone by now");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let at = error.location.as_ref().expect("located");
+        assert_eq!((at.file.as_str(), at.line, at.column), ("gw.toml", 2, 14));
+        assert!(error.message.starts_with("cannot read "), "{error}");
     }
 }

@@ -122,7 +122,7 @@ pub fn check_path(
 
 /// How a claim lies against another: the same match, inside it, or around it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Nesting {
+pub enum Nesting {
     /// Both match exactly the same requests.
     Same,
     /// Everything the claim matches, the other matches too (`x.a.test` in `*.a.test`,

@@ -4,14 +4,16 @@
 //! the same trait, asynchronous and remote, which is why every method returns a future and
 //! every error may be "the store is unreachable".
 
+mod error;
 pub mod memory;
+
+pub use error::{Claim, ClaimError, GatewayRule, OwnName};
 
 use std::{future::Future, pin::Pin};
 
 use tokio::sync::broadcast;
 
-use crate::{matching::HostPattern, secret::Secret};
-use crate::{matching::claim_rules::HostRefusal, wire::Service};
+use crate::{matching::HostPattern, secret::Secret, wire::Service};
 
 /// A registry's answer, later: boxed, so that the trait stays object-safe (`Arc<dyn Registry>`)
 /// and an implementation may wait on a remote store.
@@ -111,40 +113,6 @@ pub enum Change {
         /// The session that took over.
         by: u64,
     },
-}
-
-/// Why a claim is refused; the text is what the agent is told.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClaimError {
-    /// The service's name breaks the naming rule.
-    #[error("{0}")]
-    Name(String),
-    /// The session holds the most services one may.
-    #[error("an agent registers at most {0} services")]
-    TooMany(usize),
-    /// The host is no host name an agent may claim.
-    #[error(transparent)]
-    Host(#[from] HostRefusal),
-    /// The gateway's rules for hosts, paths or ports refuse it.
-    #[error("{0}")]
-    Gateway(String),
-    /// The token's limits refuse it.
-    #[error("{0}")]
-    Token(String),
-    /// The service's local address is not one the gateway can reach it by.
-    #[error("{0}")]
-    Local(String),
-    /// Someone else holds it (named in the text), or it would take a configured route's
-    /// requests.
-    #[error("{0}")]
-    Held(String),
-    /// The session no longer holds its claims: they were released, or another session took
-    /// them over.
-    #[error("agent session {0} no longer holds its claims")]
-    NotHeld(u64),
-    /// The registry's store could not be reached: nothing was decided.
-    #[error("the claims registry is unreachable: {0}")]
-    Unreachable(String),
 }
 
 impl ClaimRequest {

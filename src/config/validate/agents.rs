@@ -5,7 +5,7 @@ use std::{net::IpAddr, time::Duration};
 
 use crate::{
     config::{
-        AgentSettings, ConfigError,
+        AgentSettings, ConfigError, TokenFile,
         ctx::Ctx,
         file::{AgentsFile, LimitedTokenFile, Sp},
         route::RouteSpec,
@@ -32,7 +32,12 @@ pub(super) fn agents(
         Some(path) => normalize_prefix(path.get_ref()).map_err(|e| ctx.error(path.span(), e))?,
         None => "/_wsgate/agent".to_string(),
     };
-    let mut tokens = listed_tokens(ctx, file)?;
+    let mut tokens = listed_tokens(file);
+    let token_file = file
+        .token_file
+        .as_ref()
+        .map(|written| token_file(ctx, written, value, tokens.len()))
+        .transpose()?;
     let hosts = zones::host_patterns(ctx, file.hosts.as_deref().unwrap_or_default())?;
     let paths = file
         .paths
@@ -45,11 +50,8 @@ pub(super) fn agents(
         tokens.push(Secret::new(entry.token.get_ref().clone()));
         limits.push(token_limits(ctx, entry, &hosts, paths.as_deref())?);
     }
-    if tokens.is_empty() {
-        return Err(ctx.error(
-            value.span(),
-            "expected agent tokens: `tokens = [\"…\"]` or `token_file = \"FILE\"` with at least one",
-        ));
+    if tokens.is_empty() && token_file.is_none() {
+        return Err(ctx.error(value.span(), crate::config::NO_AGENT_TOKENS));
     }
     let remote_ports = file
         .remote_ports
@@ -64,6 +66,7 @@ pub(super) fn agents(
         path,
         tokens,
         limits,
+        token_file,
         hosts,
         paths,
         gateway_names: zones::gateway_names(
@@ -121,32 +124,31 @@ fn port_range(text: &str) -> Option<std::ops::RangeInclusive<u16>> {
     (start > 0 && start <= end).then_some(start..=end)
 }
 
-/// The unlimited tokens: `tokens` as written, then `token_file`'s lines (blank lines and
-/// `#` comments skipped).
-fn listed_tokens(ctx: &Ctx<'_>, file: &AgentsFile) -> Result<Vec<Secret>, ConfigError> {
-    let mut tokens: Vec<Secret> = file
-        .tokens
+/// The unlimited tokens written in the config: `tokens`.
+fn listed_tokens(file: &AgentsFile) -> Vec<Secret> {
+    file.tokens
         .iter()
         .flat_map(|list| list.get_ref())
         .map(|t| Secret::new(t.get_ref().clone()))
-        .collect();
-    if let Some(token_file) = &file.token_file {
-        let path = ctx.existing_path(token_file, "token file")?;
-        crate::secret::file::warn_if_exposed("token file", &path);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            ctx.error(
-                token_file.span(),
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        tokens.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|line| !line.is_empty() && !line.starts_with('#'))
-                .map(Secret::new),
-        );
-    }
-    Ok(tokens)
+        .collect()
+}
+
+/// `token_file`: it must exist (and is warned about when others may read it), but loading
+/// does not read it: the gateway does, when it assembles. Its tokens go at `index`.
+fn token_file(
+    ctx: &Ctx<'_>,
+    written: &Sp<String>,
+    section: &Sp<AgentsFile>,
+    index: usize,
+) -> Result<TokenFile, ConfigError> {
+    let path = ctx.existing_path(written, "token file")?;
+    crate::secret::file::warn_if_exposed("token file", &path);
+    Ok(TokenFile {
+        path,
+        at: ctx.location(written.span()),
+        section: ctx.location(section.span()),
+        index,
+    })
 }
 
 /// `remote_ports`: a range of gateway ports agents may hold.

@@ -11,11 +11,12 @@ use std::{collections::HashMap, net::SocketAddr, sync::Mutex};
 use tokio::sync::broadcast;
 
 use super::{
-    Change, ClaimError, ClaimRequest, Claimed, Granted, Holder, Pending, PrivateClaim, Registry,
+    Change, Claim, ClaimError, ClaimRequest, Claimed, GatewayRule, Granted, Holder, Pending,
+    PrivateClaim, Registry,
 };
 use crate::{
     config::AgentSettings,
-    matching::HostPattern,
+    matching::{HostPattern, claim_rules::Nesting},
     wire::{Expose, Service},
 };
 use rules::Rules;
@@ -108,7 +109,10 @@ impl Memory {
     /// Decides one claim and records it.
     fn decide(&self, request: &ClaimRequest) -> Result<Granted, ClaimError> {
         let (who, service) = (&request.holder, &request.service);
-        crate::wire::names::check("service", &service.name).map_err(ClaimError::Name)?;
+        crate::wire::names::check("service", &service.name).map_err(|reason| {
+            let name = service.name.clone();
+            ClaimError::Name { name, reason }
+        })?;
         let mut state = self.state();
         let held = state
             .sessions
@@ -152,32 +156,31 @@ impl Memory {
         who: &Holder,
         service: &Service,
     ) -> Result<Granted, ClaimError> {
-        let refuse = |why: String| Err(ClaimError::Gateway(why));
+        let refuse = |rule: GatewayRule| Err(ClaimError::Gateway(rule));
         if !service.local.starts_with("tcp://") {
-            return refuse("only tcp:// services can have a remote port".into());
+            return refuse(GatewayRule::PortNeedsTcp(port));
         }
         let Some(allowed) = &self.rules.remote_ports else {
-            return refuse("this gateway opens no ports for agents ([agents] remote_ports)".into());
+            return refuse(GatewayRule::NoPorts(port));
         };
         if !allowed.contains(&port) {
-            let (start, end) = (allowed.start(), allowed.end());
-            return refuse(format!(
-                "port {port} is outside the allowed range {start}-{end}"
-            ));
+            let allowed = allowed.clone();
+            return refuse(GatewayRule::PortOutside { port, allowed });
         }
         let mut previous = None;
         if let Some((current, held)) = state.ports.get(&port) {
             previous = Some(current.session).filter(|&s| s != who.session);
             if current.agent != who.agent || current.token != who.token {
-                let holder = &current.agent;
-                return Err(ClaimError::Held(format!(
-                    "port {port} is held by agent {holder:?}"
-                )));
+                return Err(ClaimError::Held {
+                    what: Claim::Port(port),
+                    holder: current.clone(),
+                    held: Box::new(Claim::Port(port)),
+                    relation: Nesting::Same,
+                });
             }
             if current.session == who.session && *held != service.name {
-                return Err(ClaimError::Held(format!(
-                    "port {port} is already this agent's service {held:?}"
-                )));
+                let service = held.clone();
+                return Err(ClaimError::PortInUse { port, service });
             }
         }
         state
@@ -267,10 +270,13 @@ fn claim_private(
     for (other, held) in others {
         if held.private.iter().any(|p| p.name == service.name) {
             if held.holder.agent != who.agent || held.holder.token != who.token {
-                return Err(ClaimError::Held(format!(
-                    "private service {:?} is held by agent {:?} (agent {other})",
-                    service.name, held.holder.agent
-                )));
+                let what = Claim::Private(service.name.clone());
+                return Err(ClaimError::Held {
+                    held: Box::new(what.clone()),
+                    what,
+                    holder: held.holder.clone(),
+                    relation: Nesting::Same,
+                });
             }
             held.private.retain(|p| p.name != service.name);
             taken.push(*other);

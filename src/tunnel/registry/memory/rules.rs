@@ -10,12 +10,11 @@ use crate::{
     matching::{
         HostPattern,
         claim_rules::{
-            ConfiguredPath, NO_HOST_CLAIMS, Nesting, canonical_host, check_path, covers,
-            host_nesting, path_nesting,
+            ConfiguredPath, Nesting, canonical_host, check_path, covers, host_nesting, path_nesting,
         },
         normalize_prefix,
     },
-    tunnel::registry::{ClaimError, ClaimRequest, Holder},
+    tunnel::registry::{Claim, ClaimError, ClaimRequest, GatewayRule, Holder, OwnName},
     wire::{Expose, Service},
 };
 
@@ -50,45 +49,33 @@ impl Rules {
             Expose::Port(_) | Expose::Private(_) => {}
         }
         let limits = self.limits.get(request.holder.token).cloned();
-        limits
-            .unwrap_or_default()
-            .allow(service)
-            .map_err(ClaimError::Token)
+        Ok(limits.unwrap_or_default().allow(service)?)
     }
 
     /// A host name (never an IP literal or localhost) under `[agents] hosts`, and not the name
     /// the agent reached the gateway by nor one of the gateway's own.
     fn allow_host(&self, host: &str, reached_by: Option<&str>) -> Result<(), ClaimError> {
-        let claim = canonical_host(host)?;
-        let refuse = |why: String| Err(ClaimError::Gateway(why));
+        let host = canonical_host(host)?;
+        let refuse = |rule: GatewayRule| Err(ClaimError::Gateway(rule));
         if self.hosts.is_empty() {
-            return refuse(NO_HOST_CLAIMS.into());
+            return refuse(GatewayRule::NoHostZone(host));
         }
-        if !self.hosts.iter().any(|pattern| covers(pattern, &claim)) {
-            let allowed: Vec<String> = self.hosts.iter().map(ToString::to_string).collect();
-            return refuse(format!(
-                "host {claim} is not under this gateway's [agents] hosts ({})",
-                allowed.join(", ")
-            ));
+        if !self.hosts.iter().any(|pattern| covers(pattern, &host)) {
+            let zones = self.hosts.clone();
+            return refuse(GatewayRule::HostOutside { host, zones });
         }
-        if let Some(reached) = reached_by.filter(|name| claim.matches(name)) {
-            return refuse(format!(
-                "host {claim} would take {reached}, the name this agent reached the gateway by"
-            ));
+        if let Some(reached) = reached_by.filter(|name| host.matches(name)) {
+            let name = reached.to_string();
+            return refuse(GatewayRule::ReachedBy { host, name });
         }
         let own_names = [
-            (
-                &self.certificate_names,
-                "a name on the gateway's TLS certificate",
-            ),
-            (
-                &self.gateway_names,
-                "the gateway's own name ([agents] gateway_names)",
-            ),
+            (&self.certificate_names, OwnName::Certificate),
+            (&self.gateway_names, OwnName::GatewayNames),
         ];
-        for (names, what) in own_names {
-            if let Some(name) = names.iter().find(|name| claim.matches(name)) {
-                return refuse(own_name(&claim, name, what));
+        for (names, of) in own_names {
+            if let Some(name) = names.iter().find(|name| host.matches(name)) {
+                let name = name.clone();
+                return refuse(GatewayRule::OwnName { host, name, of });
             }
         }
         Ok(())
@@ -97,7 +84,7 @@ impl Rules {
     /// Within `[agents] paths` when set, and off every configured route not carved into a
     /// zone (`matching::claim_rules::check_path`).
     fn allow_path(&self, path: &str) -> Result<(), ClaimError> {
-        let claim = normalize_prefix(path).map_err(ClaimError::Gateway)?;
+        let claim = normalize_prefix(path).map_err(|reason| bad_path(path, reason))?;
         let configured: Vec<ConfiguredPath<'_>> = self
             .configured
             .iter()
@@ -108,7 +95,7 @@ impl Rules {
             })
             .collect();
         check_path(&claim, self.paths.as_deref(), &configured)
-            .map_err(|refusal| ClaimError::Gateway(refusal.to_string()))
+            .map_err(|refusal| ClaimError::Gateway(refusal.into()))
     }
 
     /// A host claim overlapping a host a configured route names would take its requests (a
@@ -124,11 +111,10 @@ impl Rules {
                 .is_some_and(|named| host_nesting(claimed, named).is_some())
         });
         match shadowed {
-            Some(route) => Err(ClaimError::Held(format!(
-                "{} would take requests from the configured route {:?}",
-                claim.describe(),
-                route.name
-            ))),
+            Some(route) => Err(ClaimError::Gateway(GatewayRule::Configured {
+                what: claim.claim(),
+                route: route.name.clone(),
+            })),
             None => Ok(()),
         }
     }
@@ -137,16 +123,13 @@ impl Rules {
 /// What a route claim matches: a path prefix, or a host (every path on it).
 pub(super) fn route_match(service: &Service) -> Result<HeldRoute, ClaimError> {
     let (host, path) = match &service.expose {
-        Expose::Path(path) => (None, normalize_prefix(path).map_err(ClaimError::Gateway)?),
+        Expose::Path(path) => {
+            let prefix = normalize_prefix(path).map_err(|reason| bad_path(path, reason))?;
+            (None, prefix)
+        }
         Expose::Host(host) => (Some(canonical_host(host)?), "/".to_string()),
-        Expose::Port(port) => {
-            let why = format!("port {port} is a listener, not a route");
-            return Err(ClaimError::Gateway(why));
-        }
-        Expose::Private(_) => {
-            let why = "a private service is not a route".to_string();
-            return Err(ClaimError::Gateway(why));
-        }
+        Expose::Port(port) => return Err(GatewayRule::NotARoute(*port).into()),
+        Expose::Private(_) => return Err(GatewayRule::PrivateNotARoute.into()),
     };
     Ok(HeldRoute {
         service: service.name.clone(),
@@ -164,7 +147,10 @@ pub(super) fn check_local(service: &Service) -> Result<(), ClaimError> {
         .local
         .parse::<UpstreamUrl>()
         .map(drop)
-        .map_err(ClaimError::Local)
+        .map_err(|reason| ClaimError::Local {
+            local: service.local.clone(),
+            reason,
+        })
 }
 
 /// The other sessions holding a route that `claim` matches or nests with: why not, naming the
@@ -184,16 +170,12 @@ pub(super) fn stale_sessions<'h>(
             continue;
         };
         if other.agent != who.agent || other.token != who.token {
-            let (ours, theirs, holder) = (claim.describe(), theirs.describe(), &other.agent);
-            return Err(ClaimError::Held(match nesting {
-                Nesting::Same => format!("{ours} is held by agent {holder:?}"),
-                Nesting::Inside => {
-                    format!("{ours} nests inside {theirs}, held by agent {holder:?}")
-                }
-                Nesting::Around => {
-                    format!("{ours} nests around {theirs}, held by agent {holder:?}")
-                }
-            }));
+            return Err(ClaimError::Held {
+                what: claim.claim(),
+                holder: other.clone(),
+                held: Box::new(theirs.claim()),
+                relation: nesting,
+            });
         }
         stale.push(other.session);
     }
@@ -210,22 +192,23 @@ fn nesting(claim: &HeldRoute, held: &HeldRoute) -> Option<Nesting> {
     }
 }
 
-/// Why a host claim equal to, or a wildcard covering, one of the gateway's own names is
-/// refused; `what` says where the name comes from.
-fn own_name(claim: &HostPattern, name: &str, what: &str) -> String {
-    match claim {
-        HostPattern::Exact(_) => format!("host {claim} is {what}"),
-        HostPattern::Wildcard(_) => format!("host {claim} covers {name}, {what}"),
-    }
+/// A path claim that is no path prefix.
+fn bad_path(path: &str, reason: String) -> ClaimError {
+    let path = path.to_string();
+    ClaimError::Gateway(GatewayRule::BadPath { path, reason })
 }
 
 impl HeldRoute {
+    /// What the route claims, as refusals name it.
+    pub(super) fn claim(&self) -> Claim {
+        Claim::Route {
+            host: self.host.clone(),
+            path: self.path.clone(),
+        }
+    }
+
     /// What the claim is shown as: its host, its path, or both.
     pub(super) fn describe(&self) -> String {
-        match &self.host {
-            Some(host) if self.path == "/" => host.to_string(),
-            Some(host) => format!("{host}{}", self.path),
-            None => self.path.clone(),
-        }
+        self.claim().to_string()
     }
 }

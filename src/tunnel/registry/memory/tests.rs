@@ -9,8 +9,11 @@ use super::{ConfiguredRoute, Memory};
 use crate::{
     config::AgentSettings,
     matching::HostPattern,
+    matching::claim_rules::{Nesting, PathRefusal},
     secret::Secret,
-    tunnel::registry::{Change, ClaimError, ClaimRequest, Claimed, Holder, Registry},
+    tunnel::registry::{
+        Change, Claim, ClaimError, ClaimRequest, Claimed, GatewayRule, Holder, Registry,
+    },
     wire::{Expose, Service},
 };
 
@@ -19,6 +22,7 @@ fn registry() -> Memory {
         path: "/_wsgate/agent".into(),
         tokens: vec![Secret::new("a"), Secret::new("b")],
         limits: vec![Default::default(), Default::default()],
+        token_file: None,
         hosts: vec![HostPattern::parse("*.tunnel.test").unwrap()],
         paths: None,
         gateway_names: Vec::new(),
@@ -95,7 +99,10 @@ async fn the_same_agent_and_token_take_their_stale_claims_over() {
         .unwrap();
     // Another token under the same name is someone else.
     let refused = claim(&registry, holder(2, "office", 1), app.clone()).await;
-    assert!(matches!(refused, Err(ClaimError::Held(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ClaimError::Held { .. })),
+        "{refused:?}"
+    );
     let request = ClaimRequest::new(holder(3, "office", 0), app);
     let granted = registry.claim(&request).await.unwrap();
     assert_eq!(granted.replaced, [1]);
@@ -243,4 +250,84 @@ async fn a_refused_claim_takes_nothing_from_the_holder_and_gives_nothing_to_rene
         .unwrap_err();
     assert!(renews(&registry, 1).await);
     assert!(!renews(&registry, 2).await, "it was granted nothing");
+}
+
+fn route(path: &str) -> Claim {
+    Claim::Route {
+        host: None,
+        path: path.into(),
+    }
+}
+
+#[tokio::test]
+async fn refusals_carry_the_claim_the_holder_and_the_rule_as_data() {
+    let registry = registry();
+    let app = service("app", Expose::Path("/app".into()));
+    claim(&registry, holder(1, "office", 0), app.clone())
+        .await
+        .unwrap();
+    let around = service("all", Expose::Path("/".into()));
+    match claim(&registry, holder(2, "mallory", 0), around).await {
+        Err(ClaimError::Held {
+            what,
+            holder,
+            held,
+            relation,
+        }) => {
+            assert_eq!(holder.agent, "office");
+            assert_eq!(holder.session, 1);
+            assert_eq!((what, *held), (route("/"), route("/app")));
+            assert_eq!(relation, Nesting::Around);
+        }
+        other => panic!("{other:?}"),
+    }
+    let ssh = port_service("ssh", 20004);
+    claim(&registry, holder(1, "office", 0), ssh.clone())
+        .await
+        .unwrap();
+    match claim(&registry, holder(2, "mallory", 0), ssh).await {
+        Err(ClaimError::Held { what, holder, .. }) => {
+            assert_eq!(
+                (what, holder.agent.as_str()),
+                (Claim::Port(20004), "office")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let refused = claim(&registry, holder(2, "mallory", 0), port_service("x", 30000)).await;
+    let Err(ClaimError::Gateway(GatewayRule::PortOutside { port, allowed })) = refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!((port, allowed), (30000, 20000..=20010));
+    let configured = service("vnc", Expose::Path("/vnc/x".into()));
+    let refused = claim(&registry, holder(2, "mallory", 0), configured).await;
+    let Err(ClaimError::Gateway(GatewayRule::Path(PathRefusal::Configured { claim, route }))) =
+        refused
+    else {
+        panic!("{refused:?}");
+    };
+    assert_eq!((claim.as_str(), route.as_str()), ("/vnc/x", "vnc"));
+}
+
+#[tokio::test]
+async fn a_private_name_held_by_another_agent_names_its_session_in_the_text() {
+    let registry = registry();
+    let db = service("db", Expose::Private(Secret::new("s")));
+    claim(&registry, holder(4, "lab", 0), db.clone())
+        .await
+        .unwrap();
+    let refused = claim(&registry, holder(5, "mallory", 0), db)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "private service \"db\" is held by agent \"lab\" (agent 4)"
+    );
+    let ClaimError::Held { what, holder, .. } = refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(
+        (what, holder.agent.as_str()),
+        (Claim::Private("db".into()), "lab")
+    );
 }
