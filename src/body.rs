@@ -46,12 +46,6 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 
 /// Decodes `%xx` escapes; malformed escapes are kept as written. (`+` stays `+`: it means a
 /// space only in form bodies.)
-///
-/// ```
-/// use wsgate::body::percent_decode;
-/// assert_eq!(percent_decode("a%20b%2e%2E"), "a b..");
-/// assert_eq!(percent_decode("a%2"), "a%2");
-/// ```
 pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -73,4 +67,16 @@ pub fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_decoded_and_malformed_ones_kept() {
+        assert_eq!(percent_decode("a%20b%2e%2E"), "a b..");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz+"), "%zz+");
+    }
 }

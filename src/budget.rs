@@ -3,21 +3,8 @@
 //! gateway: a hundred connections each under its cap still add up. So every buffer a client or
 //! an agent can make the gateway fill is charged here before it is filled, and the charge is
 //! given back when the buffer is (on drop, so no path can forget it).
-//!
-//! ```
-//! use wsgate::budget::Budget;
-//! let budget = Budget::new("example", 100);
-//! let mut first = budget.try_charge(60).expect("60 of 100 is free");
-//! assert!(budget.try_charge(50).is_none(), "60 + 50 is over 100");
-//! assert!(first.try_grow(40));
-//! assert_eq!(budget.used(), 100);
-//! drop(first);
-//! assert_eq!(budget.used(), 0);
-//! ```
 
 pub mod descriptors;
-
-use std::time::Duration;
 
 use std::{
     fmt,
@@ -25,6 +12,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
 /// The gateway's budgets, built once from `[limits]` and shared by every connection.
@@ -217,6 +205,17 @@ impl Default for Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn charges_stop_at_the_limit_and_come_back_on_drop() {
+        let budget = Budget::new("example", 100);
+        let mut first = budget.try_charge(60).expect("60 of 100 is free");
+        assert!(budget.try_charge(50).is_none(), "60 + 50 is over 100");
+        assert!(first.try_grow(40));
+        assert_eq!(budget.used(), 100);
+        drop(first);
+        assert_eq!(budget.used(), 0);
+    }
 
     #[test]
     fn charges_never_pass_the_limit_and_come_back() {

@@ -132,12 +132,6 @@ pub fn check<B>(req: &Request<B>) -> Result<WebSocketRequest, HandshakeError> {
 }
 
 /// `Sec-WebSocket-Accept` for a key.
-///
-/// ```
-/// // The example from RFC 6455 §1.3.
-/// let accept = wsgate::handshake::accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
-/// assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-/// ```
 pub fn accept_key(key: &[u8]) -> String {
     let mut sha1 = sha1_smol::Sha1::new();
     sha1.update(key);
@@ -176,6 +170,13 @@ impl WebSocketRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_accept_key_is_rfc_6455s_example() {
+        // RFC 6455 §1.3.
+        let accept = accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
 
     fn request(edit: impl FnOnce(&mut http::request::Builder)) -> Request<()> {
         let mut builder = Request::get("/")

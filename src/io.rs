@@ -60,7 +60,7 @@ pub(crate) fn is_budget_close(code: u16, reason: &str) -> bool {
 pub(crate) const COPY_BYTES: usize = 60 * 1024;
 
 /// Copies both ways between a tunnel stream and a socket (or another stream) until both
-/// sides have ended, with [`COPY_BYTES`] buffers; the bytes each way (`a` to `b` first).
+/// sides have ended, with `COPY_BYTES` buffers; the bytes each way (`a` to `b` first).
 pub async fn splice<A, B>(a: &mut A, b: &mut B) -> std::io::Result<(u64, u64)>
 where
     A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + ?Sized,

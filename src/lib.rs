@@ -8,47 +8,47 @@
 //!
 //! - [`gateway`], [`agent`], [`pipe`]: the processes — the gateway (specs assembled into live
 //!   routes, connectors and listeners; lifetime; remote ports), `wsgate agent`, `wsgate pipe`.
-//! - [`front`]: where connections arrive — listeners and the one accept loop, TLS, the request
+//! - `front`: where connections arrive — listeners and the one accept loop, TLS, the request
 //!   checks, the HTTP/1.1 service.
 //! - [`router`]: the route table and its precedence.
 //! - [`handler`], [`tunnel`]: bridge, proxy and static files; the agents' hub (sessions, the
 //!   claims registry, live/gone events, egress for agents).
-//! - [`connector`], [`egress`], [`client`]: the whole dial behind one
+//! - [`connector`], `egress`, `client`: the whole dial behind one
 //!   [`connector::Stream`]; the egress dial and datagrams; the WebSocket dialler.
 //! - [`session`]: the tunnel session, yamux over a WebSocket, with its stream budgets.
 //! - [`config`]: plain data — specs loaded from TOML, websockify's argv or an agent's URL
 //!   forms, validated; builds nothing live.
 //! - [`wire`]: the tunnel protocol's messages, pure encode/decode.
-//! - Leaf primitives: [`units`], [`secret`], [`log_escape`], [`shutdown`], [`budget`], [`tls`],
-//!   [`access_log`], [`io`] (the byte pumps), [`body`], [`handshake`], [`hop`], [`matching`],
-//!   and [`refusal`], the one table of how each failure is refused.
+//! - Leaf primitives: [`units`], [`secret`], `log_escape`, [`shutdown`], `budget`, `tls`,
+//!   `access_log`, [`io`] (the byte pumps), `body`, `handshake`, `hop`, [`matching`],
+//!   and `refusal`, the one table of how each failure is refused.
 //! - `fuzzing` (hidden): entry points to private decoders for the targets in `fuzz/`.
 
 pub(crate) mod access_log;
 pub mod agent;
-pub mod body;
-pub mod budget;
-pub mod client;
+pub(crate) mod body;
+pub(crate) mod budget;
+pub(crate) mod client;
 pub mod config;
 pub mod connector;
-pub mod egress;
-pub mod front;
+pub(crate) mod egress;
+pub(crate) mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
 pub mod handler;
-pub mod handshake;
-pub mod hop;
+pub(crate) mod handshake;
+pub(crate) mod hop;
 pub mod io;
-pub mod log_escape;
+pub(crate) mod log_escape;
 pub mod matching;
 pub mod pipe;
-pub mod refusal;
+pub(crate) mod refusal;
 pub mod router;
 pub mod secret;
 pub mod session;
 pub mod shutdown;
-pub mod tls;
+pub(crate) mod tls;
 pub mod tunnel;
 pub mod units;
 pub mod wire;

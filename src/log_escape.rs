@@ -15,12 +15,6 @@ pub(crate) const MAX_LOGGED_CHARS: usize = 256;
 /// A value shown with control characters, backslashes, double quotes and other non-printable
 /// characters escaped (`\n`, `\"`, `\\`, `\u{1b}`, `\u{9b}`), and cut after
 /// [`MAX_LOGGED_CHARS`] characters with `…`.
-///
-/// ```
-/// use wsgate::log_escape::Escaped;
-/// assert_eq!(Escaped("a\nFAKE \u{1b}[31m").to_string(), r"a\nFAKE \u{1b}[31m");
-/// assert_eq!(Escaped("/ok/path").to_string(), "/ok/path");
-/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Escaped<T>(pub T);
 
@@ -71,6 +65,15 @@ impl Write for EscapingWriter<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_plain_text_kept() {
+        assert_eq!(
+            Escaped("a\nFAKE \u{1b}[31m").to_string(),
+            r"a\nFAKE \u{1b}[31m"
+        );
+        assert_eq!(Escaped("/ok/path").to_string(), "/ok/path");
+    }
 
     #[test]
     fn escapes_what_could_forge_or_hide_a_line() {

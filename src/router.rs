@@ -12,7 +12,7 @@
 //! ([`normalize_path`](crate::matching::normalize_path)), which is also what handlers and
 //! upstreams receive. A path an upstream may read otherwise (`/admin;x/secret`,
 //! `/admin%2Fsecret`: [`lenient_readings`]) is refused when that reading would select another
-//! route ([`Router::find_unambiguous`]).
+//! route (`Router::find_unambiguous`).
 
 use std::sync::Arc;
 

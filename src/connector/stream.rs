@@ -67,7 +67,7 @@ impl Stream {
     }
 }
 
-/// The reading half. It reads without a buffer of its own: [`read_chunk`](Self::read_chunk)
+/// The reading half. It reads without a buffer of its own: `read_chunk`
 /// waits for a socket to be readable and only then brings a buffer, so an idle connection
 /// holds none.
 #[derive(Debug)]

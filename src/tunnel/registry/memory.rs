@@ -30,7 +30,7 @@ const CHANGE_BACKLOG: usize = 1024;
 
 /// A configured route as claims see it: what it matches, and its name for refusals.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ConfiguredRoute {
+pub struct ConfiguredRoute {
     /// Its name.
     pub name: String,
     /// Its host, if any.
