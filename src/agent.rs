@@ -99,6 +99,8 @@ pub async fn run(plan: AgentPlan, shutdown: &Shutdown, grace: Duration) -> Resul
     for listener in listeners {
         let _ = listener.await;
     }
+    // The gateway sessions stay up while streams drain, so a visitor's stream the gateway
+    // opens meanwhile is still served (and tracked): the grace period bounds those too.
     let open = shutdown.tracker.len();
     tracing::info!(grace = ?grace, open, "shutdown started: draining open streams");
     if shutdown.drain(grace).await {
