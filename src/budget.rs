@@ -85,6 +85,7 @@ impl Budget {
     }
 
     /// Charges `bytes`, or `None` (and nothing charged) when that would pass the limit.
+    #[inline]
     pub fn try_charge(self: &Arc<Self>, bytes: usize) -> Option<Charge> {
         self.take(bytes).then(|| Charge {
             budget: self.clone(),
@@ -128,11 +129,13 @@ impl Charge {
     }
 
     /// Bytes held.
+    #[inline]
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// Holds `more` bytes too; false (and nothing more held) when the budget has no room.
+    #[inline]
     pub fn try_grow(&mut self, more: usize) -> bool {
         let grown = self.budget.take(more);
         if grown {
@@ -148,6 +151,7 @@ impl Charge {
     }
 
     /// Gives everything back, keeping the charge for later growth.
+    #[inline]
     pub(crate) fn release(&mut self) {
         // Called on every read of a metered connection: no atomic write when nothing is held.
         if self.bytes > 0 {

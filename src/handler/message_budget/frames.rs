@@ -62,6 +62,7 @@ impl FrameTracker {
 
     /// Walks `bytes`: skips payload, reads each header that starts here (they never straddle
     /// two scans: a cut header is held back and scanned again whole).
+    #[inline]
     pub(super) fn scan(&mut self, bytes: &[u8]) -> Scan {
         let mut at = 0;
         while at < bytes.len() {
@@ -91,6 +92,7 @@ impl FrameTracker {
 
     /// Charges a data frame's payload (a ping's to the unanswered count); false when the
     /// budget has no room.
+    #[inline]
     fn admit(&mut self, header: &Header) -> bool {
         self.ends_message = false;
         if header.opcode >= 0x8 {
@@ -130,6 +132,8 @@ impl FrameTracker {
         self.assembling.try_grow(more)
     }
 
+    #[inline]
+
     fn frame_done(&mut self) {
         if self.ends_message {
             // The decoder hands the whole message on now; it stays charged until the reader
@@ -141,6 +145,7 @@ impl FrameTracker {
     }
 
     /// Bytes written mean the peer reads: as many of the pongs it was owed are on the way.
+    #[inline]
     pub(super) fn note_write(&mut self, written: &Poll<io::Result<usize>>) {
         if let Poll::Ready(Ok(n)) = written {
             self.unanswered_ping_bytes = self.unanswered_ping_bytes.saturating_sub(*n);
@@ -161,6 +166,7 @@ struct Header {
 
 impl Header {
     /// Parses a header at the start of `bytes`; `None` until all of it is there.
+    #[inline]
     fn parse(bytes: &[u8]) -> Option<Header> {
         let (&first, &second) = (bytes.first()?, bytes.get(1)?);
         let mask = if second & 0x80 != 0 { 4 } else { 0 };
