@@ -133,7 +133,6 @@ impl FrameTracker {
     }
 
     #[inline]
-
     fn frame_done(&mut self) {
         if self.ends_message {
             // The decoder hands the whole message on now; it stays charged until the reader
