@@ -32,12 +32,13 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use http::HeaderValue;
 
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// A header map from name/value pairs, for the tests of every layer that rewrites headers.
+    pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         pairs
             .iter()
             .map(|(k, v)| {
